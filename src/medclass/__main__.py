@@ -1,0 +1,3 @@
+from medclass.cli import main
+
+main()

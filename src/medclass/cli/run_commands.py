@@ -1,0 +1,1 @@
+"""Model commands: train, evaluate, predict, demo."""

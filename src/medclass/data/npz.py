@@ -1,0 +1,160 @@
+"""MedMNIST-style `.npz` files: keys `{train,val,test}_images` and `{train,val,test}_labels`."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medclass.data.base import DEFAULT_TASK, SPLITS, ImageDataset, Reader, Sample
+from medclass.errors import DataError
+
+MEDMNIST_PREFIX = "medmnist:"
+
+
+class NpzReader(Reader):
+    name = "npz"
+
+    def can_read(self, spec: str) -> bool:
+        return spec.lower().endswith(".npz")
+
+    def read(self, spec: str, **options) -> ImageDataset:
+        return read_npz(Path(spec))
+
+
+class MedMNISTReader(Reader):
+    """`medmnist:NAME[@SIZE]`: a local file when one exists, else the `medmnist` package's download."""
+
+    name = "medmnist"
+
+    def can_read(self, spec: str) -> bool:
+        return spec.lower().startswith(MEDMNIST_PREFIX)
+
+    def read(self, spec: str, data_root: str | None = None, download: bool = True, **options) -> ImageDataset:
+        flag, size = parse_medmnist_spec(spec)
+        return read_npz(locate_medmnist(flag, size, data_root, download), flag=flag)
+
+
+def read_npz(path: Path, flag: str | None = None) -> ImageDataset:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected a MedMNIST-style .npz)")
+    try:
+        archive = np.load(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
+    with archive:
+        present = [s for s in SPLITS if f"{s}_images" in archive.files]
+        if not present:
+            raise DataError(f"{path}: expected keys train_images/train_labels (and val_*, test_*); "
+                            f"found {', '.join(archive.files) or 'no arrays'}")
+        arrays, labels = {}, {}
+        for split in present:
+            if f"{split}_labels" not in archive.files:
+                raise DataError(f"{path}: has {split}_images but no {split}_labels")
+            arrays[split] = _as_images(archive[f"{split}_images"], path, f"{split}_images")
+            labels[split] = _as_class_indices(archive[f"{split}_labels"], path, f"{split}_labels", len(arrays[split]))
+
+    flag = flag or path.stem.split("_")[0].lower()
+    n_classes = int(max(lab.max() for lab in labels.values())) + 1
+    classes = medmnist_class_names(flag, n_classes)
+    samples = [Sample(source=f"{path}#{split}/{i}", labels={DEFAULT_TASK: classes[int(y)]}, split=split)
+               for split in present for i, y in enumerate(labels[split])]
+
+    def load(sample: Sample) -> Image.Image:
+        split, index = sample.source.rsplit("#", 1)[1].split("/")
+        return Image.fromarray(arrays[split][int(index)])
+
+    return ImageDataset(name=path.name, samples=samples, tasks={DEFAULT_TASK: classes}, loader=load,
+                        meta={"format": "npz", "path": str(path), "medmnist_flag": flag})
+
+
+def _as_images(images: np.ndarray, path: Path, key: str) -> np.ndarray:
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+        raise DataError(f"{path}: {key} has shape {images.shape}; expected (N, H, W) or (N, H, W, 3)")
+    if images.dtype != np.uint8:
+        lo, hi = float(images.min()), float(images.max())
+        scale = 255.0 if hi <= 1.0 and lo >= 0.0 else 255.0 / max(hi - lo, 1e-12)
+        images = ((images - (0.0 if hi <= 1.0 and lo >= 0.0 else lo)) * scale).clip(0, 255).astype(np.uint8)
+    return images
+
+
+def _as_class_indices(labels: np.ndarray, path: Path, key: str, n_images: int) -> np.ndarray:
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise DataError(f"{path}: {key} has shape {labels.shape}: multi-label npz files are not supported yet; "
+                        "expected one class index per image, shape (N,) or (N, 1)")
+    labels = labels.reshape(-1)
+    if len(labels) != n_images:
+        raise DataError(f"{path}: {key} has {len(labels)} labels for {n_images} images")
+    if labels.size and (labels.min() < 0 or not np.all(np.equal(np.mod(labels, 1), 0))):
+        raise DataError(f"{path}: {key} must hold non-negative integer class indices")
+    return labels.astype(np.int64)
+
+
+def medmnist_class_names(flag: str, n_classes: int) -> list[str]:
+    """Class names from the medmnist package's INFO table when the file is a known MedMNIST set."""
+    try:
+        from medmnist.info import INFO
+    except ImportError:
+        INFO = {}
+    info = INFO.get(flag)
+    if info and len(info["label"]) == n_classes:
+        return [info["label"][str(i)] for i in range(n_classes)]
+    return [str(i) for i in range(n_classes)]
+
+
+def parse_medmnist_spec(spec: str) -> tuple[str, int]:
+    body = spec[len(MEDMNIST_PREFIX):].strip().lower()
+    flag, _, size = body.partition("@")
+    if not flag:
+        raise DataError(f"{spec!r}: expected medmnist:NAME or medmnist:NAME@SIZE, e.g. medmnist:bloodmnist@64")
+    if size and (not size.isdigit() or int(size) not in (28, 64, 128, 224)):
+        raise DataError(f"{spec!r}: size must be one of 28, 64, 128, 224; got {size!r}")
+    return flag, int(size or 28)
+
+
+def medmnist_file_name(flag: str, size: int) -> str:
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
+def medmnist_search_dirs(data_root: str | None) -> list[Path]:
+    dirs = [Path(d) for d in (data_root, os.environ.get("MEDMNIST_ROOT")) if d]
+    return dirs + [Path("~/.medmnist").expanduser()]
+
+
+def locate_medmnist(flag: str, size: int, data_root: str | None = None, download: bool = True) -> Path:
+    name = medmnist_file_name(flag, size)
+    dirs = medmnist_search_dirs(data_root)
+    for directory in dirs:
+        for candidate in (directory / name, directory / flag / name):
+            if candidate.is_file():
+                return candidate
+    looked = ", ".join(str(d) for d in dirs)
+    if not download:
+        raise DataError(f"medmnist:{flag}@{size}: {name} not found in {looked}; "
+                        "pass --data-root DIR or set MEDMNIST_ROOT to the folder holding it")
+    return _download_medmnist(flag, size, dirs[0], looked)
+
+
+def _download_medmnist(flag: str, size: int, root: Path, looked: str) -> Path:
+    try:
+        import medmnist
+        from medmnist.info import INFO
+    except ImportError:
+        raise DataError(f"medmnist:{flag}: not found in {looked}, and the medmnist package (needed to download) "
+                        "is not installed: pip install medmnist") from None
+    if flag not in INFO:
+        raise DataError(f"medmnist:{flag}: unknown dataset; known: {', '.join(sorted(INFO))}")
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        dataset_class = getattr(medmnist, INFO[flag]["python_class"])
+        dataset_class(split="train", download=True, size=size, root=str(root))
+    except Exception as exc:  # the package raises bare RuntimeError/URLError/OSError when offline
+        raise DataError(f"medmnist:{flag}@{size}: {medmnist_file_name(flag, size)} not found in {looked}, and the "
+                        f"download failed ({exc.__class__.__name__}). Offline? Put the file in one of those folders "
+                        "or pass --data-root DIR") from None
+    return root / medmnist_file_name(flag, size)
