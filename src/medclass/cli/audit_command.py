@@ -1,1 +1,133 @@
-"""`medclass audit`."""
+"""`medclass audit`: find duplicates, leaks, masks and class-dependent image formats in a dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medclass.cli import app, user_errors
+from medclass.cli.options import (DataRoot, ImageCol, LabelCol, Mapping, Negative, PatientCol, PatientPattern,
+                                  Positive, SplitCol, Target, reader_options)
+from medclass.data import open_dataset
+from medclass.data.audit import NEAR_MIN_CORRELATION, NEAR_THRESHOLD, audit_dataset
+from medclass.errors import DataError
+
+EXAMPLES = 10  # examples printed per finding; the JSON report always has all of them
+
+
+@app.command("audit")
+@user_errors
+def audit(
+    data: Annotated[str, typer.Argument(help="Dataset: a folder of class folders, a .npz file or medmnist:NAME.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the full JSON report to stdout instead of text.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with status 1 when leakage is found.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Also write the full JSON report to this file.")] = None,
+    near_threshold: Annotated[int, typer.Option(
+        help="Max phash bits apart for a near-duplicate candidate.")] = NEAR_THRESHOLD,
+    near_min_correlation: Annotated[float, typer.Option(
+        help="Min thumbnail correlation that confirms a near duplicate.")] = NEAR_MIN_CORRELATION,
+    data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
+    patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
+    target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
+):
+    """Audit a dataset: counts, corrupt files, exact/near duplicates, masks, size artefacts, patient leaks."""
+    dataset = open_dataset(data, **reader_options(
+        data_root=data_root, image_col=image_col, label_col=label_col, patient_col=patient_col,
+        split_col=split_col, patient_pattern=patient_pattern, target=target, mapping=mapping,
+        positive=positive, negative=negative))
+    report = audit_dataset(dataset, near_threshold=near_threshold, near_min_correlation=near_min_correlation,
+                           progress=_stderr_progress)
+    if out is not None:
+        _write_json(report, out)
+    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    if strict and report["summary"]["leakage_found"]:
+        raise typer.Exit(1)
+
+
+def _stderr_progress(done: int, total: int) -> None:
+    # Progress goes to stderr so that `--json` output on stdout stays parseable.
+    step = max(1, total // 10)
+    if done == total or done % step == 0:
+        typer.echo(f"audit: decoded {done}/{total} images", err=True)
+
+
+def _write_json(report: dict, out: Path) -> None:
+    try:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write the audit report ({exc.strerror})") from None
+    typer.echo(f"audit: wrote {out}", err=True)
+
+
+def format_report(report: dict) -> str:
+    """The report as text: a counts table, then every finding with up to EXAMPLES examples."""
+    summary, root = report["summary"], report.get("path")
+    lines = [f"Audit of {report['dataset']}: {summary['images']} images, target {report['target']!r}", ""]
+    lines += _counts_table(report["counts"], report["classes"]) + [""]
+    lines.append("sizes: " + _top(report["images"]["sizes"]) + "   modes: " + _top(report["images"]["modes"]))
+    sections = [
+        ("corrupt files", report["corrupt"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
+        ("exact duplicate groups", report["duplicates"], lambda g: _group(g, root)),
+        ("cross-split duplicate groups", report["cross_split_duplicates"], lambda g: _group(g, root)),
+        ("conflicting-label duplicate groups", report["conflicting_label_duplicates"], lambda g: _group(g, root)),
+        (f"near-duplicate groups ({summary['near_duplicate_conflicting_label_groups']} with conflicting labels, "
+         f"{summary['near_duplicate_cross_split_groups']} across splits)", report["near_duplicates"],
+         lambda g: _group(g, root)),
+        ("mask-like files", report["masks"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
+        ("size/mode artefacts", report["size_artefacts"], lambda a: a["message"]),
+        ("patients in several splits", report["patient_leaks"],
+         lambda p: f"{p['patient']}: " + ", ".join(f"{s} {n}" for s, n in p["splits"].items())),
+    ]
+    for title, items, describe in sections:
+        lines += _section(title, items, describe)
+    if summary["cross_split_duplicate_images"]:
+        shared = ", ".join(f"{n} {split}" for split, n in summary["cross_split_duplicate_images"].items())
+        lines.append(f"images whose pixels also occur in another split: {shared}")
+    lines.append(f"leakage found: {_leakage_text(summary)}")
+    return "\n".join(lines)
+
+
+def _leakage_text(summary: dict) -> str:
+    causes = [name for key, name in (("cross_split_duplicate_groups", "cross-split duplicates"),
+                                     ("conflicting_label_duplicate_groups", "conflicting-label duplicates"),
+                                     ("patient_leaks", "patients in several splits")) if summary[key]]
+    return f"YES ({', '.join(causes)})" if causes else "no"
+
+
+def _counts_table(counts: dict, classes: list[str]) -> list[str]:
+    header = ["split"] + classes + ["total"]
+    rows = [[split] + [str(row.get(c, 0)) for c in classes] + [str(sum(row.values()))]
+            for split, row in counts.items()]
+    widths = [max(len(r[k]) for r in [header] + rows) for k in range(len(header))]
+    return ["  ".join(cell.rjust(w) if k else cell.ljust(w) for k, (cell, w) in enumerate(zip(r, widths)))
+            for r in [header] + rows]
+
+
+def _section(title: str, items: list, describe) -> list[str]:
+    lines = [f"{title}: {len(items)}"]
+    lines += [f"  - {describe(item)}" for item in items[:EXAMPLES]]
+    if len(items) > EXAMPLES:
+        lines.append(f"  ... {len(items) - EXAMPLES} more (see --json)")
+    return lines
+
+
+def _group(group: dict, root: str | None) -> str:
+    return " = ".join(f"{_short(m['path'], root)} [{m['label']}{'/' + m['split'] if m['split'] else ''}]"
+                      for m in group["members"])
+
+
+def _top(counts: dict, shown: int = 5) -> str:
+    text = ", ".join(f"{value} ({n})" for value, n in list(counts.items())[:shown])
+    return text + (f", ... {len(counts) - shown} more" if len(counts) > shown else "")
+
+
+def _short(path: str, root: str | None) -> str:
+    """Paths relative to the dataset folder, so that example lines stay readable."""
+    if root and path.startswith(root.rstrip("/") + "/"):
+        return path[len(root.rstrip("/")) + 1:]
+    return path

@@ -28,3 +28,10 @@ Negative = Annotated[Optional[str], typer.Option(
 def reader_options(**options) -> dict:
     """Drop options the user did not give, so readers see only what was asked."""
     return {name: value for name, value in options.items() if value is not None}
+
+
+# Added with the CSV reader; the keyword names (images_dir, label_sep) are what CsvReader.read accepts.
+ImagesDir = Annotated[Optional[str], typer.Option(
+    "--images-dir", help="Folder the CSV's image paths are relative to (default: the CSV's folder, then images/).")]
+LabelSep = Annotated[Optional[str], typer.Option(
+    "--label-sep", help="Separator of several labels in one CSV cell (default '|').")]

@@ -1,1 +1,157 @@
-"""Model commands: train, evaluate, predict, demo."""
+"""Model commands: train, evaluate, predict, models, demo. Each parses options and calls the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medclass.cli import app, user_errors
+from medclass.cli.options import (DataRoot, ImageCol, LabelCol, Mapping, Negative, PatientCol, PatientPattern,
+                                  Positive, SplitCol, Target, reader_options)
+
+RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
+
+
+def _pretrained(value: Optional[str]):
+    """--pretrained: absent/'false' = random init, 'true' = published weights (download), else a local file."""
+    if value is None or value.lower() in ("false", "no", "0"):
+        return False
+    return True if value.lower() in ("true", "yes", "1") else value
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[str, typer.Option("--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, ...")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    model: Annotated[str, typer.Option(help="Registered model name (see `medclass models`).")] = "resnet18_small",
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    img_size: Annotated[Optional[int], typer.Option(help="Input side in px (default: the data's own).")] = None,
+    in_chans: Annotated[Optional[int], typer.Option(help="1 = grayscale, 3 = RGB (default: from the data).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits, initialisation and augmentation.")] = 0,
+    pretrained: Annotated[Optional[str], typer.Option(help="'true' (download) or a local weights file.")] = None,
+    optimizer: Annotated[str, typer.Option(help="adamw, adam or sgd.")] = "adamw",
+    scheduler: Annotated[str, typer.Option(help="onecycle, cosine, step or none.")] = "onecycle",
+    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 0.05,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the cross-entropy.")] = 0.1,
+    augment: Annotated[str, typer.Option(help="none, light or strong.")] = "light",
+    hflip: Annotated[bool, typer.Option(help="Random horizontal flips in training and flip TTA.")] = True,
+    class_weights: Annotated[str, typer.Option(help="none or balanced (inverse class frequency).")] = "none",
+    positive_class: Annotated[Optional[str], typer.Option(help="Binary tasks: the positive class.")] = None,
+    patience: Annotated[int, typer.Option(help="Early stopping: epochs without a better val AUC.")] = 10,
+    splits: Annotated[Optional[str], typer.Option(help="CSV of source,split (from `medclass split`).")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="With a k-fold --splits file: the fold used as val.")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Validation share when medclass makes the split.")] = 0.15,
+    test_fraction: Annotated[float, typer.Option(help="Test share when medclass makes the split.")] = 0.15,
+    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    accelerator: Annotated[str, typer.Option(help="auto, cpu, gpu, ...")] = "auto",
+    devices: Annotated[str, typer.Option(help="auto, a count, e.g. 4 for DDP on 4 GPUs.")] = "auto",
+    precision: Annotated[str, typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = "32-true",
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
+    patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
+    target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
+):
+    """Train a classifier; writes config, model, history.csv and training curves to --out."""
+    from medclass.training import TrainConfig
+    from medclass.training import train as run_training
+
+    options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
+                             patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
+                             target=target, mapping=mapping, positive=positive, negative=negative)
+    config = TrainConfig(
+        data=data, out=str(out), model=model, pretrained=_pretrained(pretrained), reader_options=options,
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+        scheduler=scheduler, label_smoothing=label_smoothing, augment=augment, hflip=hflip,
+        class_weights=class_weights, img_size=img_size, in_chans=in_chans, positive_class=positive_class,
+        seed=seed, patience=patience, val_fraction=val_fraction, test_fraction=test_fraction, splits=splits,
+        fold=fold, num_workers=num_workers, accelerator=accelerator, devices=devices, precision=precision,
+        resume=resume)
+    result = run_training(config)
+    typer.echo(f"best val AUC {result.best_val_auc:.4f} after {result.epochs_run} epochs; model: {result.artifact_path}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: RunDir,
+    data: Annotated[Optional[str], typer.Option(help="Other labelled data (default: the run's own).")] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and report.html.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics JSON to stdout.")] = False,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
+    data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
+    patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
+    target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
+):
+    """Score a trained model: accuracy, balanced accuracy, AUC with CIs, per-class P/R/F1, report.html."""
+    from medclass.evaluation import evaluate_run
+
+    options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
+                             patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
+                             target=target, mapping=mapping, positive=positive, negative=negative)
+    metrics, out_dir = evaluate_run(run_dir, data=data, split=split, out_dir=out, reader_options=options,
+                                    n_boot=n_boot)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    ci = metrics.get("ci", {})
+    for key in ("auc", "accuracy", "balanced_accuracy"):
+        bounds = f"  (95% CI {ci[key][0]:.3f}-{ci[key][1]:.3f})" if key in ci else ""
+        typer.echo(f"{key:>18}: {metrics[key]:.4f}{bounds}")
+    typer.echo(f"{'f1_macro':>18}: {metrics['f1_macro']:.4f}\n{'f1_weighted':>18}: {metrics['f1_weighted']:.4f}")
+    typer.echo(f"report: {out_dir / 'report.html'}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: RunDir,
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the predictions to this CSV.")] = None,
+):
+    """Predict the class and every class probability of each image, with the model's own preprocessing."""
+    from medclass.inference.batch import predict_files, write_predictions
+
+    predictor, rows = predict_files(run_dir, inputs)
+    classes = list(predictor.classes_)
+    for row in rows:
+        probs = "  ".join(f"{c}={row['proba'][i]:.3f}" for i, c in enumerate(classes)) if row["proba"] else ""
+        typer.echo(f"{row['path']}\t{row['prediction'] or 'ERROR: ' + row['error']}\t{probs}")
+    if out:
+        write_predictions(rows, classes, out)
+        typer.echo(f"predictions: {out}")
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        typer.echo(f"{len(failed)} of {len(rows)} image(s) could not be read (listed above)", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def models():
+    """List the registered models."""
+    from medclass.models import list_models, model_entry
+
+    for name in list_models():
+        entry = model_entry(name)
+        typer.echo(f"{name:20} {entry.description}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo data and run.")] = Path("runs/demo"),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 12,
+    n_per_class: Annotated[int, typer.Option(help="Generated images per class.")] = 200,
+):
+    """Generate ultrasound-like demo data, train, evaluate, predict a few images, print the report path."""
+    from medclass.demo import run_demo
+
+    report = run_demo(out, epochs=epochs, n_per_class=n_per_class, echo=typer.echo)
+    typer.echo(f"report: {report}")

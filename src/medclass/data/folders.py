@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from medclass.data.base import DEFAULT_TASK, ImageDataset, Reader, Sample
-from medclass.data.images import is_image_file, read_image
+from medclass.data.dicom import dicom_patient_id
+from medclass.data.images import is_dicom_file, is_image_file, read_image
 from medclass.errors import DataError
 
 SPLIT_ALIASES = {
@@ -51,7 +52,8 @@ def read_class_folders(root: Path) -> ImageDataset:
     samples = []
     for split_dir, split in split_dirs.items() or [(root, None)]:
         for class_dir in _class_dirs(split_dir):
-            samples += [Sample(source=str(p), labels={DEFAULT_TASK: class_dir.name}, split=split)
+            samples += [Sample(source=str(p), labels={DEFAULT_TASK: class_dir.name}, split=split,
+                               patient=dicom_patient_id(p) if is_dicom_file(p) else None)
                         for p in _images_in(class_dir)]
     if not samples:
         raise DataError(f"{root}: no images found; expected ROOT/<class>/*.png (or .jpg, .jpeg, .bmp, .tif) "

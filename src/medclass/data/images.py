@@ -1,46 +1,134 @@
-"""Decode an image file into an 8-bit PIL image in mode "L" or "RGB" (the only two modes medclass trains on)."""
+"""Decode an image file into an 8-bit PIL image in mode "L" or "RGB" (the only two modes medclass trains on).
+
+Every reader decodes pixels through `read_image`, so a dataset behaves the same whatever folder or table names it.
+DICOM files (`.dcm`, `.dicom`) are handed to `medclass.data.dicom`, which applies the DICOM display pipeline.
+"""
 
 from __future__ import annotations
 
+import struct
+import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps
 
 from medclass.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
+
+# Largest image medclass decodes (width * height), checked from the header before any pixel is decoded.
+# Routine single-frame medical images are far below it (a full-field mammogram is ~4096 x 5600 = 23 M pixels);
+# whole-slide pathology needs tiling tools, not a classifier's loader. It also sits below Pillow's own hard limit
+# (2 * Image.MAX_IMAGE_PIXELS = 179 M), so the limit a user meets is this one, with this message.
+MAX_PIXELS = 10_000 * 10_000
+
+# Errors Pillow raises for files it cannot parse; anything else is a bug in medclass and should surface as one.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_ALPHA_TO_BASE = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB"}
 
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def is_dicom_file(path: Path) -> bool:
+    return Path(path).suffix.lower() in DICOM_SUFFIXES
+
+
 def read_image(path: str | Path) -> Image.Image:
-    """Read `path` and return it as mode "L" (grayscale) or "RGB"."""
+    """Read `path` and return it as an 8-bit image in mode "L" (grayscale) or "RGB"."""
     path = Path(path)
+    if is_dicom_file(path):
+        from medclass.data.dicom import read_dicom  # lazy: pydicom is only imported when DICOMs are read
+
+        return read_dicom(path)
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return to_standard_mode(img)
+        # Our explicit MAX_PIXELS check replaces Pillow's bomb warning; its hard error is caught below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                check_pixel_count(path, *img.size)
+                ImageOps.exif_transpose(img, in_place=True)  # in place keeps img.format, which mode "I" needs
+                return to_standard_mode(img)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: image too large ({exc}); medclass reads at most {MAX_PIXELS} pixels") from None
+    except _DECODE_ERRORS as exc:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
 
+def check_pixel_count(path: Path, width: int, height: int) -> None:
+    """Refuse images larger than MAX_PIXELS before decoding, so a hostile or broken header cannot exhaust memory."""
+    pixels = int(width) * int(height)
+    if pixels > MAX_PIXELS:
+        raise DataError(f"{path}: image too large: {width} x {height} = {pixels} pixels; "
+                        f"medclass reads at most {MAX_PIXELS} pixels (MAX_PIXELS)")
+
+
 def to_standard_mode(img: Image.Image) -> Image.Image:
-    if img.mode in ("L", "RGB"):
+    """Convert any Pillow mode to 8-bit "L" or "RGB" without inventing colour or discarding stored pixels."""
+    mode = img.mode
+    if mode in ("L", "RGB"):
         return img.copy()
-    if img.mode in ("1", "P", "LA", "RGBA", "CMYK", "YCbCr"):
-        rgb = img.convert("RGBA" if img.mode in ("P", "LA", "RGBA") else "RGB")
-        if rgb.mode == "RGBA":
-            rgb = rgb.convert("RGB")
-        gray = img.mode in ("1", "LA") or (img.mode == "P" and _palette_is_gray(img))
-        return rgb.convert("L") if gray else rgb
-    return img.convert("L")
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("P", "PA"):
+        return _from_palette(img)
+    if mode in _ALPHA_TO_BASE:
+        # Alpha in a medical image is almost always an export artefact; dropping it keeps the stored pixel values,
+        # whereas compositing onto a background would change them wherever alpha < 255.
+        return img.convert("RGBA" if mode == "RGBa" else mode).convert(_ALPHA_TO_BASE[mode])
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        # Pillow's JPEG decoder already undoes the inversion of Adobe CMYK JPEGs.
+        return img.convert("RGB")
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and img.format == "PNG"):
+        return _scale_16_bit(np.asarray(img))
+    if mode in ("I", "F"):
+        return _min_max_to_8_bit(np.asarray(img, dtype=np.float64))
+    raise ValueError(f"unsupported image mode {mode!r}; expected a grayscale, RGB, palette or CMYK image")
 
 
-def _palette_is_gray(img: Image.Image) -> bool:
-    palette = img.getpalette() or []
-    triples = zip(palette[0::3], palette[1::3], palette[2::3])
-    return all(r == g == b for r, g, b in triples)
+def convert_channels(img: Image.Image, in_chans: int) -> Image.Image:
+    """Give a model the channels it was built for: 1 -> "L", 3 -> "RGB"."""
+    modes = {1: "L", 3: "RGB"}
+    if in_chans not in modes:
+        raise ValueError(f"in_chans must be 1 (grayscale) or 3 (RGB), found {in_chans}")
+    return img if img.mode == modes[in_chans] else img.convert(modes[in_chans])
+
+
+def _from_palette(img: Image.Image) -> Image.Image:
+    # Go through RGBA so palette transparency is read (and dropped) without Pillow's transparency warning.
+    rgb = img.convert("RGBA").convert("RGB")
+    return rgb.convert("L") if _used_palette_is_gray(img) else rgb
+
+
+def _used_palette_is_gray(img: Image.Image) -> bool:
+    # Only the entries the pixels use count: palettes are often padded with unused colours.
+    palette = np.asarray(img.getpalette("RGB") or [], dtype=np.int32).reshape(-1, 3)
+    used = np.unique(np.asarray(img.getchannel(0) if img.mode == "PA" else img))
+    used = used[used < len(palette)]
+    colours = palette[used]
+    return bool(np.all(colours == colours[:, :1]))
+
+
+def _scale_16_bit(values: np.ndarray) -> Image.Image:
+    # Full 16-bit range: value * 255 / 65535, rounded. The PNG and TIFF specs store samples scaled to the full
+    # bit depth (sBIT only records the original precision), and a fixed rule maps the same stored value to the
+    # same 8-bit value in every image of a dataset, which per-image min-max scaling would not.
+    values = np.clip(values.astype(np.int64), 0, 65535)
+    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
+
+
+def _min_max_to_8_bit(values: np.ndarray) -> Image.Image:
+    # 32-bit integer and float images have no fixed range, so their own min..max becomes 0..255.
+    finite = np.isfinite(values)
+    if not finite.any():
+        return Image.fromarray(np.zeros(values.shape, dtype=np.uint8))
+    low, high = values[finite].min(), values[finite].max()
+    scale = 255.0 / (high - low) if high > low else 0.0
+    scaled = np.where(finite, (values - low) * scale, 0.0)
+    return Image.fromarray(np.rint(np.clip(scaled, 0, 255)).astype(np.uint8))

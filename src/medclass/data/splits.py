@@ -1,57 +1,254 @@
-"""Train/val/test assignment: seeded, stratified, saved as CSV so a run can be reproduced and audited."""
+"""Train/val/test assignment: seeded, stratified, grouped by patient, saved as CSV so a run can be reproduced.
+
+Every image of a patient lands in the same split (images without a patient id are their own group), so a model is
+never tested on a patient it was trained on. `folds=K` adds K cross-validation folds over the non-test part.
+"""
 
 from __future__ import annotations
 
 import csv
+import warnings
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-from medclass.data.base import ImageDataset
+from medclass.data.base import ImageDataset, Sample
+from medclass.data.folders import SPLIT_ALIASES
+from medclass.data.tasks import is_multi_label, labels_of
 from medclass.errors import DataError
+
+# val/test are cut as whole folds of a stratified group k-fold, so fractions are honoured to the nearest 1/20.
+FRACTION_FOLDS = 20
+EXCLUDED = "excluded"  # written for images dropped by dedupe, so a split file still accounts for every image
+
+
+def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0, by_patient: bool = True,
+                folds: int | None = None, dedupe: bool | list[list[str]] | None = None) -> ImageDataset:
+    """Assign every sample to train/val/test (or train+fold/test when `folds`). Returns a new dataset.
+
+    `dedupe`: True to drop exact duplicates found by the audit module, or the duplicate groups (lists of sources).
+    """
+    if dedupe is True:
+        dedupe = _audit_duplicate_groups(dataset)
+    if dedupe:
+        dataset = dedupe_samples(dataset, dedupe)
+    _check_fractions(val, test, folds)
+    keys, groups = stratify_keys(dataset), group_ids(dataset, by_patient)
+    n_groups = len(set(groups))
+    n_folds = min(FRACTION_FOLDS, n_groups)
+    n_test, n_val = _folds_for(test, n_folds), 0 if folds else _folds_for(val, n_folds)
+    if n_groups < 3 or n_test + n_val >= n_folds:
+        raise DataError(f"{dataset.name}: {n_groups} {'patients' if by_patient else 'images'} are too few for "
+                        f"val={val}, test={test}; need a non-empty train split")
+    fold = assign_folds(keys, groups, n_folds, seed)
+    split = np.where(fold < n_test, "test", np.where(fold < n_test + n_val, "val", "train"))
+    meta = {**dataset.meta, "split": {"by": "patient" if _uses_patients(dataset, by_patient) else "image",
+                                      "val": val, "test": test, "seed": seed, "folds": folds,
+                                      "stratify": "rarest label" if is_multi_label(dataset) else "target class"}}
+    if folds:
+        meta["folds"] = _cv_folds(dataset, keys, groups, split != "test", folds, seed)
+    samples = [s.with_split(str(name)) for s, name in zip(dataset.samples, split)]
+    return replace(dataset, samples=samples, meta=meta)
 
 
 def stratified_split(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0) -> ImageDataset:
-    """Assign every sample to train/val/test, keeping class proportions. Returns a new dataset."""
-    if not 0 < val < 1 or not 0 < test < 1 or val + test >= 1:
-        raise DataError(f"split fractions val={val}, test={test}: each must be in (0, 1) and sum below 1")
-    y = dataset.targets()
-    index = np.arange(len(y))
-    stratify = y if np.bincount(y).min() >= 3 else None  # sklearn needs >= 2 per class in each cut
-    rest, test_idx = train_test_split(index, test_size=test, random_state=seed, stratify=stratify)
-    rest_strat = y[rest] if stratify is not None else None
-    train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), random_state=seed, stratify=rest_strat)
-    split_of = {**{i: "train" for i in train_idx}, **{i: "val" for i in val_idx}, **{i: "test" for i in test_idx}}
-    return dataset.with_samples([s.with_split(split_of[i]) for i, s in enumerate(dataset.samples)])
+    """Stratified train/val/test; grouped by patient whenever the dataset knows its patients (it is safer)."""
+    return make_splits(dataset, val=val, test=test, seed=seed, by_patient=True)
+
+
+def stratify_keys(dataset: ImageDataset) -> list[str]:
+    """One hashable class per sample to stratify on.
+
+    Multi-label images (NIH: 'Effusion|Mass') stratify on their rarest label over the dataset: spreading the rare
+    findings evenly is what matters, the common ones follow by sheer numbers.
+    """
+    if not is_multi_label(dataset):
+        return [s.labels[dataset.target] for s in dataset.samples]
+    frequency = Counter(name for s in dataset.samples for name in labels_of(s, dataset.target))
+    return [min(labels_of(s, dataset.target), key=lambda n: (frequency[n], n), default="(none)")
+            for s in dataset.samples]
+
+
+def group_ids(dataset: ImageDataset, by_patient: bool) -> list[str]:
+    if not by_patient:
+        return [f"image:{i}" for i in range(len(dataset.samples))]
+    return [f"patient:{s.patient}" if s.patient else f"image:{i}" for i, s in enumerate(dataset.samples)]
+
+
+def _uses_patients(dataset: ImageDataset, by_patient: bool) -> bool:
+    return by_patient and any(s.patient for s in dataset.samples)
+
+
+def assign_folds(keys: list[str], groups: list[str], n_folds: int, seed: int) -> np.ndarray:
+    """Fold index (0..n_folds-1) per sample: stratified by key, no group split across folds."""
+    y = np.unique(np.asarray(keys), return_inverse=True)[1]
+    x = np.zeros((len(y), 1))
+    fold = np.empty(len(y), dtype=np.int64)
+    with warnings.catch_warnings():  # rare classes cannot reach every fold; sklearn warns about it, we accept it
+        warnings.simplefilter("ignore", UserWarning)
+        if len(set(groups)) == len(groups):  # no groups: the plain stratified k-fold is much faster
+            splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+            if np.bincount(y).max() < n_folds:
+                splitter = KFold(n_folds, shuffle=True, random_state=seed)
+            parts = splitter.split(x, y)
+        else:
+            parts = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(x, y, groups)
+        for i, (_, held_out) in enumerate(parts):
+            fold[held_out] = i
+    return fold
+
+
+def _cv_folds(dataset: ImageDataset, keys, groups, rest: np.ndarray, folds: int, seed: int) -> dict[str, int]:
+    index = np.flatnonzero(rest)
+    if len({groups[i] for i in index}) < folds:
+        raise DataError(f"{dataset.name}: folds={folds} needs at least {folds} patients/images outside the test "
+                        f"split; found {len({groups[i] for i in index})}")
+    fold = assign_folds([keys[i] for i in index], [groups[i] for i in index], folds, seed)
+    return {dataset.samples[i].source: int(f) for i, f in zip(index, fold)}
+
+
+def _check_fractions(val: float, test: float, folds: int | None) -> None:
+    if val < 0 or test < 0 or val + test >= 1:
+        raise DataError(f"split fractions val={val}, test={test}: each must be >= 0 and their sum below 1")
+    if folds is not None and folds < 2:
+        raise DataError(f"folds={folds}: expected at least 2 cross-validation folds")
+
+
+def _folds_for(fraction: float, n_folds: int) -> int:
+    return 0 if fraction == 0 else max(1, round(fraction * n_folds))
+
+
+def select_fold(dataset: ImageDataset, fold: int) -> ImageDataset:
+    """Cross-validation fold `fold` becomes val, the other folds train; test stays test."""
+    folds = dataset.meta.get("folds")
+    if not folds:
+        raise DataError(f"{dataset.name}: has no cross-validation folds; make splits with folds=K first")
+    if fold not in set(folds.values()):
+        raise DataError(f"{dataset.name}: no fold {fold}; folds are {', '.join(map(str, sorted(set(folds.values()))))}")
+    return dataset.with_samples([s.with_split(("val" if folds[s.source] == fold else "train"))
+                                 if s.source in folds else s for s in dataset.samples])
+
+
+def dedupe_samples(dataset: ImageDataset, groups: list[list[str]]) -> ImageDataset:
+    """Keep the first member of each duplicate group; drop every member of a group whose labels disagree."""
+    position = {s.source: i for i, s in enumerate(dataset.samples)}
+    dropped, conflicting = set(), 0
+    for group in groups:
+        members = sorted(position[src] for src in group if src in position)
+        if len(members) < 2:
+            continue
+        agree = len({_label_key(dataset.samples[i]) for i in members}) == 1
+        conflicting += not agree
+        dropped.update(members[1:] if agree else members)
+    kept = [s for i, s in enumerate(dataset.samples) if i not in dropped]
+    excluded = dataset.meta.get(EXCLUDED, []) + [dataset.samples[i].source for i in sorted(dropped)]
+    meta = {**dataset.meta, EXCLUDED: excluded,
+            "dedupe": {"groups": len(groups), "conflicting": conflicting, "dropped": len(dropped)}}
+    return replace(dataset, samples=kept, meta=meta)
+
+
+def _label_key(sample: Sample) -> tuple:
+    return tuple(sorted((task, labels_of(sample, task)) for task in sample.labels))
+
+
+def _audit_duplicate_groups(dataset: ImageDataset) -> list[list[str]]:
+    try:
+        from medclass.data.audit import exact_duplicate_groups  # lazy: the audit module is optional here
+    except ImportError as exc:
+        raise DataError("dedupe needs medclass.data.audit.exact_duplicate_groups, "
+                        f"which is not available ({exc})") from None
+    return exact_duplicate_groups(dataset)
+
+
+def split_summary(dataset: ImageDataset) -> list[dict]:
+    """Per split (and per fold): images, patients, images per class of the target task."""
+    folds = dataset.meta.get("folds") or {}
+    parts: dict[str, list[Sample]] = {}
+    for s in dataset.samples:
+        parts.setdefault(s.split or "all", []).append(s)
+        if s.source in folds:
+            parts.setdefault(f"fold {folds[s.source]}", []).append(s)
+    order = [name for name in ("train", "val", "test", "all") if name in parts]
+    order += [f"fold {i}" for i in sorted(set(folds.values()))]
+    return [_summary_row(name, parts[name], dataset) for name in order]
+
+
+def _summary_row(name: str, samples: list[Sample], dataset: ImageDataset) -> dict:
+    per_class = Counter(label for s in samples for label in labels_of(s, dataset.target))
+    patients = {s.patient for s in samples if s.patient}
+    return {"split": name, "images": len(samples), "patients": len(patients) if patients else None,
+            **{c: per_class.get(c, 0) for c in dataset.classes}}
+
+
+def patients_in_several_splits(dataset: ImageDataset) -> list[str]:
+    splits_of: dict[str, set] = {}
+    for s in dataset.samples:
+        if s.patient:
+            splits_of.setdefault(s.patient, set()).add(s.split)
+    return sorted(p for p, splits in splits_of.items() if len(splits) > 1)
 
 
 def save_splits(dataset: ImageDataset, path: Path) -> None:
-    """Write `source,split,label[,patient]` for every sample."""
+    """Write `source,split,label,patient[,fold]`; images dropped by dedupe are listed with split 'excluded'."""
+    if not dataset.has_splits:
+        raise DataError(f"{dataset.name}: some images have no split yet; make splits before saving them to {path}")
+    folds = dataset.meta.get("folds")
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["source", "split", dataset.target, "patient"])
+        writer.writerow(["source", "split", "label", "patient"] + (["fold"] if folds else []))
         for s in dataset.samples:
-            writer.writerow([s.source, s.split, s.labels[dataset.target], s.patient or ""])
+            fold = [folds.get(s.source, "")] if folds else []
+            writer.writerow([s.source, s.split, "|".join(labels_of(s, dataset.target)), s.patient or ""] + fold)
+        for source in dataset.meta.get(EXCLUDED, []):
+            writer.writerow([source, EXCLUDED, "", ""] + ([""] if folds else []))
 
 
-def load_splits(dataset: ImageDataset, path: Path) -> ImageDataset:
-    """Apply a CSV written by `save_splits` (columns `source`, `split`) to `dataset`."""
+def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None) -> ImageDataset:
+    """Apply a CSV written by `save_splits` to `dataset`. With folds, `fold` picks which one is val."""
+    split_of, folds = _read_split_file(Path(path))
+    unknown = [s.source for s in dataset.samples if s.source not in split_of]
+    if unknown:
+        raise DataError(f"{path}: has no split for {len(unknown)} image(s) of {dataset.name}, e.g. {unknown[0]}")
+    kept = [s.with_split(split_of[s.source]) for s in dataset.samples if split_of[s.source] != EXCLUDED]
+    dataset = replace(dataset, samples=kept, meta={**dataset.meta, "folds": folds} if folds else dataset.meta)
+    if fold is not None and not folds:
+        raise DataError(f"{path}: has no fold column; fold={fold} cannot be applied")
+    if folds and fold is None and not any(s.split == "val" for s in kept):
+        raise DataError(f"{path}: has cross-validation folds {', '.join(map(str, sorted(set(folds.values()))))} and "
+                        "no val rows; choose a fold (fold=N, --fold N)")
+    return select_fold(dataset, fold) if fold is not None else dataset
+
+
+def _read_split_file(path: Path) -> tuple[dict[str, str], dict[str, int]]:
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
+    split_of, folds = {}, {}
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"source", "split"} - set(reader.fieldnames or [])
         if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected source,split")
-        split_of = {}
-        for row_number, row in enumerate(reader, start=2):
-            if row["split"] not in ("train", "val", "test"):
-                raise DataError(f"{path}: row {row_number}, column split: expected train/val/test, "
-                                f"found {row['split']!r}")
-            split_of[row["source"]] = row["split"]
-    unknown = [s.source for s in dataset.samples if s.source not in split_of]
-    if unknown:
-        raise DataError(f"{path}: has no split for {len(unknown)} image(s) of {dataset.name}, e.g. {unknown[0]}")
-    return dataset.with_samples([s.with_split(split_of[s.source]) for s in dataset.samples])
+            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected source,split; "
+                            f"columns found: {', '.join(reader.fieldnames or [])}")
+        for number, row in enumerate(reader, start=2):
+            split_of[row["source"]] = _split_cell(path, number, row["split"])
+            if (row.get("fold") or "").strip():
+                folds[row["source"]] = _fold_cell(path, number, row["fold"])
+    return split_of, folds
+
+
+def _split_cell(path: Path, number: int, value: str) -> str:
+    value = (value or "").strip().lower()
+    if value != EXCLUDED and value not in SPLIT_ALIASES:
+        raise DataError(f"{path}: row {number}, column split: expected train/val/test or {EXCLUDED}, found {value!r}")
+    return SPLIT_ALIASES.get(value, value)
+
+
+def _fold_cell(path: Path, number: int, value: str) -> int:
+    if not value.strip().isdigit():
+        raise DataError(f"{path}: row {number}, column fold: expected a fold number 0, 1, ..., found {value!r}")
+    return int(value)

@@ -1,0 +1,224 @@
+"""Audit a dataset for the problems that make a classifier look better than it is, before training on it.
+
+`audit_dataset` decodes every image once and returns a JSON-serialisable report: counts, image sizes and modes,
+unreadable files, exact and near duplicates (and which of them cross splits or carry different labels),
+mask-like files, class-dependent sizes or modes (a shortcut a model can learn instead of the disease), and
+patients present in more than one split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from pathlib import PurePath
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from medclass.data.base import ImageDataset, Sample
+from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
+
+# Measured on BUSI and Brain Tumor MRI: with thumbnail correlation >= 0.95 no pair of different-label images
+# survives up to 8 phash bits, and 4 bits keeps ~85% of the pairs found at 8, so 4 costs little recall.
+NEAR_THRESHOLD = 4
+NEAR_MIN_CORRELATION = 0.95
+# A size or mode is a class artefact when its share differs by >= 0.75 between two classes (e.g. 90% vs 15%),
+# counting only classes with enough readable images for a share to mean something.
+ARTEFACT_SHARE_GAP = 0.75
+ARTEFACT_MIN_CLASS_IMAGES = 5
+MASK_NAME = re.compile(r"(?:^|[^a-z])(?:masks?|seg|segmentation)(?:[^a-z]|$)")
+
+
+def exact_duplicate_groups(dataset: ImageDataset, progress: Progress = None) -> list[list[str]]:
+    """Sources of images with identical decoded pixels, one list per group of two or more."""
+    facts = scan_dataset(dataset, progress)
+    return [[dataset.samples[i].source for i in group] for group in _exact_groups(facts)]
+
+
+def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
+                  near_min_correlation: float = NEAR_MIN_CORRELATION, progress: Progress = None) -> dict:
+    """Decode every image once and report what is wrong with the data; see the module docstring."""
+    facts = scan_dataset(dataset, progress)
+    describe = _Describer(dataset)
+    exact = [describe.group(g) for g in _exact_groups(facts)]
+    near = [describe.group(g) for g in _near_groups(facts, near_threshold, near_min_correlation)]
+    near.sort(key=lambda g: (not g["conflicting_labels"], not g["cross_split"]))  # worst first; sort is stable
+    report = {
+        "dataset": dataset.name,
+        "path": dataset.meta.get("path"),
+        "target": dataset.target,
+        "classes": list(dataset.classes),
+        "settings": {"exact_hash": "blake2b-128 of decoded pixels (mode, size, bytes)",
+                     "near_hash": "imagehash.phash 64-bit", "near_threshold": near_threshold,
+                     "near_min_correlation": near_min_correlation, "artefact_share_gap": ARTEFACT_SHARE_GAP,
+                     "artefact_min_class_images": ARTEFACT_MIN_CLASS_IMAGES},
+        "counts": {split: dict(row) for split, row in dataset.counts().items()},
+        "images": _image_summary(describe, facts),
+        "corrupt": [describe.member(i) | {"reason": f.error} for i, f in enumerate(facts) if f.error],
+        "duplicates": exact,
+        "cross_split_duplicates": [g for g in exact if g["cross_split"]],
+        "conflicting_label_duplicates": [g for g in exact if g["conflicting_labels"]],
+        "near_duplicates": near,
+        "masks": _masks(describe, facts),
+        "size_artefacts": _size_artefacts(describe, facts),
+        "patient_leaks": _patient_leaks(dataset.samples),
+    }
+    report["summary"] = _summary(report, describe)
+    return report
+
+
+class _Describer:
+    """Turns sample indices into the JSON a reader needs: path, label (of the target task) and split."""
+
+    def __init__(self, dataset: ImageDataset):
+        self.samples = dataset.samples
+        self.target = dataset.target
+
+    def label(self, index: int) -> str:
+        value = self.samples[index].labels[self.target]
+        return "|".join(value) if isinstance(value, (tuple, list)) else str(value)
+
+    def member(self, index: int) -> dict:
+        sample = self.samples[index]
+        return {"path": sample.source, "label": self.label(index), "split": sample.split}
+
+    def group(self, indices: list[int]) -> dict:
+        labels = sorted({self.label(i) for i in indices})
+        splits = sorted({self.samples[i].split for i in indices if self.samples[i].split is not None})
+        return {"members": [self.member(i) for i in indices], "labels": labels, "splits": splits,
+                "cross_split": len(splits) > 1, "conflicting_labels": len(labels) > 1}
+
+
+def _by_pixels(facts: list[ImageFacts]) -> dict[str, list[int]]:
+    """Indices of the readable images, grouped by pixel hash (one entry per distinct content)."""
+    by_hash = defaultdict(list)
+    for index, fact in enumerate(facts):
+        if fact.pixel_hash is not None:
+            by_hash[fact.pixel_hash].append(index)
+    return by_hash
+
+
+def _exact_groups(facts: list[ImageFacts]) -> list[list[int]]:
+    return [group for group in _by_pixels(facts).values() if len(group) > 1]
+
+
+def _near_groups(facts: list[ImageFacts], threshold: int, min_correlation: float) -> list[list[int]]:
+    """Groups of look-alike images holding at least two *different* pixel contents.
+
+    Exact copies are collapsed to one representative first, so a near group never repeats an exact one; the
+    copies are listed again as members so that a reader sees every file involved.
+    """
+    copies = _by_pixels(facts)
+    reps = [group[0] for group in copies.values()]
+    pairs = near_pairs([facts[i].phash for i in reps], threshold)
+    rep_pairs = [(reps[i], reps[j], d) for i, j, d in pairs]
+    correlation = thumbnail_correlation(facts, rep_pairs)
+    confirmed = [(i, j) for (i, j, _), r in zip(pairs, correlation) if r >= min_correlation]
+    if not confirmed:
+        return []
+    rows, cols = zip(*confirmed)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(reps), len(reps)))
+    _, component = connected_components(graph, directed=False)
+    groups = defaultdict(list)
+    for rep_index, comp in enumerate(component):
+        groups[comp].append(rep_index)
+    return [sorted(i for r in members for i in copies[facts[reps[r]].pixel_hash])
+            for members in groups.values() if len(members) > 1]
+
+
+def _image_summary(describe: _Describer, facts: list[ImageFacts]) -> dict:
+    sizes, modes = Counter(), Counter()
+    by_class = defaultdict(lambda: {"sizes": Counter(), "modes": Counter()})
+    for index, fact in enumerate(facts):
+        if fact.error:
+            continue
+        size = _size_text(fact.size)
+        sizes[size] += 1
+        modes[fact.mode] += 1
+        by_class[describe.label(index)]["sizes"][size] += 1
+        by_class[describe.label(index)]["modes"][fact.mode] += 1
+    as_dict = lambda c: dict(c.most_common())  # noqa: E731 - most frequent first reads best in JSON
+    per_class = {label: {k: as_dict(v) for k, v in table.items()} for label, table in sorted(by_class.items())}
+    return {"sizes": as_dict(sizes), "modes": as_dict(modes), "by_class": per_class}
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _masks(describe: _Describer, facts: list[ImageFacts]) -> list[dict]:
+    found = []
+    for index, fact in enumerate(facts):
+        reasons = []
+        path = PurePath(describe.samples[index].source)
+        if MASK_NAME.search(path.stem.lower()):
+            reasons.append("file name looks like a mask")
+        if fact.distinct_values == 2:
+            reasons.append("binary image (2 distinct values)")
+        elif fact.distinct_values == 1:
+            reasons.append("constant image (1 value)")
+        if reasons:
+            found.append(describe.member(index) | {"reason": "; ".join(reasons)})
+    return found
+
+
+def _size_artefacts(describe: _Describer, facts: list[ImageFacts]) -> list[dict]:
+    """Sizes or modes whose share differs by >= ARTEFACT_SHARE_GAP between two classes."""
+    values = {"size": defaultdict(list), "mode": defaultdict(list)}
+    for index, fact in enumerate(facts):
+        if not fact.error:
+            values["size"][describe.label(index)].append(_size_text(fact.size))
+            values["mode"][describe.label(index)].append(fact.mode)
+    found = []
+    for attribute, per_class in values.items():
+        per_class = {c: v for c, v in sorted(per_class.items()) if len(v) >= ARTEFACT_MIN_CLASS_IMAGES}
+        for value in sorted({v for vs in per_class.values() for v in vs}):
+            share = {c: round(vs.count(value) / len(vs), 3) for c, vs in per_class.items()}
+            high, low = max(share, key=share.get), min(share, key=share.get)
+            if share[high] - share[low] >= ARTEFACT_SHARE_GAP:
+                message = f"{attribute} {value}: {share[high]:.0%} of {high} vs {share[low]:.0%} of {low}"
+                found.append({"attribute": attribute, "value": value, "share_by_class": share, "message": message})
+    return found
+
+
+def _patient_leaks(samples: list[Sample]) -> list[dict]:
+    splits = defaultdict(Counter)
+    for sample in samples:
+        if sample.patient is not None and sample.split is not None:
+            splits[sample.patient][sample.split] += 1
+    return [{"patient": patient, "splits": dict(sorted(counts.items())), "images": sum(counts.values())}
+            for patient, counts in sorted(splits.items()) if len(counts) > 1]
+
+
+def _summary(report: dict, describe: _Describer) -> dict:
+    per_split, per_class = Counter(), defaultdict(Counter)
+    for group in report["cross_split_duplicates"]:
+        for member in group["members"]:
+            # An image counts when its pixels also occur in *another* split, e.g. a test image seen in training.
+            if member["split"] is not None and set(group["splits"]) - {member["split"]}:
+                per_split[member["split"]] += 1
+                per_class[member["split"]][member["label"]] += 1
+    near = report["near_duplicates"]
+    leakage = bool(report["cross_split_duplicates"] or report["conflicting_label_duplicates"]
+                   or report["patient_leaks"])
+    return {
+        "images": len(describe.samples),
+        "readable": len(describe.samples) - len(report["corrupt"]),
+        "corrupt": len(report["corrupt"]),
+        "duplicate_groups": len(report["duplicates"]),
+        "duplicate_images": sum(len(g["members"]) for g in report["duplicates"]),
+        "cross_split_duplicate_groups": len(report["cross_split_duplicates"]),
+        "cross_split_duplicate_images": dict(sorted(per_split.items())),
+        "cross_split_duplicate_images_by_class": {s: dict(sorted(c.items()))
+                                                  for s, c in sorted(per_class.items())},
+        "conflicting_label_duplicate_groups": len(report["conflicting_label_duplicates"]),
+        "near_duplicate_groups": len(near),
+        "near_duplicate_images": sum(len(g["members"]) for g in near),
+        "near_duplicate_cross_split_groups": sum(g["cross_split"] for g in near),
+        "near_duplicate_conflicting_label_groups": sum(g["conflicting_labels"] for g in near),
+        "masks": len(report["masks"]),
+        "size_artefacts": len(report["size_artefacts"]),
+        "patient_leaks": len(report["patient_leaks"]),
+        "leakage_found": leakage,
+    }

@@ -1,0 +1,6 @@
+"""Inference: the model artefact and the Predictor over it."""
+
+from medclass.inference.artifact import ModelArtifact
+from medclass.inference.predictor import Predictor
+
+__all__ = ["ModelArtifact", "Predictor"]

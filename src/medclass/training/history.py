@@ -1,0 +1,56 @@
+"""Per-epoch history: appended to history.csv as each epoch ends (so a crash keeps it) and plotted at the end."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+
+COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_acc", "lr"]
+
+
+class HistoryWriter(L.Callback):
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1, "lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        row |= {k: float(metrics[k]) for k in COLUMNS[1:5] if k in metrics}
+        new_file = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def plot_history(history_csv: Path, out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_history(history_csv)
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, style in (("train_loss", "-"), ("val_loss", "--")):
+        ax_loss.plot(epochs, [r.get(key) for r in rows], style, label=key)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_loss.legend()
+    for key in ("val_auc", "val_acc"):
+        ax_auc.plot(epochs, [r.get(key) for r in rows], label=key)
+    ax_auc.set(xlabel="epoch", ylim=(0, 1.02), title="Validation")
+    ax_auc.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,76 @@
+"""Preprocessing that travels with a model: the same object builds the training and the serving transforms,
+so what a model sees in the web app is exactly what it saw in validation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
+
+from medclass.errors import MedclassError
+
+AUGMENTATIONS = ("none", "light", "strong")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    img_size: int
+    in_chans: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    interpolation: str = "bilinear"
+
+    def __post_init__(self):
+        if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
+            raise MedclassError(f"preprocessing: mean/std need {self.in_chans} values; got {self.mean}, {self.std}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessing":
+        return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+
+    def _mode(self, img: Image.Image) -> Image.Image:
+        return img.convert("L" if self.in_chans == 1 else "RGB")
+
+    def _resize(self):
+        # Squash to a square: medical images are usually stored square already, and padding would put
+        # artificial borders the classifier could learn from.
+        return T.Resize((self.img_size, self.img_size), interpolation=InterpolationMode(self.interpolation),
+                        antialias=True)
+
+    def _to_tensor(self):
+        return [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
+
+    def eval_transform(self) -> T.Compose:
+        return T.Compose([T.Lambda(self._mode), self._resize(), *self._to_tensor()])
+
+    def train_transform(self, augment: str = "light", hflip: bool = True) -> T.Compose:
+        """`light`: small random affine (MedMNIST-scale images); `strong`: also crops and contrast jitter."""
+        if augment not in AUGMENTATIONS:
+            raise MedclassError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {augment!r}")
+        steps = [T.Lambda(self._mode), self._resize()]
+        if augment != "none":
+            steps.append(T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
+        if augment == "strong":
+            steps += [T.RandomResizedCrop(self.img_size, scale=(0.7, 1.0), antialias=True),
+                      T.ColorJitter(brightness=0.2, contrast=0.2)]
+        if hflip and augment != "none":
+            steps.append(T.RandomHorizontalFlip())
+        return T.Compose(steps + self._to_tensor())
+
+
+def default_preprocessing(img_size: int, in_chans: int, pretrained_cfg: dict | None = None) -> Preprocessing:
+    """From a pretrained model's own config (mean/std/interpolation) when it has one, else mean 0.5 / std 0.5
+    as MedMNIST's baselines (a neutral choice for images trained from scratch)."""
+    mean, std, interpolation = (0.5,) * 3, (0.5,) * 3, "bilinear"
+    if pretrained_cfg and pretrained_cfg.get("mean"):
+        mean, std = tuple(pretrained_cfg["mean"]), tuple(pretrained_cfg["std"])
+        interpolation = pretrained_cfg.get("interpolation", "bilinear") or "bilinear"
+    if in_chans == 1:  # a grayscale input feeds the summed RGB filters timm builds for in_chans=1
+        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    return Preprocessing(img_size, in_chans, tuple(mean), tuple(std), interpolation)

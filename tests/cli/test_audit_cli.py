@@ -1,0 +1,78 @@
+"""`medclass audit` through typer's CliRunner, on tiny class folders written to tmp_path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from medclass.cli import app
+
+runner = CliRunner()
+
+
+def pattern(seed: int) -> np.ndarray:
+    grid = np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)
+    return np.asarray(Image.fromarray(grid).resize((64, 64), Image.Resampling.NEAREST))
+
+
+def write_split_folders(root, leak: bool):
+    """train/test with two classes; with `leak`, one test image is a copy of a training image."""
+    for split in ("train", "test"):
+        for label, offset in (("a", 0), ("b", 50)):
+            for k in range(5):
+                (root / split / label).mkdir(parents=True, exist_ok=True)
+                seed = offset + k + (100 if split == "test" else 0)
+                Image.fromarray(pattern(seed)).save(root / split / label / f"{k}.png")
+    if leak:
+        Image.fromarray(pattern(0)).save(root / "test" / "a" / "copy_of_train_a0.png")
+    return root
+
+
+@pytest.fixture
+def leaky(tmp_path):
+    return write_split_folders(tmp_path / "leaky", leak=True)
+
+
+@pytest.fixture
+def clean(tmp_path):
+    return write_split_folders(tmp_path / "clean", leak=False)
+
+
+def test_json_goes_to_stdout_alone_and_has_the_keys(leaky):
+    result = runner.invoke(app, ["audit", str(leaky), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"corrupt", "duplicates", "cross_split_duplicates", "conflicting_label_duplicates", "near_duplicates",
+            "masks", "size_artefacts", "patient_leaks", "summary"} <= set(report)
+    assert report["summary"]["cross_split_duplicate_images"] == {"test": 1, "train": 1}
+    assert "decoded" in result.stderr  # progress stays on stderr
+
+
+def test_text_report_by_default(leaky):
+    result = runner.invoke(app, ["audit", str(leaky)])
+    assert result.exit_code == 0
+    assert "cross-split duplicate groups: 1" in result.stdout
+    assert "leakage found: YES" in result.stdout
+
+
+def test_strict_fails_only_when_leakage_is_found(leaky, clean):
+    assert runner.invoke(app, ["audit", str(leaky), "--strict"]).exit_code == 1
+    assert runner.invoke(app, ["audit", str(clean), "--strict"]).exit_code == 0
+
+
+def test_out_writes_the_json_report(clean, tmp_path):
+    out = tmp_path / "audit.json"
+    result = runner.invoke(app, ["audit", str(clean), "--out", str(out)])
+    assert result.exit_code == 0
+    assert json.loads(out.read_text())["summary"]["leakage_found"] is False
+
+
+def test_missing_path_is_one_line_naming_it(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = runner.invoke(app, ["audit", str(missing)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and str(missing) in result.stderr
