@@ -25,8 +25,9 @@ def _pretrained(value: Optional[str]):
 @app.command()
 @user_errors
 def train(
-    data: Annotated[str, typer.Option("--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, ...")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    data: Annotated[Optional[str], typer.Option(
+        "--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, a .csv (not needed with --resume).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/latest"),
     model: Annotated[str, typer.Option(help="Registered model name (see `medclass models`).")] = "resnet18_small",
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 30,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 128,
@@ -59,13 +60,17 @@ def train(
 ):
     """Train a classifier; writes config, model, history.csv and training curves to --out."""
     from medclass.training import TrainConfig
+    from medclass.errors import MedclassError
     from medclass.training import train as run_training
+
+    if data is None and not resume:
+        raise MedclassError("--data is required (the images to train on), unless --resume continues a run")
 
     options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
                              patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
                              target=target, mapping=mapping, positive=positive, negative=negative)
     config = TrainConfig(
-        data=data, out=str(out), model=model, pretrained=_pretrained(pretrained), reader_options=options,
+        data=data or "", out=str(out), model=model, pretrained=_pretrained(pretrained), reader_options=options,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
         scheduler=scheduler, label_smoothing=label_smoothing, augment=augment, hflip=hflip,
         class_weights=class_weights, img_size=img_size, in_chans=in_chans, positive_class=positive_class,

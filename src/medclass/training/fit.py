@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -115,14 +115,25 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelC
     return trainer, checkpoint
 
 
+def resumed_config(config: TrainConfig) -> TrainConfig:
+    """A resumed run continues with the config it was started with (its schedule depends on it); only where
+    it runs (accelerator, devices, workers) may change."""
+    last_ckpt = config.run_dir / "checkpoints" / "last.ckpt"
+    if not last_ckpt.exists():
+        raise MedclassError(f"{last_ckpt}: nothing to resume (no last checkpoint in the run folder)")
+    saved = TrainConfig.load(config.run_dir / "config.yaml")
+    return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
+                   num_workers=config.num_workers)
+
+
 def train(config: TrainConfig) -> TrainResult:
     run_dir = config.run_dir
     last_ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if (run_dir / "history.csv").exists() and not config.resume:
+    if config.resume:
+        config = resumed_config(config)
+    elif (run_dir / "history.csv").exists():
         raise MedclassError(f"{run_dir}: already holds a training run; pass --resume to continue it "
                             "or choose another --out")
-    if config.resume and not last_ckpt.exists():
-        raise MedclassError(f"{last_ckpt}: nothing to resume (no last checkpoint in the run folder)")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     dataset = prepare_data(config)

@@ -14,6 +14,15 @@ class HistoryWriter(L.Callback):
     def __init__(self, path: Path):
         self.path = Path(path)
 
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """On resume, drop rows of epochs the checkpoint does not hold (written just before a crash)."""
+        if trainer.is_global_zero and self.path.exists():
+            kept = [r for r in read_history(self.path) if r["epoch"] <= trainer.current_epoch]
+            with open(self.path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=COLUMNS)
+                writer.writeheader()
+                writer.writerows({k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in kept)
+
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return

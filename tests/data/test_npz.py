@@ -1,0 +1,68 @@
+"""MedMNIST .npz files and medmnist:NAME lookup."""
+
+import numpy as np
+import pytest
+
+from medclass.data import open_dataset
+from medclass.data.npz import locate_medmnist, parse_medmnist_spec
+from medclass.errors import DataError
+from tests.conftest import write_npz
+
+
+def test_grayscale_npz_keeps_splits_pixels_and_labels(tmp_path):
+    path = write_npz(tmp_path / "toy.npz", shape=(6, 28, 28), n_classes=3)
+    ds = open_dataset(path)
+    assert ds.counts()["train"] == {"0": 2, "1": 2, "2": 2}
+    assert {s.split for s in ds.samples} == {"train", "val", "test"}
+    expected = np.load(path)["train_images"][4]
+    image = ds.load_image(4)
+    assert image.mode == "L" and np.array_equal(np.array(image), expected)
+    assert ds.label_index(ds.samples[4]) == 1
+
+
+def test_rgb_npz_of_another_size(tmp_path):
+    ds = open_dataset(write_npz(tmp_path / "rgb.npz", shape=(4, 64, 64, 3)))
+    image = ds.load_image(0)
+    assert image.mode == "RGB" and image.size == (64, 64)
+
+
+def test_known_medmnist_file_gets_class_names(tmp_path):
+    pytest.importorskip("medmnist")
+    ds = open_dataset(write_npz(tmp_path / "breastmnist.npz"))
+    assert ds.classes == ["malignant", "normal, benign"]
+
+
+def test_npz_without_expected_keys_names_file_and_keys(tmp_path):
+    path = tmp_path / "odd.npz"
+    np.savez(path, x=np.zeros(3))
+    with pytest.raises(DataError, match=r"odd\.npz: expected keys train_images.*found x"):
+        open_dataset(path)
+
+
+def test_labels_not_matching_images_is_an_error(tmp_path):
+    path = write_npz(tmp_path / "bad.npz", train_labels=np.zeros((3, 1), np.uint8))
+    with pytest.raises(DataError, match="train_labels has 3 labels for 8 images"):
+        open_dataset(path)
+
+
+def test_multilabel_npz_is_refused_clearly(tmp_path):
+    path = write_npz(tmp_path / "multi.npz", train_labels=np.zeros((8, 14), np.uint8))
+    with pytest.raises(DataError, match="multi-label"):
+        open_dataset(path)
+
+
+def test_medmnist_spec_finds_local_file_in_data_root_or_env(tmp_path, monkeypatch):
+    write_npz(tmp_path / "pneumoniamnist_64.npz", shape=(4, 64, 64))
+    assert parse_medmnist_spec("medmnist:PneumoniaMNIST@64") == ("pneumoniamnist", 64)
+    ds = open_dataset("medmnist:pneumoniamnist@64", data_root=str(tmp_path))
+    assert ds.load_image(0).size == (64, 64)
+    monkeypatch.setenv("MEDMNIST_ROOT", str(tmp_path))
+    assert locate_medmnist("pneumoniamnist", 64) == tmp_path / "pneumoniamnist_64.npz"
+
+
+def test_medmnist_offline_error_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDMNIST_ROOT", raising=False)
+    with pytest.raises(DataError, match=rf"bloodmnist\.npz not found in {tmp_path}"):
+        locate_medmnist("bloodmnist", 28, data_root=str(tmp_path), download=False)
+    with pytest.raises(DataError, match="size must be one of"):
+        parse_medmnist_spec("medmnist:bloodmnist@30")

@@ -1,0 +1,48 @@
+"""The artefact and Predictor: stored preprocessing, column order, binary thresholds, safe loading."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medclass.errors import MedclassError
+from medclass.inference import ModelArtifact, Predictor
+from medclass.transforms import Preprocessing
+
+
+def test_predict_proba_follows_classes_and_accepts_paths_or_images(trained_run, demo_data):
+    predictor = Predictor.from_run(trained_run)
+    paths = sorted((demo_data / "benign").glob("*.png"))[:3]
+    proba = predictor.predict_proba(paths)
+    assert proba.shape == (3, 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert list(predictor.classes_) == ["benign", "malignant", "normal"]
+    as_images = predictor.predict_proba([Image.open(p) for p in paths])
+    assert np.allclose(proba, as_images, atol=1e-6)
+    assert set(predictor.predict(paths)) <= set(predictor.classes_)
+
+
+def test_preprocessing_is_the_one_trained_with(trained_run):
+    artifact = ModelArtifact.load(trained_run)
+    assert artifact.preprocessing == Preprocessing(32, 1, (0.5,), (0.5,))
+    assert artifact.tta == ["hflip"] and artifact.positive_index is None
+
+
+def _binary_predictor(threshold: float) -> Predictor:
+    model_state = __import__("medclass.models", fromlist=["create_model"]).create_model("smallcnn", 2, 1).state_dict()
+    artifact = ModelArtifact("smallcnn", ["benign", "malignant"], Preprocessing(16, 1, (0.5,), (0.5,)),
+                             model_state, positive_index=1, threshold=threshold)
+    return Predictor(artifact)
+
+
+def test_binary_decision_thresholds_the_positive_probability():
+    proba = np.array([[0.4, 0.6], [0.95, 0.05], [0.15, 0.85]])
+    assert list(_binary_predictor(0.5).decide(proba)) == [1, 0, 1]
+    assert list(_binary_predictor(0.7).decide(proba)) == [0, 0, 1]  # argmax would call row 0 malignant
+
+
+def test_foreign_or_missing_artifacts_are_refused(tmp_path):
+    with pytest.raises(MedclassError, match="no model artefact here"):
+        ModelArtifact.load(tmp_path)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "model.pt")
+    with pytest.raises(MedclassError, match="not a medclass model artefact"):
+        ModelArtifact.load(tmp_path)

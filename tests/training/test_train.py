@@ -1,0 +1,64 @@
+"""One short training run: what the run folder holds, resume, and refusal to overwrite."""
+
+import pytest
+import yaml
+
+from medclass.errors import MedclassError
+from medclass.training import TrainConfig, train
+from medclass.training.history import HistoryWriter, read_history
+
+
+def test_run_folder_holds_everything_to_reproduce_and_predict(trained_run):
+    for name in ("config.yaml", "model.pt", "history.csv", "training_curves.png", "splits.csv",
+                 "checkpoints/last.ckpt"):
+        assert (trained_run / name).is_file(), name
+    saved = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert saved["config"]["model"] == "smallcnn" and saved["config"]["seed"] == 0
+    resolved = saved["resolved"]
+    assert resolved["classes"] == ["benign", "malignant", "normal"]
+    assert resolved["img_size"] == 32 and resolved["in_chans"] == 1  # from the grayscale 32-px data
+    assert set(resolved["counts"]) == {"train", "val", "test"}
+    rows = read_history(trained_run / "history.csv")
+    assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["val_auc"] <= 1 for r in rows)
+
+
+def test_split_is_recorded_and_disjoint(trained_run):
+    lines = (trained_run / "splits.csv").read_text().splitlines()
+    sources = [line.split(",")[0] for line in lines[1:]]
+    assert len(sources) == len(set(sources)) == 42
+    assert {line.split(",")[1] for line in lines[1:]} == {"train", "val", "test"}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_crashed_run_resumes_where_it_stopped(demo_data, tmp_path, monkeypatch):
+    config = TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), model="smallcnn", epochs=3, batch_size=16)
+    original = HistoryWriter.on_train_epoch_end
+
+    def crash_after_epoch_2(self, trainer, module):
+        original(self, trainer, module)
+        if trainer.current_epoch == 1:
+            raise Crash("power cut")
+
+    monkeypatch.setattr(HistoryWriter, "on_train_epoch_end", crash_after_epoch_2)
+    with pytest.raises(Crash):
+        train(config)
+    monkeypatch.undo()
+    assert not (tmp_path / "run" / "model.pt").exists()
+    with pytest.raises(MedclassError, match="already holds a training run; pass --resume"):
+        train(config)
+    # only the run folder is needed to resume: data, model and schedule come from its config.yaml
+    train(TrainConfig(data="", out=str(tmp_path / "run"), resume=True))
+    assert [r["epoch"] for r in read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
+    assert (tmp_path / "run" / "model.pt").exists()
+
+
+def test_bad_options_are_refused_before_training(demo_data, tmp_path):
+    with pytest.raises(MedclassError, match="optimizer must be"):
+        TrainConfig(data=str(demo_data), out=str(tmp_path), optimizer="rmsprop")
+    with pytest.raises(MedclassError, match="needs inputs of at least 32 px"):
+        train(TrainConfig(data=str(demo_data), out=str(tmp_path / "r"), model="resnet18", img_size=16, epochs=1))
+    with pytest.raises(MedclassError, match="nothing to resume"):
+        train(TrainConfig(data=str(demo_data), out=str(tmp_path / "new"), resume=True))
