@@ -7,3 +7,7 @@ class MedclassError(Exception):
 
 class DataError(MedclassError):
     """Data that cannot be read as asked: missing file, wrong layout, missing key or column."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data the user should know before trusting results (leakage, artefacts, missing rows)."""

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 
 import typer
 
-from medclass.errors import MedclassError
+from medclass.errors import DataWarning, MedclassError
 
 app = typer.Typer(help="Train, evaluate, explain and serve medical image classifiers.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 def user_errors(command):
-    """Turn a MedclassError into one line on stderr and exit status 2, instead of a traceback."""
+    """Turn a MedclassError into one line on stderr and exit status 2, instead of a traceback, and show the
+    library's data warnings as `warning: ...` lines (not Python's file:line form)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        typer.echo(f"warning: {message}", err=True)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except MedclassError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DataWarning)
+            default_show, warnings.showwarning = warnings.showwarning, show
+            try:
+                return command(*args, **kwargs)
+            except MedclassError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
+            finally:
+                warnings.showwarning = default_show
 
     return wrapper
 

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import (DataRoot, ImageCol, LabelCol, Mapping, Negative, PatientCol, PatientPattern,
-                                  Positive, SplitCol, Target, reader_options)
+from medclass.cli.options import (DataRoot, ImageCol, ImagesDir, LabelCol, LabelSep, Mapping, Negative, PatientCol,
+                                  PatientPattern, Positive, SplitCol, Target, reader_options)
 
 RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
 
@@ -54,9 +54,11 @@ def train(
     devices: Annotated[str, typer.Option(help="auto, a count, e.g. 4 for DDP on 4 GPUs.")] = "auto",
     precision: Annotated[str, typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = "32-true",
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    audit: Annotated[bool, typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = True,
     data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
     patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
     target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
+    images_dir: ImagesDir = None, label_sep: LabelSep = None,
 ):
     """Train a classifier; writes config, model, history.csv and training curves to --out."""
     from medclass.training import TrainConfig
@@ -68,7 +70,8 @@ def train(
 
     options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
                              patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
-                             target=target, mapping=mapping, positive=positive, negative=negative)
+                             target=target, mapping=mapping, positive=positive, negative=negative,
+                             images_dir=images_dir, label_sep=label_sep)
     config = TrainConfig(
         data=data or "", out=str(out), model=model, pretrained=_pretrained(pretrained), reader_options=options,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
@@ -76,7 +79,7 @@ def train(
         class_weights=class_weights, img_size=img_size, in_chans=in_chans, positive_class=positive_class,
         seed=seed, patience=patience, val_fraction=val_fraction, test_fraction=test_fraction, splits=splits,
         fold=fold, num_workers=num_workers, accelerator=accelerator, devices=devices, precision=precision,
-        resume=resume)
+        resume=resume, audit=audit)
     result = run_training(config)
     typer.echo(f"best val AUC {result.best_val_auc:.4f} after {result.epochs_run} epochs; model: {result.artifact_path}")
 
@@ -93,13 +96,15 @@ def evaluate(
     data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
     patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
     target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
+    images_dir: ImagesDir = None, label_sep: LabelSep = None,
 ):
     """Score a trained model: accuracy, balanced accuracy, AUC with CIs, per-class P/R/F1, report.html."""
     from medclass.evaluation import evaluate_run
 
     options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
                              patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
-                             target=target, mapping=mapping, positive=positive, negative=negative)
+                             target=target, mapping=mapping, positive=positive, negative=negative,
+                             images_dir=images_dir, label_sep=label_sep)
     metrics, out_dir = evaluate_run(run_dir, data=data, split=split, out_dir=out, reader_options=options,
                                     n_boot=n_boot)
     if as_json:

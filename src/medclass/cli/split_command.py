@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -45,11 +44,7 @@ def split(
     options = reader_options(image_col=image_col, label_col=label_col, patient_col=patient_col, split_col=split_col,
                              patient_pattern=patient_pattern, images_dir=images_dir, label_sep=label_sep,
                              target=target, positive=positive, negative=negative, mapping=mapping)
-    with warnings.catch_warnings(record=True) as caught:  # reader warnings as one clean line, not a code location
-        warnings.simplefilter("always")
-        dataset = open_dataset(data, **options)
-    for warning in caught:
-        typer.echo(f"warning: {warning.message}", err=True)
+    dataset = open_dataset(data, **options)  # reader warnings print as `warning:` lines (user_errors)
     if dataset.has_splits:  # e.g. Training/Testing folders: say so rather than silently replace them
         typer.echo("note: the dataset's own split is replaced by a new one", err=True)
     dataset = make_splits(dataset, val=val, test=test, seed=seed, by_patient=by is GroupBy.patient,

@@ -18,7 +18,7 @@ from pathlib import Path
 from medclass.data.base import DEFAULT_TASK, Box, ImageDataset, Reader, Sample
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.images import read_image
-from medclass.errors import DataError
+from medclass.errors import DataError, DataWarning
 
 IMAGE_COLUMNS = ("filename", "image", "path", "Image Index")
 LABEL_COLUMNS = ("label", "labels", "Finding Labels", "Finding Label")
@@ -214,7 +214,7 @@ def build_dataset(layout: CsvLayout, items: list[ImageRow], bases: list[Path]) -
     if missing:
         rows = ", ".join(str(m["row"]) for m in missing[:SHOWN_MISSING])
         warnings.warn(f"{layout.path}: {len(missing)} of {len(items)} images not found in {looked}; skipped "
-                      f"(rows {rows}{', ...' if len(missing) > SHOWN_MISSING else ''})", stacklevel=3)
+                      f"(rows {rows}{', ...' if len(missing) > SHOWN_MISSING else ''})", DataWarning, stacklevel=3)
     multi = any(len(item.labels) > 1 for item in items)
     samples = [Sample(source=str(where), split=item.split, patient=item.patient, boxes=tuple(item.boxes),
                       labels={DEFAULT_TASK: tuple(sorted(item.labels)) if multi else item.labels[0]})

@@ -44,6 +44,7 @@ class TrainConfig:
     devices: str = "auto"
     precision: str = "32-true"
     resume: bool = False
+    audit: bool = True  # audit the split data first; unreadable images stop the run
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):

@@ -5,8 +5,10 @@ Reads top to bottom: prepare_data, resolve_input, build_trainer, train.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from sklearn.model_selection import train_test_split
 
 import medclass
 from medclass.data import ImageDataset, open_dataset
+from medclass.data.audit import audit_dataset
 from medclass.data.splits import load_splits, save_splits, stratified_split
-from medclass.errors import MedclassError
+from medclass.data.tasks import is_multi_label
+from medclass.errors import DataWarning, MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
 from medclass.training.config import TrainConfig
@@ -51,9 +55,32 @@ def prepare_data(config: TrainConfig) -> ImageDataset:
             raise MedclassError(f"{config.data}: some images have a split and others none; give every image one "
                                 "or none (then medclass makes a stratified split)")
         dataset = stratified_split(dataset, config.val_fraction, config.test_fraction, config.seed)
+    if is_multi_label(dataset):
+        raise MedclassError(f"{config.data}: task {dataset.target!r} is multi-label; medclass trains one class per "
+                            "image for now: pick a finding with --positive FINDING (optionally --negative)")
     if not any(s.split == "val" for s in dataset.samples):
         dataset = carve_validation(dataset, config.val_fraction, config.seed)
     return dataset
+
+
+def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
+    """Audit the split data (saved as audit.json). Unreadable images stop the run here, before any epoch;
+    leakage and artefacts are returned as warnings, since the user may have reasons to keep them."""
+    report = audit_dataset(dataset)
+    (run_dir / "audit.json").write_text(json.dumps(report, indent=2))
+    if report["corrupt"]:
+        first = report["corrupt"][0]
+        raise MedclassError(f"{len(report['corrupt'])} image(s) cannot be read, e.g. {first['path']}: "
+                            f"{first['reason']}. Fix or remove them; all are listed in {run_dir / 'audit.json'}")
+    summary = report["summary"]
+    found = {"cross_split_duplicates": "exact-duplicate groups span splits (test images seen in training)",
+             "conflicting_label_duplicates": "exact-duplicate groups carry different labels",
+             "patient_leaks": "patients have images in more than one split",
+             "masks": "files look like segmentation masks",
+             "size_artefacts": "image sizes/modes differ by class (a shortcut the model can learn)"}
+    return [f"audit: {len(report[key])} {text}" for key, text in found.items() if report[key]] + (
+        [f"audit: details in {run_dir / 'audit.json'}; `medclass split --dedupe` removes duplicates"]
+        if summary.get("leakage_found") else [])
 
 
 def carve_validation(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
@@ -138,6 +165,9 @@ def train(config: TrainConfig) -> TrainResult:
 
     dataset = prepare_data(config)
     save_splits(dataset, run_dir / "splits.csv")
+    if config.audit:
+        for line in audit_before_training(dataset, run_dir):
+            warnings.warn(line, DataWarning, stacklevel=2)
     img_size, in_chans = resolve_input(config, dataset)
     classes, pos = dataset.classes, positive_index(config, dataset.classes)
 

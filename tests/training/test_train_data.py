@@ -1,0 +1,50 @@
+"""What training does with the data before the first epoch: audit, unreadable files, given splits, multi-label."""
+
+import shutil
+
+import pytest
+
+from medclass.data import open_dataset
+from medclass.data.splits import make_splits, save_splits
+from medclass.errors import DataWarning, MedclassError
+from medclass.training import TrainConfig, train
+
+
+@pytest.fixture
+def demo_copy(demo_data, tmp_path):
+    return shutil.copytree(demo_data, tmp_path / "data")
+
+
+def _config(data, out, **kw):
+    return TrainConfig(data=str(data), out=str(out), model="smallcnn", epochs=1, batch_size=16, **kw)
+
+
+def test_unreadable_image_stops_the_run_before_training_and_is_named(demo_copy, tmp_path):
+    (demo_copy / "benign" / "scan_bad.png").write_text("this is not a png")
+    with pytest.raises(MedclassError, match=r"1 image\(s\) cannot be read, e.g. .*scan_bad\.png"):
+        train(_config(demo_copy, tmp_path / "run"))
+    assert (tmp_path / "run" / "audit.json").is_file() and not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_duplicate_with_another_label_is_warned_about(demo_copy, tmp_path):
+    shutil.copy(demo_copy / "benign" / "benign_0000.png", demo_copy / "malignant" / "copy_of_benign.png")
+    with pytest.warns(DataWarning, match="exact-duplicate groups carry different labels"):
+        train(_config(demo_copy, tmp_path / "run"))
+
+
+def test_given_kfold_splits_are_used(demo_data, tmp_path):
+    folds = make_splits(open_dataset(demo_data), folds=3, seed=1)
+    save_splits(folds, tmp_path / "splits.csv")
+    train(_config(demo_data, tmp_path / "run", splits=str(tmp_path / "splits.csv"), fold=1))
+    used = {line.split(",")[0]: line.split(",")[1] for line in
+            (tmp_path / "run" / "splits.csv").read_text().splitlines()[1:]}
+    expected_val = {s.source for s in folds.samples if folds.meta["folds"].get(s.source) == 1}
+    assert {src for src, split in used.items() if split == "val"} == expected_val
+
+
+def test_multi_label_target_asks_for_a_binary_task(tmp_path, demo_data):
+    rows = ["image,label", f"{demo_data}/benign/benign_0000.png,Mass|Effusion",
+            f"{demo_data}/normal/normal_0000.png,No Finding", f"{demo_data}/benign/benign_0001.png,Mass"]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(MedclassError, match="multi-label.*--positive FINDING"):
+        train(_config(tmp_path / "labels.csv", tmp_path / "run"))
