@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import warnings
 
@@ -42,6 +43,9 @@ from medclass.cli import data_commands, run_commands  # noqa: E402,F401
 
 
 def main() -> None:
+    # Lightning's start-up chatter (accelerator probing, product tips) buries medclass's own messages.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec.*", category=DeprecationWarning)
     app(prog_name="medclass")
 
 
