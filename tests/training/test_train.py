@@ -1,6 +1,7 @@
 """One short training run: what the run folder holds, resume, and refusal to overwrite."""
 
 import pytest
+import torch
 import yaml
 
 from medclass.errors import MedclassError
@@ -35,23 +36,28 @@ class Crash(RuntimeError):
 
 def test_crashed_run_resumes_where_it_stopped(demo_data, tmp_path, monkeypatch):
     config = TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), model="smallcnn", epochs=3, batch_size=16)
-    original = HistoryWriter.on_train_epoch_end
 
-    def crash_after_epoch_2(self, trainer, module):
-        original(self, trainer, module)
-        if trainer.current_epoch == 1:
+    def crash_in_epoch_3(self, trainer, module):
+        if trainer.current_epoch == 2:
             raise Crash("power cut")
 
-    monkeypatch.setattr(HistoryWriter, "on_train_epoch_end", crash_after_epoch_2)
+    # epoch 2 scores worse than epoch 1, so the best checkpoint and the latest one differ
+    val_aucs = iter([0.9, 0.5, 0.7])
+    monkeypatch.setattr("medclass.training.module.auc_score", lambda *args: next(val_aucs))
+    monkeypatch.setattr(HistoryWriter, "on_train_epoch_start", crash_in_epoch_3, raising=False)
     with pytest.raises(Crash):
         train(config)
     monkeypatch.undo()
     assert not (tmp_path / "run" / "model.pt").exists()
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 1  # the latest finished epoch (0-based), not the best one (0)
     with pytest.raises(MedclassError, match="already holds a training run; pass --resume"):
         train(config)
     # only the run folder is needed to resume: data, model and schedule come from its config.yaml
     train(TrainConfig(data="", out=str(tmp_path / "run"), resume=True))
-    assert [r["epoch"] for r in read_history(tmp_path / "run" / "history.csv")] == [1, 2, 3]
+    history = read_history(tmp_path / "run" / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert [round(r["val_auc"], 2) for r in history[:2]] == [0.9, 0.5]  # kept from before the crash
     assert (tmp_path / "run" / "model.pt").exists()
 
 

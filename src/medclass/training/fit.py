@@ -131,11 +131,15 @@ def class_weights(config: TrainConfig, dataset: ImageDataset) -> list[float] | N
 
 def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}", monitor="val_auc",
-                                 mode="max", save_last=True)
+                                 mode="max")
+    # Lightning's save_last only refreshes last.ckpt when a better model is saved; a resume must start from the
+    # latest epoch, so a second, unmonitored checkpoint rewrites last.ckpt after every epoch.
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
+                             enable_version_counter=False)
     early_stop = EarlyStopping(monitor="val_auc", mode="max", patience=config.patience)
     devices = int(config.devices) if str(config.devices).isdigit() else config.devices
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
-                        precision=config.precision, callbacks=[checkpoint, early_stop,
+                        precision=config.precision, callbacks=[checkpoint, latest, early_stop,
                                                                HistoryWriter(run_dir / "history.csv")],
                         logger=False, num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
                         enable_model_summary=False)
