@@ -19,21 +19,24 @@ def user_errors(command):
     """Turn a MedclassError into one line on stderr and exit status 2, instead of a traceback, and show the
     library's data warnings as `warning: ...` lines (not Python's file:line form)."""
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        typer.echo(f"warning: {message}", err=True)
-
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        default_show = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DataWarning):
+                typer.echo(f"warning: {message}", err=True)
+            else:
+                default_show(message, category, filename, lineno, file, line)
+
         with warnings.catch_warnings():
             warnings.simplefilter("always", DataWarning)
-            default_show, warnings.showwarning = warnings.showwarning, show
+            warnings.showwarning = show
             try:
                 return command(*args, **kwargs)
             except MedclassError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from None
-            finally:
-                warnings.showwarning = default_show
 
     return wrapper
 
@@ -45,7 +48,7 @@ from medclass.cli import data_commands, run_commands  # noqa: E402,F401
 def main() -> None:
     # Lightning's start-up chatter (accelerator probing, product tips) buries medclass's own messages.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*treespec.*", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*treespec.*")
     app(prog_name="medclass")
 
 

@@ -30,6 +30,7 @@ class TrainConfig:
     augment: str = "light"
     hflip: bool = True
     class_weights: str = "none"
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     img_size: int | None = None  # None: the data's own size (first training image)
     in_chans: int | None = None  # None: 1 when every sampled image is grayscale and the model is not pretrained
     positive_class: str | None = None  # binary tasks; None: the second class

@@ -15,8 +15,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, WeightAveraging
 from sklearn.model_selection import train_test_split
+from torch.optim.swa_utils import get_ema_avg_fn
 
 import medclass
 from medclass.data import ImageDataset, open_dataset
@@ -137,10 +138,13 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelC
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
                              enable_version_counter=False)
     early_stop = EarlyStopping(monitor="val_auc", mode="max", patience=config.patience)
+    callbacks = [checkpoint, latest, early_stop, HistoryWriter(run_dir / "history.csv")]
+    if config.ema:
+        # validation, checkpoints and the final model all use the averaged weights
+        callbacks.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema)))
     devices = int(config.devices) if str(config.devices).isdigit() else config.devices
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
-                        precision=config.precision, callbacks=[checkpoint, latest, early_stop,
-                                                               HistoryWriter(run_dir / "history.csv")],
+                        precision=config.precision, callbacks=callbacks,
                         logger=False, num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
                         enable_model_summary=False)
     return trainer, checkpoint
