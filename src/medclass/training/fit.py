@@ -79,7 +79,11 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
              "patient_leaks": "patients have images in more than one split",
              "masks": "files look like segmentation masks",
              "size_artefacts": "image sizes/modes differ by class (a shortcut the model can learn)"}
-    return [f"audit: {len(report[key])} {text}" for key, text in found.items() if report[key]] + (
+    lines = [f"audit: {len(report[key])} {text}" for key, text in found.items() if report[key]]
+    if summary.get("near_duplicate_cross_split_groups"):
+        lines.append(f"audit: {summary['near_duplicate_cross_split_groups']} near-duplicate groups span splits "
+                     "(likely the same patient or scan; review them)")
+    return lines + (
         [f"audit: details in {run_dir / 'audit.json'}; `medclass split --dedupe` removes duplicates"]
         if summary.get("leakage_found") else [])
 
@@ -170,6 +174,8 @@ def train(config: TrainConfig) -> TrainResult:
         raise MedclassError(f"{run_dir}: already holds a training run; pass --resume to continue it "
                             "or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
+        config = replace(config, data=str(Path(config.data).resolve()))
 
     dataset = prepare_data(config)
     save_splits(dataset, run_dir / "splits.csv")
