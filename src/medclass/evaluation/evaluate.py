@@ -65,8 +65,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     artifact = predictor.artifact
     metrics = classification_metrics(y_true, proba, y_pred, classes, artifact.positive_index, n_boot=n_boot,
                                      seed=seed)
-    metrics |= {"split": split, "data": data or "(training data)", "threshold": artifact.threshold
-                if artifact.is_binary else None}
+    own_data = artifact.provenance.get("data", "the run's data")
+    metrics |= {"split": split, "data": data or f"{own_data} (the run's recorded split)",
+                "threshold": artifact.threshold if artifact.is_binary else None}
 
     out = Path(out_dir) if out_dir else run_dir / "evaluation" / split
     out.mkdir(parents=True, exist_ok=True)
