@@ -44,6 +44,7 @@ def train(
     hflip: Annotated[bool, typer.Option(help="Random horizontal flips in training and flip TTA.")] = True,
     class_weights: Annotated[str, typer.Option(help="balanced (inverse class frequency) or none.")] = "balanced",
     ema: Annotated[float, typer.Option(help="Weight EMA decay (0 = off).")] = 0.98,
+    drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the classifier.")] = None,
     positive_class: Annotated[Optional[str], typer.Option(help="Binary tasks: the positive class.")] = None,
     patience: Annotated[int, typer.Option(help="Early stopping: epochs without a better val AUC.")] = 10,
     splits: Annotated[Optional[str], typer.Option(help="CSV of source,split (from `medclass split`).")] = None,
@@ -77,7 +78,7 @@ def train(
         data=data or "", out=str(out), model=model, pretrained=_pretrained(pretrained), reader_options=options,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
         scheduler=scheduler, label_smoothing=label_smoothing, augment=augment, hflip=hflip,
-        class_weights=class_weights, ema=ema, img_size=img_size, in_chans=in_chans, positive_class=positive_class,
+        class_weights=class_weights, ema=ema, drop_rate=drop_rate, img_size=img_size, in_chans=in_chans, positive_class=positive_class,
         seed=seed, patience=patience, val_fraction=val_fraction, test_fraction=test_fraction, splits=splits,
         fold=fold, num_workers=num_workers, accelerator=accelerator, devices=devices, precision=precision,
         resume=resume, audit=audit)

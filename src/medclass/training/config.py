@@ -31,6 +31,7 @@ class TrainConfig:
     augment: str = "light"
     hflip: bool = True
     class_weights: str = "balanced"
+    drop_rate: float | None = None  # dropout before the classifier; None: the architecture's default
     ema: float = 0.98  # decay of an exponential moving average of the weights; 0 = off
     img_size: int | None = None  # None: the data's own size (first training image)
     in_chans: int | None = None  # None: 1 when every sampled image is grayscale and the model is not pretrained
@@ -60,6 +61,11 @@ class TrainConfig:
             raise MedclassError(f"scheduler must be onecycle, cosine, step or none; got {self.scheduler!r}")
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
+
+    @property
+    def model_kwargs(self) -> dict:
+        """Architecture options passed to create_model (and stored in the artefact to rebuild it)."""
+        return {} if self.drop_rate is None else {"drop_rate": self.drop_rate}
 
     @property
     def run_dir(self) -> Path:

@@ -190,7 +190,7 @@ def train(config: TrainConfig) -> TrainResult:
                               weight_decay=config.weight_decay, optimizer=config.optimizer,
                               scheduler=config.scheduler, label_smoothing=config.label_smoothing,
                               class_weights=class_weights(config, dataset), hflip_tta=config.hflip,
-                              positive_index=pos)
+                              positive_index=pos, model_kwargs=config.model_kwargs)
     pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
     preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
     resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
@@ -208,7 +208,7 @@ def train(config: TrainConfig) -> TrainResult:
     module.load_state_dict(state)
     artifact = ModelArtifact(
         model_name=config.model, classes=classes, preprocessing=preprocessing, task=dataset.target,
-        state_dict=module.model.state_dict(), positive_index=pos, tta=["hflip"] if config.hflip else [],
+        state_dict=module.model.state_dict(), positive_index=pos, model_kwargs=config.model_kwargs, tta=["hflip"] if config.hflip else [],
         provenance={"data": config.data, "run_dir": str(run_dir), "best_checkpoint": Path(best_path).name,
                     "best_val_auc": _score(checkpoint.best_model_score), "seed": config.seed, **_versions()})
     artifact_path = artifact.save(run_dir)

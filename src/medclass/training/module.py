@@ -15,10 +15,11 @@ class ClassifierModule(L.LightningModule):
     def __init__(self, model_name: str, num_classes: int, in_chans: int, pretrained=False, lr: float = 2e-3,
                  weight_decay: float = 0.05, optimizer: str = "adamw", scheduler: str = "onecycle",
                  label_smoothing: float = 0.1, class_weights: list[float] | None = None, hflip_tta: bool = True,
-                 positive_index: int | None = None):
+                 positive_index: int | None = None, model_kwargs: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_model(model_name, num_classes, in_chans, pretrained=pretrained)
+        self.model = create_model(model_name, num_classes, in_chans, pretrained=pretrained,
+                                  **(model_kwargs or {}))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
