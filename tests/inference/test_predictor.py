@@ -46,3 +46,18 @@ def test_foreign_or_missing_artifacts_are_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "model.pt")
     with pytest.raises(MedclassError, match="not a medclass model artefact"):
         ModelArtifact.load(tmp_path)
+
+
+def test_artifact_round_trip_keeps_everything_needed_to_predict(tmp_path):
+    from medclass.models import create_model
+
+    model = create_model("resnet18_small", 2, 1, drop_rate=0.3).eval()
+    artifact = ModelArtifact("resnet18_small", ["normal", "pneumonia"], Preprocessing(28, 1, (0.5,), (0.5,)),
+                             model.state_dict(), positive_index=1, threshold=0.3, tta=["hflip"],
+                             model_kwargs={"drop_rate": 0.3}, provenance={"data": "x.npz"})
+    loaded = ModelArtifact.load(artifact.save(tmp_path))
+    assert (loaded.classes, loaded.threshold, loaded.tta, loaded.model_kwargs) == (
+        ["normal", "pneumonia"], 0.3, ["hflip"], {"drop_rate": 0.3})
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(loaded.build_model()(x), model(x), atol=1e-6)
