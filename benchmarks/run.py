@@ -25,7 +25,7 @@ RECIPES = {
     # MedMNIST's own experiment script: Adam 1e-3, lr x0.1 at 50%/75%, no augmentation, no smoothing, no TTA.
     "MedMNIST baseline (same epochs)": dict(optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="step",
                                             augment="none", hflip=False, label_smoothing=0.0, batch_size=128,
-                                            class_weights="none", ema=0.0),
+                                            class_weights="none", ema=0.0, drop_rate=0.0),
 }
 
 

@@ -44,7 +44,7 @@ def train(
     hflip: Annotated[bool, typer.Option(help="Random horizontal flips in training and flip TTA.")] = True,
     class_weights: Annotated[str, typer.Option(help="balanced (inverse class frequency) or none.")] = "balanced",
     ema: Annotated[float, typer.Option(help="Weight EMA decay (0 = off).")] = 0.98,
-    drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the classifier.")] = None,
+    drop_rate: Annotated[float, typer.Option(help="Dropout before the classifier.")] = 0.3,
     positive_class: Annotated[Optional[str], typer.Option(help="Binary tasks: the positive class.")] = None,
     patience: Annotated[int, typer.Option(help="Early stopping: epochs without a better val AUC.")] = 10,
     splits: Annotated[Optional[str], typer.Option(help="CSV of source,split (from `medclass split`).")] = None,
