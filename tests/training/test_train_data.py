@@ -48,3 +48,19 @@ def test_multi_label_target_asks_for_a_binary_task(tmp_path, demo_data):
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(MedclassError, match="multi-label.*--positive FINDING"):
         train(_config(tmp_path / "labels.csv", tmp_path / "run"))
+
+
+def test_validation_carved_from_train_keeps_patients_whole():
+    from medclass.data.base import ImageDataset, Sample
+    from medclass.training.fit import carve_validation
+
+    samples = [Sample(f"p{p}_{k}.png", {"label": "ab"[p % 2]}, split="train", patient=f"p{p}")
+               for p in range(40) for k in range(3)]
+    samples += [Sample(f"t{i}.png", {"label": "ab"[i % 2]}, split="test", patient=f"t{i}") for i in range(10)]
+    ds = carve_validation(ImageDataset("toy", samples, {"label": ["a", "b"]}, loader=lambda s: None), 0.2, seed=0)
+    splits_of_patient = {}
+    for s in ds.samples:
+        splits_of_patient.setdefault(s.patient, set()).add(s.split)
+    assert all(len(v) == 1 for v in splits_of_patient.values())
+    assert 12 <= sum(s.split == "val" for s in ds.samples) <= 36
+    assert sum(s.split == "test" for s in ds.samples) == 10

@@ -16,7 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, WeightAveraging
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch.optim.swa_utils import get_ema_avg_fn
 
 import medclass
@@ -89,15 +89,21 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
 
 
 def carve_validation(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
-    """Data shipped with only train/test (e.g. Training/Testing folders): take a stratified validation part
-    out of train, so model selection never looks at the test images."""
+    """Data shipped with only train/test (e.g. Training/Testing folders): take a validation part out of train, so
+    model selection never looks at the test images. Whole patients move when ids exist; else stratified by class."""
     train_idx = [i for i, s in enumerate(dataset.samples) if s.split == "train"]
     if not train_idx:
         raise MedclassError(f"{dataset.name}: no training images (splits found: "
                             f"{sorted({s.split for s in dataset.samples})})")
-    y = dataset.targets()[train_idx]
-    stratify = y if np.bincount(y).min() >= 2 else None
-    _, val_idx = train_test_split(train_idx, test_size=fraction, random_state=seed, stratify=stratify)
+    if any(dataset.samples[i].patient for i in train_idx):
+        groups = [dataset.samples[i].patient or dataset.samples[i].source for i in train_idx]
+        cut = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        _, val_pos = next(cut.split(train_idx, groups=groups))
+        val_idx = [train_idx[i] for i in val_pos]
+    else:
+        y = dataset.targets()[train_idx]
+        stratify = y if np.bincount(y).min() >= 2 else None
+        _, val_idx = train_test_split(train_idx, test_size=fraction, random_state=seed, stratify=stratify)
     val = set(val_idx)
     return dataset.with_samples([s.with_split("val") if i in val else s for i, s in enumerate(dataset.samples)])
 
