@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medclass.data.base import DEFAULT_TASK, ImageDataset, Reader, Sample
 from medclass.data.dicom import dicom_patient_id
-from medclass.data.images import is_dicom_file, is_image_file, read_image
+from medclass.data.images import is_dicom_file, list_images, read_image
 from medclass.errors import DataError
 
 SPLIT_ALIASES = {
@@ -33,10 +33,6 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-
-
 def read_class_folders(root: Path) -> ImageDataset:
     if not root.exists():
         raise DataError(f"{root}: no such folder")
@@ -54,7 +50,7 @@ def read_class_folders(root: Path) -> ImageDataset:
         for class_dir in _class_dirs(split_dir):
             samples += [Sample(source=str(p), labels={DEFAULT_TASK: class_dir.name}, split=split,
                                patient=dicom_patient_id(p) if is_dicom_file(p) else None)
-                        for p in _images_in(class_dir)]
+                        for p in list_images(class_dir)]
     if not samples:
         raise DataError(f"{root}: no images found; expected ROOT/<class>/*.png (or .jpg, .jpeg, .bmp, .tif) "
                         "or ROOT/{train,val,test}/<class>/...")

@@ -34,6 +34,11 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def list_images(folder: Path) -> list[Path]:
+    """Image files below `folder`, recursively, sorted (the one listing every folder reader and predict use)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
+
+
 def is_dicom_file(path: Path) -> bool:
     return Path(path).suffix.lower() in DICOM_SUFFIXES
 

@@ -13,7 +13,7 @@ import yaml
 
 from medclass.data.base import ImageDataset, Reader, Sample
 from medclass.data.folders import SPLIT_ALIASES
-from medclass.data.images import is_image_file, read_image
+from medclass.data.images import is_image_file, list_images, read_image
 from medclass.errors import DataError
 
 CLASS_TASK, GROUP_TASK = "class", "group"
@@ -61,7 +61,7 @@ def read_nested_folders(root: Path, mapping: Path | None = None) -> ImageDataset
         raise DataError(f"{root}: no such folder (expected ROOT/<group>/<class>/*.png)")
     samples = [Sample(source=str(p), labels={CLASS_TASK: c.name, GROUP_TASK: g.name})
                for g in subfolders(root) for c in subfolders(g)
-               for p in sorted(c.rglob("*")) if p.is_file() and is_image_file(p)]
+               for p in list_images(c)]
     if not samples:
         raise DataError(f"{root}: no images found; expected ROOT/<group>/<class>/*.png")
     tasks = {task: sorted({s.labels[task] for s in samples}) for task in (CLASS_TASK, GROUP_TASK)}

@@ -77,9 +77,11 @@ def _as_images(images: np.ndarray, path: Path, key: str) -> np.ndarray:
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
         raise DataError(f"{path}: {key} has shape {images.shape}; expected (N, H, W) or (N, H, W, 3)")
     if images.dtype != np.uint8:
+        # floats already in [0, 1] keep their meaning; any other range is stretched to 0..255
         lo, hi = float(images.min()), float(images.max())
-        scale = 255.0 if hi <= 1.0 and lo >= 0.0 else 255.0 / max(hi - lo, 1e-12)
-        images = ((images - (0.0 if hi <= 1.0 and lo >= 0.0 else lo)) * scale).clip(0, 255).astype(np.uint8)
+        if lo < 0.0 or hi > 1.0:
+            images = (images - lo) / max(hi - lo, 1e-12)
+        images = (images * 255.0).round().clip(0, 255).astype(np.uint8)
     return images
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medclass.data.images import is_image_file, read_image
+from medclass.data.images import list_images, read_image
 from medclass.errors import MedclassError
 from medclass.inference.artifact import ModelArtifact
 
@@ -73,7 +73,7 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            images = list_images(path)
             if not images:
                 raise MedclassError(f"{path}: folder holds no images (.png, .jpg, .jpeg, .bmp, .tif)")
             found += images
