@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -50,6 +51,23 @@ def test_json_goes_to_stdout_alone_and_has_the_keys(leaky):
             "masks", "size_artefacts", "patient_leaks", "summary"} <= set(report)
     assert report["summary"]["cross_split_duplicate_images"] == {"test": 1, "train": 1}
     assert "decoded" in result.stderr  # progress stays on stderr
+
+
+def test_progress_is_one_summary_line_when_not_on_a_terminal(leaky, tmp_path):
+    result = runner.invoke(app, ["audit", str(leaky), "--out", str(tmp_path / "a.json")])
+    decoded = [line for line in result.stderr.splitlines() if "decoded" in line]
+    assert len(decoded) == 1 and decoded[0].startswith("audit: decoded 21/21 images in "), result.stderr
+
+
+def test_classes_missing_from_a_split_and_patients_per_split_are_reported(clean):
+    shutil.rmtree(clean / "test" / "b")  # b now has no test image
+    result = runner.invoke(app, ["audit", str(clean), "--patient-pattern", r"^(\d)\.png$"])
+    assert result.exit_code == 0, result.output
+    assert "classes missing from a split or too small to split: 1" in result.stdout
+    assert "class 'b' has no test image (train 5, test 0)" in result.stdout
+    header, *rows = [line.split() for line in result.stdout.splitlines()[2:5]]
+    assert header == ["split", "a", "b", "total", "patients"]
+    assert rows == [["train", "5", "5", "10", "5"], ["test", "5", "0", "5", "5"]]
 
 
 def test_text_report_by_default(leaky):

@@ -42,6 +42,7 @@ def test_bad_input_gives_one_line_error(tmp_path):
     cases = [["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
              ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r")],
              ["evaluate", str(tmp_path)],
+             ["evaluate", str(tmp_path), "--target", "group"],
              ["predict", str(tmp_path), str(tmp_path / "x.png")]]
     np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 4, 4)))
     cases.append(["train", "--data", str(tmp_path / "wrong.npz"), "--out", str(tmp_path / "r")])
@@ -55,3 +56,60 @@ def test_bad_input_gives_one_line_error(tmp_path):
 def test_models_lists_the_registry():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and "resnet18_small" in result.output and "smallcnn" in result.output
+
+
+def test_refused_starts_are_one_line_and_leave_nothing_behind(demo_data, tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a run folder")
+    (tmp_path / "text.npz").write_text("this is a text file, not an archive")
+    run = tmp_path / "run"
+    cases = {"names an existing file": ["--data", str(demo_data), "--out", str(taken)],
+             "not an .npz archive": ["--data", str(tmp_path / "text.npz"), "--out", str(run)],
+             "needs inputs of at least 32 px": ["--data", str(demo_data), "--model", "resnet18", "--img-size", "16",
+                                                "--out", str(run)],
+             "img_size must be >= 8": ["--data", str(demo_data), "--img-size", "0", "--out", str(run)]}
+    for expected, args in cases.items():
+        result = runner.invoke(app, ["train", *args])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (args, result.output)
+        assert "allow_pickle" not in lines[0] and "Traceback" not in result.output
+        assert not run.exists() and taken.read_text() == "not a run folder"
+
+
+def test_training_progress_counts_epochs_from_one(demo_data, tmp_path):
+    result = runner.invoke(app, ["train", "--data", str(demo_data), "--model", "smallcnn", "--epochs", "2",
+                                 "--batch-size", "16", "--out", str(tmp_path / "run"), "--no-audit"])
+    assert result.exit_code == 0, result.output
+    epochs = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert epochs == ["1/2", "2/2"] and "after 2 epochs" in result.stdout
+    assert "Epoch" not in result.output  # no progress bar redrawn into a log that is not a terminal
+
+
+def test_patient_pattern_on_class_folders_gives_a_patient_level_run(tmp_path):
+    from tests.data.test_reader_options import kermany_like
+
+    data = kermany_like(tmp_path / "xray", n_children=60, layout="split")
+    result = runner.invoke(app, ["train", "--data", str(data), "--patient-pattern", r"^(person\d+)_",
+                                 "--model", "smallcnn", "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "run" / "splits.csv")))
+    splits_of = {}
+    for row in rows:
+        assert row["patient"] and row["source"].rsplit("/", 1)[1].startswith(row["patient"] + "_")
+        splits_of.setdefault(row["patient"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in splits_of.values()) and {"train", "val", "test"} == set().union(*splits_of.values())
+    audit = json.loads((tmp_path / "run" / "audit.json").read_text())
+    assert audit["patients"]["test"] == 20 and sum(audit["patients"].values()) == 60
+
+
+def test_unused_reader_option_is_one_line_for_every_data_command(tmp_path):
+    from tests.conftest import write_npz
+
+    npz = str(write_npz(tmp_path / "tiny.npz"))
+    for args in (["audit", npz], ["split", npz, "--out", str(tmp_path / "s.csv")],
+                 ["train", "--data", npz, "--out", str(tmp_path / "run")]):
+        result = runner.invoke(app, [*args, "--patient-pattern", r"^(\d+)_"])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, (args, result.output)
+        assert "--patient-pattern not used by the npz reader" in lines[0] and "it takes --target" in lines[0]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "s.csv").exists()

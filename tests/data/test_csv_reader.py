@@ -28,7 +28,7 @@ def test_single_label_csv_beside_images(tmp_path):
     assert ds.target == "label" and ds.classes == ["cat", "dog"]
     assert [s.labels["label"] for s in ds.samples] == ["cat", "dog", "cat"]
     assert ds.samples[0].source == str(tmp_path / "a.png")
-    assert ds.meta["multi_label"] == [] and ds.meta["missing"] == []
+    assert ds.meta["multi_label"] == [] and ds.meta["skipped"] == []
     assert ds.load_image(0).size == (8, 8)
 
 
@@ -111,7 +111,8 @@ def test_missing_images_are_reported_and_all_missing_is_fatal(tmp_path):
     with pytest.warns(UserWarning, match=r"2 of 4 images not found.*rows 3, 5"):
         ds = open_dataset(csv)
     assert len(ds) == 2
-    assert ds.meta["missing"] == [{"row": 3, "image": "gone1.png"}, {"row": 5, "image": "gone2.png"}]
+    assert ds.meta["skipped"] == [{"row": 3, "image": "gone1.png", "reason": "file not found"},
+                                 {"row": 5, "image": "gone2.png", "reason": "file not found"}]
     none = write_csv(tmp_path / "none.csv", ["filename,label", "gone1.png,x", "gone2.png,y"])
     with pytest.raises(DataError, match=r"none of the 2 images"):
         open_dataset(none)

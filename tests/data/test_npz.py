@@ -66,3 +66,17 @@ def test_medmnist_offline_error_says_where_it_looked(tmp_path, monkeypatch):
         locate_medmnist("bloodmnist", 28, data_root=str(tmp_path), download=False)
     with pytest.raises(DataError, match="size must be one of"):
         parse_medmnist_spec("medmnist:bloodmnist@30")
+
+
+def test_files_that_are_not_npz_archives_are_named_as_such(tmp_path):
+    (tmp_path / "text.npz").write_text("train_images,train_labels\n")
+    with pytest.raises(DataError, match=r"text.npz: not an .npz archive") as text_error:
+        open_dataset(tmp_path / "text.npz")
+    assert "allow_pickle" not in str(text_error.value)  # numpy's hint would point at an unsafe load
+    np.save(tmp_path / "single.npy", np.zeros((2, 4, 4)))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(DataError, match=r"single.npz: a single .npy array, not an .npz archive"):
+        open_dataset(tmp_path / "single.npz")
+    np.savez(tmp_path / "objects.npz", train_images=np.array([{"a": 1}] * 2, dtype=object), train_labels=np.zeros(2))
+    with pytest.raises(DataError, match=r"objects.npz: train_images holds pickled Python objects"):
+        open_dataset(tmp_path / "objects.npz")

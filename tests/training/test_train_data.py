@@ -2,7 +2,9 @@
 
 import shutil
 
+import numpy as np
 import pytest
+import yaml
 
 from medclass.data import open_dataset
 from medclass.data.splits import make_splits, save_splits
@@ -52,7 +54,7 @@ def test_multi_label_target_asks_for_a_binary_task(tmp_path, demo_data):
 
 def test_validation_carved_from_train_keeps_patients_whole():
     from medclass.data.base import ImageDataset, Sample
-    from medclass.training.fit import carve_validation
+    from medclass.data.splits import carve_validation
 
     samples = [Sample(f"p{p}_{k}.png", {"label": "ab"[p % 2]}, split="train", patient=f"p{p}")
                for p in range(40) for k in range(3)]
@@ -64,3 +66,39 @@ def test_validation_carved_from_train_keeps_patients_whole():
     assert all(len(v) == 1 for v in splits_of_patient.values())
     assert 12 <= sum(s.split == "val" for s in ds.samples) <= 36
     assert sum(s.split == "test" for s in ds.samples) == 10
+
+
+def test_one_image_class_is_named_before_any_epoch_and_leaves_nothing(demo_copy, tmp_path):
+    (demo_copy / "cyst").mkdir()
+    shutil.copy(demo_copy / "benign" / "benign_0000.png", demo_copy / "cyst" / "only.png")
+    with pytest.warns(DataWarning, match=r"too few to stratify into train/val/test: 'cyst' has 1 image"):
+        with pytest.raises(MedclassError, match=r"cannot train: class 'cyst' has no (training|validation|training "
+                                                r"or validation) image \(train \d, val \d, test \d\)"):
+            train(_config(demo_copy, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_absent_from_training_is_named_with_its_counts(tmp_path):
+    from tests.conftest import write_npz
+
+    labels = {"train_labels": (np.arange(8) % 2).reshape(-1, 1).astype(np.uint8)}  # class 2 only in val/test
+    npz = write_npz(tmp_path / "three.npz", n_classes=3, **labels)
+    with pytest.raises(MedclassError, match=r"class '2' has no training image \(train 0, val 1, test 1\)"):
+        train(_config(npz, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_csv_rows_skipped_for_missing_images_are_kept_in_the_run(demo_data, tmp_path):
+    from medclass.evaluation import evaluate_run
+
+    rows = ["image,label"] + [f"{demo_data}/{c}/{c}_{i:04d}.png,{c}" for c in ("benign", "normal") for i in range(10)]
+    rows.append(f"{demo_data}/benign/gone.png,benign")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    with pytest.warns(DataWarning, match="1 of 21 images not found"):
+        train(_config(tmp_path / "labels.csv", tmp_path / "run"))
+    assert (tmp_path / "run" / "skipped.csv").read_text().splitlines()[1].startswith("22,")
+    resolved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["resolved"]
+    assert resolved["skipped_images"] == 1
+    with pytest.warns(DataWarning):
+        metrics, _ = evaluate_run(tmp_path / "run", n_boot=10)
+    assert metrics["skipped"] == [{"row": 22, "image": f"{demo_data}/benign/gone.png", "reason": "file not found"}]

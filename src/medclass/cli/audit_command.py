@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from tqdm import tqdm
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import (DataRoot, ImageCol, LabelCol, Mapping, Negative, PatientCol, PatientPattern,
-                                  Positive, SplitCol, Target, reader_options)
+from medclass.cli.options import reader_options
 from medclass.data import open_dataset
 from medclass.data.audit import NEAR_MIN_CORRELATION, NEAR_THRESHOLD, audit_dataset
 from medclass.errors import DataError
@@ -20,6 +23,7 @@ EXAMPLES = 10  # examples printed per finding; the JSON report always has all of
 
 @app.command("audit")
 @user_errors
+@reader_options
 def audit(
     data: Annotated[str, typer.Argument(help="Dataset: a folder of class folders, a .npz file or medmnist:NAME.")],
     as_json: Annotated[bool, typer.Option(
@@ -31,17 +35,13 @@ def audit(
         help="Max phash bits apart for a near-duplicate candidate.")] = NEAR_THRESHOLD,
     near_min_correlation: Annotated[float, typer.Option(
         help="Min thumbnail correlation that confirms a near duplicate.")] = NEAR_MIN_CORRELATION,
-    data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
-    patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
-    target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
+    reader_options: dict | None = None,
 ):
     """Audit a dataset: counts, corrupt files, exact/near duplicates, masks, size artefacts, patient leaks."""
-    dataset = open_dataset(data, **reader_options(
-        data_root=data_root, image_col=image_col, label_col=label_col, patient_col=patient_col,
-        split_col=split_col, patient_pattern=patient_pattern, target=target, mapping=mapping,
-        positive=positive, negative=negative))
-    report = audit_dataset(dataset, near_threshold=near_threshold, near_min_correlation=near_min_correlation,
-                           progress=_stderr_progress)
+    dataset = open_dataset(data, **reader_options)
+    with decode_progress() as progress:
+        report = audit_dataset(dataset, near_threshold=near_threshold, near_min_correlation=near_min_correlation,
+                               progress=progress)
     if out is not None:
         _write_json(report, out)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
@@ -49,11 +49,21 @@ def audit(
         raise typer.Exit(1)
 
 
-def _stderr_progress(done: int, total: int) -> None:
-    # Progress goes to stderr so that `--json` output on stdout stays parseable.
-    step = max(1, total // 10)
-    if done == total or done % step == 0:
-        typer.echo(f"audit: decoded {done}/{total} images", err=True)
+@contextmanager
+def decode_progress():
+    """A progress bar on a terminal; elsewhere (a file, a pipe, CI) one summary line at the end. Both on stderr,
+    so that `--json` output on stdout stays parseable."""
+    started, seen = time.monotonic(), {"done": 0, "total": 0}
+    with tqdm(desc="audit: decoding", unit="img", file=sys.stderr, disable=not sys.stderr.isatty(),
+              leave=False) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            seen.update(done=done, total=total)
+
+        yield progress
+    typer.echo(f"audit: decoded {seen['done']}/{seen['total']} images in {time.monotonic() - started:.1f} s",
+               err=True)
 
 
 def _write_json(report: dict, out: Path) -> None:
@@ -68,7 +78,7 @@ def format_report(report: dict) -> str:
     """The report as text: a counts table, then every finding with up to EXAMPLES examples."""
     summary, root = report["summary"], report.get("path")
     lines = [f"Audit of {report['dataset']}: {summary['images']} images, target {report['target']!r}", ""]
-    lines += _counts_table(report["counts"], report["classes"]) + [""]
+    lines += _counts_table(report["counts"], report["classes"], report.get("patients")) + [""]
     lines.append("sizes: " + _top(report["images"]["sizes"]) + "   modes: " + _top(report["images"]["modes"]))
     sections = [
         ("corrupt files", report["corrupt"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
@@ -82,6 +92,9 @@ def format_report(report: dict) -> str:
         ("size/mode artefacts", report["size_artefacts"], lambda a: a["message"]),
         ("patients in several splits", report["patient_leaks"],
          lambda p: f"{p['patient']}: " + ", ".join(f"{s} {n}" for s, n in p["splits"].items())),
+        ("classes missing from a split or too small to split", report["class_coverage"], lambda c: c["message"]),
+        ("skipped rows (listed in the data, not read)", report["skipped"],
+         lambda r: f"row {r['row']}: {r['image']}: {r['reason']}"),
     ]
     for title, items, describe in sections:
         lines += _section(title, items, describe)
@@ -99,10 +112,10 @@ def _leakage_text(summary: dict) -> str:
     return f"YES ({', '.join(causes)})" if causes else "no"
 
 
-def _counts_table(counts: dict, classes: list[str]) -> list[str]:
-    header = ["split"] + classes + ["total"]
+def _counts_table(counts: dict, classes: list[str], patients: dict | None) -> list[str]:
+    header = ["split"] + classes + ["total"] + (["patients"] if patients else [])
     rows = [[split] + [str(row.get(c, 0)) for c in classes] + [str(sum(row.values()))]
-            for split, row in counts.items()]
+            + ([str(patients.get(split, 0))] if patients else []) for split, row in counts.items()]
     widths = [max(len(r[k]) for r in [header] + rows) for k in range(len(header))]
     return ["  ".join(cell.rjust(w) if k else cell.ljust(w) for k, (cell, w) in enumerate(zip(r, widths)))
             for r in [header] + rows]

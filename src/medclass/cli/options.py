@@ -1,37 +1,57 @@
-"""Options shared by every command that reads a dataset, declared once.
+"""The options of the dataset readers, declared once for every command that reads a dataset.
 
-Each command lists the ones it needs as parameters and passes them on with `reader_options(...)`;
-`open_dataset(spec, **reader_options(...))` hands them to the reader that understands the spec.
+`@reader_options` adds them all to a command and hands the ones the user gave to the command as one
+`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`. The chosen reader refuses any option
+it does not use, so every command accepts the same options and none of them is silently ignored.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Annotated, Optional
 
 import typer
 
-DataRoot = Annotated[Optional[str], typer.Option("--data-root", help="Folder holding MedMNIST .npz files (offline use).")]
-ImageCol = Annotated[Optional[str], typer.Option("--image-col", help="CSV column with the image path.")]
-LabelCol = Annotated[Optional[str], typer.Option("--label-col", help="CSV column with the label(s); 'A|B' is multi-label.")]
-PatientCol = Annotated[Optional[str], typer.Option("--patient-col", help="CSV column with the patient id.")]
-SplitCol = Annotated[Optional[str], typer.Option("--split-col", help="CSV column with train/val/test.")]
-PatientPattern = Annotated[Optional[str], typer.Option(
-    "--patient-pattern", help=r"Regex on the file name whose first group is the patient id, e.g. '^(\d{8})_'.")]
-Target = Annotated[Optional[str], typer.Option(
-    "--target", help="Task to classify when the data has several (e.g. 'group' or 'class' for organ/class folders).")]
-Mapping = Annotated[Optional[str], typer.Option("--mapping", help="YAML mapping class -> extra labels (e.g. malignancy).")]
-Positive = Annotated[Optional[str], typer.Option("--positive", help="Binary task: this finding is the positive class.")]
-Negative = Annotated[Optional[str], typer.Option(
-    "--negative", help="Binary task: only images with this finding are negatives (default: all others).")]
+PANEL = "Data options"
 
 
-def reader_options(**options) -> dict:
-    """Drop options the user did not give, so readers see only what was asked."""
-    return {name: value for name, value in options.items() if value is not None}
+def _option(flag: str, help: str):
+    return Annotated[Optional[str], typer.Option(flag, help=help, rich_help_panel=PANEL)]
 
 
-# Added with the CSV reader; the keyword names (images_dir, label_sep) are what CsvReader.read accepts.
-ImagesDir = Annotated[Optional[str], typer.Option(
-    "--images-dir", help="Folder the CSV's image paths are relative to (default: the CSV's folder, then images/).")]
-LabelSep = Annotated[Optional[str], typer.Option(
-    "--label-sep", help="Separator of several labels in one CSV cell (default '|').")]
+READER_OPTIONS = {
+    "data_root": _option("--data-root", "MedMNIST: folder holding the .npz files (offline use)."),
+    "image_col": _option("--image-col", "CSV: column with the image path."),
+    "label_col": _option("--label-col", "CSV: column with the label(s); 'A|B' is multi-label."),
+    "patient_col": _option("--patient-col", "CSV: column with the patient id."),
+    "split_col": _option("--split-col", "CSV: column with train/val/test."),
+    "images_dir": _option("--images-dir", "CSV: folder the image paths are relative to (default: the CSV's folder, "
+                                          "then images/)."),
+    "label_sep": _option("--label-sep", "CSV: separator of several labels in one cell (default '|')."),
+    "patient_pattern": _option("--patient-pattern", r"Folders and CSV: regex with one group, the patient id, "
+                                                    r"searched in the file name, e.g. '^(person\d+)_'."),
+    "patient_from": _option("--patient-from", "Where --patient-pattern looks: name (the file name, default) or "
+                                              "path (the path relative to the dataset root)."),
+    "mapping": _option("--mapping", "Nested organ/class folders: YAML mapping class -> extra labels."),
+    "target": _option("--target", "Task to classify when the data has several (e.g. group or class)."),
+    "positive": _option("--positive", "Binary task: this finding is the positive class."),
+    "negative": _option("--negative", "Binary task: only images with this finding are negatives (default: all "
+                                      "others)."),
+}
+
+
+def reader_options(command):
+    """Give `command` every reader option; it receives those the user set as `reader_options: dict`."""
+    signature = inspect.signature(command, eval_str=True)  # resolved, as typer reads a plain function
+    own = [p for p in signature.parameters.values() if p.name != "reader_options"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+             for name, annotation in READER_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        given = {name: kwargs.pop(name, None) for name in READER_OPTIONS}
+        return command(*args, reader_options={k: v for k, v in given.items() if v is not None}, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=own + added)
+    return wrapper

@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import (DataRoot, ImageCol, ImagesDir, LabelCol, LabelSep, Mapping, Negative, PatientCol,
-                                  PatientPattern, Positive, SplitCol, Target, reader_options)
+from medclass.cli.options import reader_options
 
 RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
 
@@ -24,6 +23,7 @@ def _pretrained(value: Optional[str]):
 
 @app.command()
 @user_errors
+@reader_options
 def train(
     data: Annotated[Optional[str], typer.Option(
         "--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, a .csv (not needed with --resume).")] = None,
@@ -57,10 +57,7 @@ def train(
     precision: Annotated[str, typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = "32-true",
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     audit: Annotated[bool, typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = True,
-    data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
-    patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
-    target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
-    images_dir: ImagesDir = None, label_sep: LabelSep = None,
+    reader_options: dict | None = None,
 ):
     """Train a classifier; writes config, model, history.csv and training curves to --out."""
     from medclass.training import TrainConfig
@@ -70,16 +67,12 @@ def train(
     if data is None and not resume:
         raise MedclassError("--data is required (the images to train on), unless --resume continues a run")
 
-    options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
-                             patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
-                             target=target, mapping=mapping, positive=positive, negative=negative,
-                             images_dir=images_dir, label_sep=label_sep)
     config = TrainConfig(
-        data=data or "", out=str(out), model=model, pretrained=_pretrained(pretrained), reader_options=options,
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-        scheduler=scheduler, label_smoothing=label_smoothing, augment=augment, hflip=hflip,
-        class_weights=class_weights, ema=ema, drop_rate=drop_rate, img_size=img_size, in_chans=in_chans, positive_class=positive_class,
-        seed=seed, patience=patience, val_fraction=val_fraction, test_fraction=test_fraction, splits=splits,
+        data=data or "", out=str(out), model=model, pretrained=_pretrained(pretrained),
+        reader_options=reader_options, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        optimizer=optimizer, scheduler=scheduler, label_smoothing=label_smoothing, augment=augment, hflip=hflip,
+        class_weights=class_weights, ema=ema, drop_rate=drop_rate, img_size=img_size, in_chans=in_chans,
+        positive_class=positive_class, seed=seed, patience=patience, val_fraction=val_fraction, test_fraction=test_fraction, splits=splits,
         fold=fold, num_workers=num_workers, accelerator=accelerator, devices=devices, precision=precision,
         resume=resume, audit=audit)
     result = run_training(config)
@@ -88,6 +81,7 @@ def train(
 
 @app.command()
 @user_errors
+@reader_options
 def evaluate(
     run_dir: RunDir,
     data: Annotated[Optional[str], typer.Option(help="Other labelled data (default: the run's own).")] = None,
@@ -95,19 +89,17 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and report.html.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics JSON to stdout.")] = False,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
-    data_root: DataRoot = None, image_col: ImageCol = None, label_col: LabelCol = None,
-    patient_col: PatientCol = None, split_col: SplitCol = None, patient_pattern: PatientPattern = None,
-    target: Target = None, mapping: Mapping = None, positive: Positive = None, negative: Negative = None,
-    images_dir: ImagesDir = None, label_sep: LabelSep = None,
+    reader_options: dict | None = None,
 ):
     """Score a trained model: accuracy, balanced accuracy, AUC with CIs, per-class P/R/F1, report.html."""
+    from medclass.data import cli_flags
+    from medclass.errors import MedclassError
     from medclass.evaluation import evaluate_run
 
-    options = reader_options(data_root=data_root, image_col=image_col, label_col=label_col,
-                             patient_col=patient_col, split_col=split_col, patient_pattern=patient_pattern,
-                             target=target, mapping=mapping, positive=positive, negative=negative,
-                             images_dir=images_dir, label_sep=label_sep)
-    metrics, out_dir = evaluate_run(run_dir, data=data, split=split, out_dir=out, reader_options=options,
+    if reader_options and data is None:
+        raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it the "
+                            "run is evaluated on its own data, read as it was for training")
+    metrics, out_dir = evaluate_run(run_dir, data=data, split=split, out_dir=out, reader_options=reader_options,
                                     n_boot=n_boot)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))

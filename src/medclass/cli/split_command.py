@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import (ImageCol, ImagesDir, LabelCol, LabelSep, Mapping, Negative, PatientCol,
-                                  PatientPattern, Positive, SplitCol, Target, reader_options)
+from medclass.cli.options import reader_options
 from medclass.data import open_dataset
 from medclass.data.splits import make_splits, patients_in_several_splits, save_splits, split_summary
 
@@ -27,6 +26,7 @@ Dedupe = Annotated[bool, typer.Option("--dedupe", help="Drop exact duplicate ima
 
 @app.command("split")
 @user_errors
+@reader_options
 def split(
     data: Annotated[str, typer.Argument(help="Dataset: a CSV label file, a class folder, a .npz, medmnist:NAME.")],
     out: Annotated[Path, typer.Option("--out", help="Split CSV to write (source,split,label,patient[,fold]).")],
@@ -36,15 +36,10 @@ def split(
     folds: Folds = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random assignment.")] = 0,
     dedupe: Dedupe = False,
-    image_col: ImageCol = None, label_col: LabelCol = None, patient_col: PatientCol = None, split_col: SplitCol = None,
-    patient_pattern: PatientPattern = None, images_dir: ImagesDir = None, label_sep: LabelSep = None,
-    target: Target = None, positive: Positive = None, negative: Negative = None, mapping: Mapping = None,
+    reader_options: dict | None = None,
 ) -> None:
     """Split a dataset into train/val/test, stratified by class and grouped by patient, and save it as CSV."""
-    options = reader_options(image_col=image_col, label_col=label_col, patient_col=patient_col, split_col=split_col,
-                             patient_pattern=patient_pattern, images_dir=images_dir, label_sep=label_sep,
-                             target=target, positive=positive, negative=negative, mapping=mapping)
-    dataset = open_dataset(data, **options)  # reader warnings print as `warning:` lines (user_errors)
+    dataset = open_dataset(data, **reader_options)  # reader warnings print as `warning:` lines (user_errors)
     if dataset.has_splits:  # e.g. Training/Testing folders: say so rather than silently replace them
         typer.echo("note: the dataset's own split is replaced by a new one", err=True)
     dataset = make_splits(dataset, val=val, test=test, seed=seed, by_patient=by is GroupBy.patient,

@@ -9,7 +9,7 @@ from medclass.data.csv_reader import CsvReader
 from medclass.data.folders import FolderReader
 from medclass.data.nested import NestedFolderReader
 from medclass.data.npz import MedMNISTReader, NpzReader
-from medclass.data.tasks import apply_task_options
+from medclass.data.tasks import TASK_OPTIONS, apply_task_options
 from medclass.errors import DataError
 
 # Tried in order; the first whose can_read() accepts the spec reads it.
@@ -17,16 +17,36 @@ READERS: list[Reader] = [MedMNISTReader(), NpzReader(), CsvReader(), NestedFolde
 
 
 def open_dataset(spec: str | Path, **options) -> ImageDataset:
-    """Read a dataset from a path or spec (`file.npz`, `medmnist:NAME[@SIZE]`, a class folder)."""
+    """Read a dataset from a path or spec (`file.npz`, `medmnist:NAME[@SIZE]`, a class folder, a CSV).
+
+    `options` are the chosen reader's own (see its `options`) plus target/positive/negative, which apply to every
+    format after the reader. An option the reader does not use is an error, never silently ignored; None means
+    not given.
+    """
     spec = str(spec)
+    reader = find_reader(spec)
+    given = {name: value for name, value in options.items() if value is not None}
+    unused = [name for name in given if name not in reader.options and name not in TASK_OPTIONS]
+    if unused:
+        raise DataError(f"{spec}: {cli_flags(unused)} not used by the {reader.name} reader ({reader.description}); "
+                        f"it takes {cli_flags(reader.options + TASK_OPTIONS)}")
+    dataset = reader.read(spec, **{k: v for k, v in given.items() if k in reader.options})
+    return apply_task_options(dataset, **{k: v for k, v in given.items() if k in TASK_OPTIONS})
+
+
+def find_reader(spec: str) -> Reader:
     for reader in READERS:
         if reader.can_read(spec):
-            # target / positive / negative apply to every format alike, after the reader
-            return apply_task_options(reader.read(spec, **options), **options)
+            return reader
     if not Path(spec).exists():
         raise DataError(f"{spec}: no such file or folder")
     raise DataError(f"{spec}: unsupported data; expected a .npz file, medmnist:NAME, a .csv label file, "
                     "or a folder of class folders")
 
 
-__all__ = ["Box", "ImageDataset", "Reader", "Sample", "open_dataset", "READERS"]
+def cli_flags(names) -> str:
+    """Option names as the command line spells them (patient_pattern -> --patient-pattern)."""
+    return ", ".join("--" + name.replace("_", "-") for name in names)
+
+
+__all__ = ["Box", "ImageDataset", "Reader", "Sample", "open_dataset", "find_reader", "cli_flags", "READERS"]

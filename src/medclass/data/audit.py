@@ -17,6 +17,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from medclass.data.base import ImageDataset, Sample
+from medclass.data.coverage import coverage_findings
 from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
 
 # Measured on BUSI and Brain Tumor MRI: with thumbnail correlation >= 0.95 no pair of different-label images
@@ -54,6 +55,9 @@ def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
                      "near_min_correlation": near_min_correlation, "artefact_share_gap": ARTEFACT_SHARE_GAP,
                      "artefact_min_class_images": ARTEFACT_MIN_CLASS_IMAGES},
         "counts": {split: dict(row) for split, row in dataset.counts().items()},
+        "patients": _patients_per_split(dataset.samples),
+        "skipped": dataset.meta.get("skipped", []),
+        "class_coverage": coverage_findings(dataset),
         "images": _image_summary(describe, facts),
         "corrupt": [describe.member(i) | {"reason": f.error} for i, f in enumerate(facts) if f.error],
         "duplicates": exact,
@@ -182,6 +186,17 @@ def _size_artefacts(describe: _Describer, facts: list[ImageFacts]) -> list[dict]
     return found
 
 
+def _patients_per_split(samples: list[Sample]) -> dict[str, int] | None:
+    """Distinct patients per split ('all' before splitting); None when the data names no patients."""
+    if not any(s.patient for s in samples):
+        return None
+    patients = defaultdict(set)
+    for sample in samples:
+        if sample.patient:
+            patients[sample.split or "all"].add(sample.patient)
+    return {split: len(ids) for split, ids in patients.items()}
+
+
 def _patient_leaks(samples: list[Sample]) -> list[dict]:
     splits = defaultdict(Counter)
     for sample in samples:
@@ -220,5 +235,7 @@ def _summary(report: dict, describe: _Describer) -> dict:
         "masks": len(report["masks"]),
         "size_artefacts": len(report["size_artefacts"]),
         "patient_leaks": len(report["patient_leaks"]),
+        "class_coverage": len(report["class_coverage"]),
+        "skipped": len(report["skipped"]),
         "leakage_found": leakage,
     }

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from medclass.data.images import read_image
 from medclass.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -106,13 +107,26 @@ class ImageDataset:
         table: dict[str, Counter] = {}
         for s in self.samples:
             table.setdefault(s.split or "all", Counter())[s.labels[self.target]] += 1
-        return {split: {c: counts.get(c, 0) for c in self.classes} for split, counts in table.items()}
+        order = [split for split in (*SPLITS, "all") if split in table]
+        return {split: {c: table[split].get(c, 0) for c in self.classes} for split in order}
+
+
+def read_sample_file(sample: Sample) -> Image.Image:
+    """The loader of every dataset whose sources are image files; a module-level function, so a dataset pickles
+    (DataLoader workers started with `spawn` on macOS and Windows, `ddp_spawn`)."""
+    return read_image(sample.source)
 
 
 class Reader:
-    """Base of every format reader: says whether it understands a data spec, then reads it."""
+    """Base of every format reader: says whether it understands a data spec, then reads it.
+
+    `options` names the keyword options `read` understands; `open_dataset` refuses any other (apart from the task
+    options every format shares), so a misspelled or misplaced option is an error instead of being ignored.
+    """
 
     name: str = "reader"
+    description: str = ""
+    options: tuple[str, ...] = ()
 
     def can_read(self, spec: str) -> bool:
         raise NotImplementedError

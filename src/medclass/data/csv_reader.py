@@ -10,14 +10,13 @@ it is multi-label (a tuple of class names per image) as soon as one image carrie
 from __future__ import annotations
 
 import csv
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from medclass.data.base import DEFAULT_TASK, Box, ImageDataset, Reader, Sample
+from medclass.data.base import DEFAULT_TASK, Box, ImageDataset, Reader, Sample, read_sample_file
 from medclass.data.folders import SPLIT_ALIASES
-from medclass.data.images import read_image
+from medclass.data.patients import PatientRule
 from medclass.errors import DataError, DataWarning
 
 IMAGE_COLUMNS = ("filename", "image", "path", "Image Index")
@@ -32,21 +31,30 @@ SHOWN_MISSING = 5
 
 class CsvReader(Reader):
     name = "csv"
+    description = "a CSV label file"
+    options = ("image_col", "label_col", "patient_col", "split_col", "patient_pattern", "patient_from",
+               "images_dir", "label_sep")
 
     def can_read(self, spec: str) -> bool:
         return spec.lower().endswith(".csv")
 
     def read(self, spec: str, image_col: str | None = None, label_col: str | None = None,
              patient_col: str | None = None, split_col: str | None = None, patient_pattern: str | None = None,
-             images_dir: str | None = None, label_sep: str = "|", **options) -> ImageDataset:
+             patient_from: str | None = None, images_dir: str | None = None, label_sep: str = "|") -> ImageDataset:
         path = Path(spec)
+        if patient_col and patient_pattern:
+            raise DataError(f"{path}: give the patient either as a column (--patient-col {patient_col}) or as a "
+                            f"pattern on the image path (--patient-pattern), not both")
         header, rows = read_rows(path)
+        rule = PatientRule.parse(patient_pattern, patient_from)
+        # a pattern the user gave beats a patient column found only by its name
+        patient = None if rule else pick_column(path, header, patient_col, PATIENT_COLUMNS, "patient",
+                                                "--patient-col", False)
         layout = CsvLayout(
             path=path, image=pick_column(path, header, image_col, IMAGE_COLUMNS, "image", "--image-col"),
-            label=pick_column(path, header, label_col, LABEL_COLUMNS, "label", "--label-col"),
-            patient=pick_column(path, header, patient_col, PATIENT_COLUMNS, "patient", "--patient-col", False),
+            label=pick_column(path, header, label_col, LABEL_COLUMNS, "label", "--label-col"), patient=patient,
             split=pick_column(path, header, split_col, SPLIT_COLUMNS, "split", "--split-col", False),
-            boxes=box_columns(path, header), pattern=compile_pattern(patient_pattern), sep=label_sep)
+            boxes=box_columns(path, header), patients=rule, sep=label_sep)
         bases = [path.parent / images_dir] if images_dir else [path.parent, path.parent / "images"]
         return build_dataset(layout, merge_rows(layout, rows), bases)
 
@@ -61,7 +69,7 @@ class CsvLayout:
     patient: str | None
     split: str | None
     boxes: tuple[str, str, str, str] | None
-    pattern: re.Pattern | None
+    patients: PatientRule | None  # patient ids from the image path, when there is no patient column
     sep: str
 
 
@@ -105,13 +113,6 @@ def box_columns(path: Path, header: list[str]) -> tuple[str, str, str, str] | No
         raise DataError(f"{path}: has box column(s) {', '.join(corners)} but not {', '.join(missing)}; "
                         f"columns found: {', '.join(header)}")
     return None
-
-
-def compile_pattern(pattern: str | None) -> re.Pattern | None:
-    try:
-        return re.compile(pattern) if pattern else None
-    except re.error as exc:
-        raise DataError(f"patient pattern {pattern!r}: not a valid regular expression ({exc})") from None
 
 
 @dataclass
@@ -162,14 +163,13 @@ def cell(layout: CsvLayout, number: int, row: dict, column: str) -> str:
 def patient_of(layout: CsvLayout, number: int, row: dict, image: str) -> str | None:
     if layout.patient:
         return cell(layout, number, row, layout.patient)
-    if layout.pattern is None:
+    if layout.patients is None:
         return None
-    name = Path(image).name
-    match = layout.pattern.search(name)
-    if match is None:
-        raise DataError(f"{layout.path}: row {number}, column {layout.image}: file name {name!r} does not match "
-                        f"the patient pattern {layout.pattern.pattern!r}")
-    return match.group(1) if layout.pattern.groups else match.group(0)
+    patient = layout.patients.match(image)  # the path as the CSV gives it, relative to the image folder
+    if patient is None:
+        raise DataError(f"{layout.path}: row {number}, column {layout.image}: {layout.patients.text_of(image)!r} "
+                        f"does not match {layout.patients.describe()}")
+    return patient
 
 
 def split_of(layout: CsvLayout, number: int, row: dict) -> str | None:
@@ -206,7 +206,8 @@ def locate(image: str, bases: list[Path]) -> Path | None:
 
 def build_dataset(layout: CsvLayout, items: list[ImageRow], bases: list[Path]) -> ImageDataset:
     found = [(item, locate(item.image, bases)) for item in items]
-    missing = [{"row": item.row, "image": item.image} for item, where in found if where is None]
+    missing = [{"row": item.row, "image": item.image, "reason": "file not found"}
+               for item, where in found if where is None]
     looked = " and ".join(str(base) for base in bases)
     if len(missing) == len(items):
         raise DataError(f"{layout.path}: none of the {len(items)} images it lists exist; looked in {looked} "
@@ -220,9 +221,9 @@ def build_dataset(layout: CsvLayout, items: list[ImageRow], bases: list[Path]) -
                       labels={DEFAULT_TASK: tuple(sorted(item.labels)) if multi else item.labels[0]})
                for item, where in found if where is not None]
     classes = sorted({name for item in items for name in item.labels})
-    meta = {"format": "csv", "path": str(layout.path), "missing": missing,
+    meta = {"format": "csv", "path": str(layout.path), "skipped": missing,
             "multi_label": [DEFAULT_TASK] if multi else [],
             "columns": {"image": layout.image, "label": layout.label, "patient": layout.patient,
                         "split": layout.split, "boxes": list(layout.boxes or [])}}
     return ImageDataset(name=f"{layout.path.parent.name}/{layout.path.name}", samples=samples,
-                        tasks={DEFAULT_TASK: classes}, loader=lambda s: read_image(s.source), meta=meta)
+                        tasks={DEFAULT_TASK: classes}, loader=read_sample_file, meta=meta)

@@ -5,11 +5,13 @@ Split folder names are matched case-insensitively, with the common aliases (Trai
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from medclass.data.base import DEFAULT_TASK, ImageDataset, Reader, Sample
+from medclass.data.base import DEFAULT_TASK, ImageDataset, Reader, Sample, read_sample_file
 from medclass.data.dicom import dicom_patient_id
-from medclass.data.images import is_dicom_file, list_images, read_image
+from medclass.data.images import is_dicom_file, list_images
+from medclass.data.patients import PatientRule, patients_from_paths
 from medclass.errors import DataError
 
 SPLIT_ALIASES = {
@@ -21,19 +23,21 @@ SPLIT_ALIASES = {
 
 class FolderReader(Reader):
     name = "folders"
+    description = "ROOT/<class>/*.png or ROOT/{train,val,test}/<class>/*.png"
+    options = ("patient_pattern", "patient_from")
 
     def can_read(self, spec: str) -> bool:
         return Path(spec).is_dir()
 
-    def read(self, spec: str, **options) -> ImageDataset:
-        return read_class_folders(Path(spec))
+    def read(self, spec: str, patient_pattern: str | None = None, patient_from: str | None = None) -> ImageDataset:
+        return read_class_folders(Path(spec), PatientRule.parse(patient_pattern, patient_from))
 
 
 def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_class_folders(root: Path) -> ImageDataset:
+def read_class_folders(root: Path, patients: PatientRule | None = None) -> ImageDataset:
     if not root.exists():
         raise DataError(f"{root}: no such folder")
     if not root.is_dir():
@@ -48,15 +52,24 @@ def read_class_folders(root: Path) -> ImageDataset:
     samples = []
     for split_dir, split in split_dirs.items() or [(root, None)]:
         for class_dir in _class_dirs(split_dir):
-            samples += [Sample(source=str(p), labels={DEFAULT_TASK: class_dir.name}, split=split,
-                               patient=dicom_patient_id(p) if is_dicom_file(p) else None)
+            samples += [Sample(source=str(p), labels={DEFAULT_TASK: class_dir.name}, split=split)
                         for p in list_images(class_dir)]
     if not samples:
         raise DataError(f"{root}: no images found; expected ROOT/<class>/*.png (or .jpg, .jpeg, .bmp, .tif) "
                         "or ROOT/{train,val,test}/<class>/...")
+    samples = with_patients(samples, root, patients)
     classes = sorted({s.labels[DEFAULT_TASK] for s in samples})
     if len(classes) < 2:
         raise DataError(f"{root}: found only one class folder ({classes[0]}); a classifier needs at least two")
     return ImageDataset(name=root.name, samples=samples, tasks={DEFAULT_TASK: classes},
-                        loader=lambda s: read_image(s.source),
-                        meta={"format": "folders", "path": str(root)})
+                        loader=read_sample_file, meta={"format": "folders", "path": str(root)})
+
+
+def with_patients(samples: list[Sample], root: Path, rule: PatientRule | None) -> list[Sample]:
+    """Patient ids from the rule when one is given (every file must match it), else DICOM PatientID for DICOM files."""
+    if rule is not None:
+        relative = [str(Path(s.source).relative_to(root)) for s in samples]
+        ids = patients_from_paths(rule, relative, str(root))
+    else:
+        ids = [dicom_patient_id(Path(s.source)) if is_dicom_file(Path(s.source)) else None for s in samples]
+    return [replace(s, patient=pid) for s, pid in zip(samples, ids)]

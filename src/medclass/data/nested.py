@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from medclass.data.base import ImageDataset, Reader, Sample
-from medclass.data.folders import SPLIT_ALIASES
-from medclass.data.images import is_image_file, list_images, read_image
+from medclass.data.base import ImageDataset, Reader, Sample, read_sample_file
+from medclass.data.folders import SPLIT_ALIASES, with_patients
+from medclass.data.images import is_image_file, list_images
+from medclass.data.patients import PatientRule
 from medclass.errors import DataError
 
 CLASS_TASK, GROUP_TASK = "class", "group"
@@ -24,12 +25,16 @@ MAX_CLASS_FOLDERS = 100
 
 class NestedFolderReader(Reader):
     name = "nested-folders"
+    description = "ROOT/<group>/<class>/*.png"
+    options = ("mapping", "patient_pattern", "patient_from")
 
     def can_read(self, spec: str) -> bool:
         return is_nested_layout(Path(spec))
 
-    def read(self, spec: str, mapping: str | None = None, **options) -> ImageDataset:
-        return read_nested_folders(Path(spec), Path(mapping) if mapping else None)
+    def read(self, spec: str, mapping: str | None = None, patient_pattern: str | None = None,
+             patient_from: str | None = None) -> ImageDataset:
+        return read_nested_folders(Path(spec), Path(mapping) if mapping else None,
+                                   PatientRule.parse(patient_pattern, patient_from))
 
 
 def subfolders(folder: Path) -> list[Path]:
@@ -56,7 +61,7 @@ def is_nested_layout(root: Path) -> bool:
     return sum(has_images(c, recursive=True) for c in classes) >= 2
 
 
-def read_nested_folders(root: Path, mapping: Path | None = None) -> ImageDataset:
+def read_nested_folders(root: Path, mapping: Path | None = None, patients: PatientRule | None = None) -> ImageDataset:
     if not root.is_dir():
         raise DataError(f"{root}: no such folder (expected ROOT/<group>/<class>/*.png)")
     samples = [Sample(source=str(p), labels={CLASS_TASK: c.name, GROUP_TASK: g.name})
@@ -64,6 +69,7 @@ def read_nested_folders(root: Path, mapping: Path | None = None) -> ImageDataset
                for p in list_images(c)]
     if not samples:
         raise DataError(f"{root}: no images found; expected ROOT/<group>/<class>/*.png")
+    samples = with_patients(samples, root, patients)
     tasks = {task: sorted({s.labels[task] for s in samples}) for task in (CLASS_TASK, GROUP_TASK)}
     meta = {"format": "nested-folders", "path": str(root)}
     if mapping is not None:
@@ -71,7 +77,7 @@ def read_nested_folders(root: Path, mapping: Path | None = None) -> ImageDataset
         tasks.update(extra)
         meta["mapping"] = str(mapping)
     return ImageDataset(name=root.name, samples=samples, tasks=tasks, target=CLASS_TASK,
-                        loader=lambda s: read_image(s.source), meta=meta)
+                        loader=read_sample_file, meta=meta)
 
 
 def load_mapping(path: Path) -> dict[str, dict[str, str]]:

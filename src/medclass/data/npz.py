@@ -13,15 +13,17 @@ from medclass.data.base import DEFAULT_TASK, SPLITS, ImageDataset, Reader, Sampl
 from medclass.errors import DataError
 
 MEDMNIST_PREFIX = "medmnist:"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, or the end record of an empty zip
 
 
 class NpzReader(Reader):
     name = "npz"
+    description = "a MedMNIST-style .npz file"
 
     def can_read(self, spec: str) -> bool:
         return spec.lower().endswith(".npz")
 
-    def read(self, spec: str, **options) -> ImageDataset:
+    def read(self, spec: str) -> ImageDataset:
         return read_npz(Path(spec))
 
 
@@ -29,11 +31,13 @@ class MedMNISTReader(Reader):
     """`medmnist:NAME[@SIZE]`: a local file when one exists, else the `medmnist` package's download."""
 
     name = "medmnist"
+    description = "medmnist:NAME[@SIZE]"
+    options = ("data_root", "download")
 
     def can_read(self, spec: str) -> bool:
         return spec.lower().startswith(MEDMNIST_PREFIX)
 
-    def read(self, spec: str, data_root: str | None = None, download: bool = True, **options) -> ImageDataset:
+    def read(self, spec: str, data_root: str | None = None, download: bool = True) -> ImageDataset:
         flag, size = parse_medmnist_spec(spec)
         return read_npz(locate_medmnist(flag, size, data_root, download), flag=flag)
 
@@ -41,10 +45,7 @@ class MedMNISTReader(Reader):
 def read_npz(path: Path, flag: str | None = None) -> ImageDataset:
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a MedMNIST-style .npz)")
-    try:
-        archive = np.load(path)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
+    archive = open_npz(path)
     with archive:
         present = [s for s in SPLITS if f"{s}_images" in archive.files]
         if not present:
@@ -54,21 +55,62 @@ def read_npz(path: Path, flag: str | None = None) -> ImageDataset:
         for split in present:
             if f"{split}_labels" not in archive.files:
                 raise DataError(f"{path}: has {split}_images but no {split}_labels")
-            arrays[split] = _as_images(archive[f"{split}_images"], path, f"{split}_images")
-            labels[split] = _as_class_indices(archive[f"{split}_labels"], path, f"{split}_labels", len(arrays[split]))
+            arrays[split] = _as_images(_array(archive, path, f"{split}_images"), path, f"{split}_images")
+            labels[split] = _as_class_indices(_array(archive, path, f"{split}_labels"), path, f"{split}_labels",
+                                              len(arrays[split]))
 
     flag = flag or path.stem.split("_")[0].lower()
     n_classes = int(max(lab.max() for lab in labels.values())) + 1
     classes = medmnist_class_names(flag, n_classes)
     samples = [Sample(source=f"{path}#{split}/{i}", labels={DEFAULT_TASK: classes[int(y)]}, split=split)
                for split in present for i, y in enumerate(labels[split])]
-
-    def load(sample: Sample) -> Image.Image:
-        split, index = sample.source.rsplit("#", 1)[1].split("/")
-        return Image.fromarray(arrays[split][int(index)])
-
-    return ImageDataset(name=path.name, samples=samples, tasks={DEFAULT_TASK: classes}, loader=load,
+    return ImageDataset(name=path.name, samples=samples, tasks={DEFAULT_TASK: classes}, loader=NpzImages(path, arrays),
                         meta={"format": "npz", "path": str(path), "medmnist_flag": flag})
+
+
+def open_npz(path: Path):
+    """np.load for archives only. A file that is not a zip would send numpy down its pickle path, whose error tells
+    the user to pass allow_pickle (an unsafe load), so the magic bytes are checked first."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive; expected a MedMNIST-style .npz "
+                        "(a zip of train_images, train_labels, val_*, test_* arrays, as np.savez writes)")
+    if not head.startswith(ZIP_MAGIC):
+        raise DataError(f"{path}: not an .npz archive (a .npz is a zip of .npy arrays, as np.savez writes; this "
+                        f"file starts with {head!r})")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({exc.__class__.__name__}: {exc})") from None
+
+
+class NpzImages:
+    """The loader of an npz dataset: the decoded arrays, looked up by a sample's `PATH#split/index` source.
+
+    Pickled (for DataLoader workers started with `spawn`), it carries only the path; a worker reads the file
+    itself on first use instead of receiving every image through a pipe.
+    """
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray]):
+        self.path, self.arrays = Path(path), arrays
+
+    def __call__(self, sample: Sample) -> Image.Image:
+        if self.arrays is None:
+            self.arrays = read_npz(self.path).loader.arrays
+        split, index = sample.source.rsplit("#", 1)[1].split("/")
+        return Image.fromarray(self.arrays[split][int(index)])
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "arrays": None}
+
+
+def _array(archive, path: Path, key: str) -> np.ndarray:
+    try:
+        return archive[key]
+    except ValueError:  # numpy refuses object arrays without allow_pickle, which medclass never sets
+        raise DataError(f"{path}: {key} holds pickled Python objects, not a numeric array; medclass does not "
+                        "unpickle data files (expected uint8 or float images and integer labels)") from None
 
 
 def _as_images(images: np.ndarray, path: Path, key: str) -> np.ndarray:

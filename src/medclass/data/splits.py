@@ -13,9 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from medclass.data.base import ImageDataset, Sample
+from medclass.data.coverage import warn_small_classes
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.tasks import is_multi_label, labels_of
 from medclass.errors import DataError
@@ -38,11 +39,13 @@ def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, se
     _check_fractions(val, test, folds)
     keys, groups = stratify_keys(dataset), group_ids(dataset, by_patient)
     n_groups = len(set(groups))
-    n_folds = min(FRACTION_FOLDS, n_groups)
+    n_folds = fold_count(keys, groups)
     n_test, n_val = _folds_for(test, n_folds), 0 if folds else _folds_for(val, n_folds)
     if n_groups < 3 or n_test + n_val >= n_folds:
         raise DataError(f"{dataset.name}: {n_groups} {'patients' if by_patient else 'images'} are too few for "
                         f"val={val}, test={test}; need a non-empty train split")
+    parts = ("train",) + (("val",) if n_val else ()) + (("test",) if n_test else ())
+    warn_small_classes(dataset.name, keys, groups, parts)
     fold = assign_folds(keys, groups, n_folds, seed)
     split = np.where(fold < n_test, "test", np.where(fold < n_test + n_val, "val", "train"))
     meta = {**dataset.meta, "split": {"by": "patient" if _uses_patients(dataset, by_patient) else "image",
@@ -51,6 +54,33 @@ def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, se
     if folds:
         meta["folds"] = _cv_folds(dataset, keys, groups, split != "test", folds, seed)
     samples = [s.with_split(str(name)) for s, name in zip(dataset.samples, split)]
+    return replace(dataset, samples=samples, meta=meta)
+
+
+def carve_validation(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
+    """Data shipped with only train/test (e.g. Training/Testing folders): move a validation part out of train, so
+    model selection never looks at the test images. Stratified by class and grouped by patient at once, like
+    `make_splits`; the test split is left as shipped."""
+    train = [i for i, s in enumerate(dataset.samples) if s.split == "train"]
+    if not train:
+        raise DataError(f"{dataset.name}: no training images (splits found: "
+                        f"{', '.join(sorted({str(s.split) for s in dataset.samples}))})")
+    if not 0 < fraction < 1:
+        raise DataError(f"{dataset.name}: has no validation split, so val_fraction must be between 0 and 1 to carve "
+                        f"one out of train; got {fraction}")
+    all_keys, all_groups = stratify_keys(dataset), group_ids(dataset, by_patient=True)
+    keys, groups = [all_keys[i] for i in train], [all_groups[i] for i in train]
+    n_folds = fold_count(keys, groups)
+    n_val = _folds_for(fraction, n_folds)
+    if n_val >= n_folds:
+        raise DataError(f"{dataset.name}: {len(set(groups))} training patients/images are too few to carve a "
+                        f"validation part ({fraction}) out of them")
+    warn_small_classes(dataset.name, keys, groups, ("train", "val"))
+    fold = assign_folds(keys, groups, n_folds, seed)
+    val = {train[i] for i in np.flatnonzero(fold < n_val)}
+    meta = {**dataset.meta, "validation": {"carved_from": "train", "fraction": fraction, "seed": seed,
+                                           "by": "patient" if _uses_patients(dataset, True) else "image"}}
+    samples = [s.with_split("val") if i in val else s for i, s in enumerate(dataset.samples)]
     return replace(dataset, samples=samples, meta=meta)
 
 
@@ -82,18 +112,26 @@ def _uses_patients(dataset: ImageDataset, by_patient: bool) -> bool:
     return by_patient and any(s.patient for s in dataset.samples)
 
 
+def fold_count(keys: list[str], groups: list[str], wanted: int = FRACTION_FOLDS) -> int:
+    """Folds to cut: `wanted`, unless there are fewer groups, or the largest class has fewer members (scikit-learn's
+    stratified splitters need one class that can fill every fold). Small data gets coarser fractions instead of
+    losing its stratification."""
+    return max(1, min(wanted, len(set(groups)), max(Counter(keys).values(), default=0)))
+
+
 def assign_folds(keys: list[str], groups: list[str], n_folds: int, seed: int) -> np.ndarray:
-    """Fold index (0..n_folds-1) per sample: stratified by key, no group split across folds."""
+    """Fold index (0..n_folds-1) per sample: stratified by key, no group split across folds.
+
+    Classes smaller than n_folds cannot reach every fold; scikit-learn warns about them in its own words, which
+    `warn_small_classes` replaces with one naming the classes and the splits they cannot fill.
+    """
     y = np.unique(np.asarray(keys), return_inverse=True)[1]
     x = np.zeros((len(y), 1))
     fold = np.empty(len(y), dtype=np.int64)
-    with warnings.catch_warnings():  # rare classes cannot reach every fold; sklearn warns about it, we accept it
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*least populated class.*", category=UserWarning)
         if len(set(groups)) == len(groups):  # no groups: the plain stratified k-fold is much faster
-            splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-            if np.bincount(y).max() < n_folds:
-                splitter = KFold(n_folds, shuffle=True, random_state=seed)
-            parts = splitter.split(x, y)
+            parts = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y)
         else:
             parts = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(x, y, groups)
         for i, (_, held_out) in enumerate(parts):
@@ -106,7 +144,12 @@ def _cv_folds(dataset: ImageDataset, keys, groups, rest: np.ndarray, folds: int,
     if len({groups[i] for i in index}) < folds:
         raise DataError(f"{dataset.name}: folds={folds} needs at least {folds} patients/images outside the test "
                         f"split; found {len({groups[i] for i in index})}")
-    fold = assign_folds([keys[i] for i in index], [groups[i] for i in index], folds, seed)
+    keys, groups = [keys[i] for i in index], [groups[i] for i in index]
+    if fold_count(keys, groups, folds) < folds:
+        raise DataError(f"{dataset.name}: folds={folds} needs a class with at least {folds} images outside the test "
+                        f"split to stratify the folds; the largest has {max(Counter(keys).values())}")
+    warn_small_classes(dataset.name, keys, groups, tuple(f"fold {k}" for k in range(folds)))
+    fold = assign_folds(keys, groups, folds, seed)
     return {dataset.samples[i].source: int(f) for i, f in zip(index, fold)}
 
 

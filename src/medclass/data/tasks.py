@@ -11,9 +11,11 @@ from dataclasses import replace
 from medclass.data.base import ImageDataset, Sample
 from medclass.errors import DataError
 
+TASK_OPTIONS = ("target", "positive", "negative")  # understood for every format, after the reader
+
 
 def apply_task_options(dataset: ImageDataset, target: str | None = None, positive: str | None = None,
-                       negative: str | None = None, **reader_options) -> ImageDataset:
+                       negative: str | None = None) -> ImageDataset:
     """Select the target task, then (optionally) replace it by a binary task `positive` vs the rest/`negative`."""
     if target is not None:
         dataset = select_target(dataset, target)

@@ -67,7 +67,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
                                      seed=seed)
     own_data = artifact.provenance.get("data", "the run's data")
     metrics |= {"split": split, "data": data or f"{own_data} (the run's recorded split)",
-                "threshold": artifact.threshold if artifact.is_binary else None}
+                "threshold": artifact.threshold if artifact.is_binary else None,
+                # rows of the data file the reader could not use (e.g. a CSV row whose image is missing), any split
+                "skipped": dataset.meta.get("skipped", [])}
 
     out = Path(out_dir) if out_dir else run_dir / "evaluation" / split
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +81,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     info = {"run": str(run_dir), "model": artifact.model_name, "data": metrics["data"], "split": split,
             "input": f"{artifact.preprocessing.img_size} px, {artifact.preprocessing.in_chans} channel(s)",
             "test-time augmentation": ", ".join(artifact.tta) or "none"}
+    if metrics["skipped"]:
+        info["skipped rows"] = f"{len(metrics['skipped'])} row(s) of the data could not be used (listed in metrics.json)"
     if artifact.is_binary:
         info["decision"] = f"{classes[artifact.positive_index]} when its probability >= {artifact.threshold:g}"
     write_report(metrics, info, figures, out / "report.html")

@@ -9,6 +9,8 @@ import yaml
 
 from medclass.errors import MedclassError
 
+MIN_IMG_SIZE = 8  # below this no registered network keeps a spatial map to classify
+
 
 @dataclass
 class TrainConfig:
@@ -53,6 +55,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise MedclassError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.img_size is not None and self.img_size < MIN_IMG_SIZE:
+            raise MedclassError(f"img_size must be >= {MIN_IMG_SIZE} px (or unset: the data's own size); "
+                                f"got {self.img_size}")
         if self.lr <= 0:
             raise MedclassError(f"lr must be > 0; got {self.lr}")
         if self.optimizer not in ("adamw", "adam", "sgd"):

@@ -5,36 +5,41 @@ Reads top to bottom: prepare_data, resolve_input, build_trainer, train.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import platform
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, WeightAveraging
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar, WeightAveraging
 from torch.optim.swa_utils import get_ema_avg_fn
 
 import medclass
 from medclass.data import ImageDataset, open_dataset
 from medclass.data.audit import audit_dataset
-from medclass.data.splits import load_splits, save_splits, stratified_split
+from medclass.data.coverage import missing_classes
+from medclass.data.splits import carve_validation, load_splits, save_splits, stratified_split
 from medclass.data.tasks import is_multi_label
-from medclass.errors import DataWarning, MedclassError
+from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
+from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
 from medclass.training.history import HistoryWriter, plot_history
 from medclass.training.module import ClassifierModule
+from medclass.training.progress import progress_callback
 from medclass.transforms import default_preprocessing
 
 log = logging.getLogger("medclass")
 MAX_AUTO_SIZE = 224
+PROBE_IMAGES = 32  # training images looked at to choose the input size and channels
 
 
 @dataclass
@@ -48,6 +53,9 @@ class TrainResult:
 def prepare_data(config: TrainConfig) -> ImageDataset:
     """Open the data and give every image a split: the file's own, a --splits file, or a new seeded one."""
     dataset = open_dataset(config.data, **config.reader_options)
+    if is_multi_label(dataset):
+        raise MedclassError(f"{config.data}: task {dataset.target!r} is multi-label; medclass trains one class per "
+                            "image for now: pick a finding with --positive FINDING (optionally --negative)")
     if config.splits:
         options = {"fold": config.fold} if config.fold is not None else {}
         dataset = load_splits(dataset, Path(config.splits), **options)
@@ -56,12 +64,22 @@ def prepare_data(config: TrainConfig) -> ImageDataset:
             raise MedclassError(f"{config.data}: some images have a split and others none; give every image one "
                                 "or none (then medclass makes a stratified split)")
         dataset = stratified_split(dataset, config.val_fraction, config.test_fraction, config.seed)
-    if is_multi_label(dataset):
-        raise MedclassError(f"{config.data}: task {dataset.target!r} is multi-label; medclass trains one class per "
-                            "image for now: pick a finding with --positive FINDING (optionally --negative)")
     if not any(s.split == "val" for s in dataset.samples):
         dataset = carve_validation(dataset, config.val_fraction, config.seed)
     return dataset
+
+
+def check_class_coverage(dataset: ImageDataset) -> None:
+    """Stop before the first epoch when a class has no training or no validation image: it would never be learnt,
+    or the validation AUC that selects the checkpoint would be undefined. A class missing from test is a warning."""
+    problems = missing_classes(dataset, ("train", "val"))
+    if problems:
+        raise MedclassError(f"{dataset.name}: cannot train: {'; '.join(p['message'] for p in problems)}. Add images "
+                            "of these classes, merge or drop them, or give a split file (--splits)")
+    if any(s.split == "test" for s in dataset.samples):
+        for problem in missing_classes(dataset, ("test",)):
+            warnings.warn(f"{dataset.name}: {problem['message']}; test metrics will not measure it", DataWarning,
+                          stacklevel=3)
 
 
 def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
@@ -88,37 +106,30 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
         if summary.get("leakage_found") else [])
 
 
-def carve_validation(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
-    """Data shipped with only train/test (e.g. Training/Testing folders): take a validation part out of train, so
-    model selection never looks at the test images. Whole patients move when ids exist; else stratified by class."""
-    train_idx = [i for i, s in enumerate(dataset.samples) if s.split == "train"]
-    if not train_idx:
-        raise MedclassError(f"{dataset.name}: no training images (splits found: "
-                            f"{sorted({s.split for s in dataset.samples})})")
-    if any(dataset.samples[i].patient for i in train_idx):
-        groups = [dataset.samples[i].patient or dataset.samples[i].source for i in train_idx]
-        cut = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        _, val_pos = next(cut.split(train_idx, groups=groups))
-        val_idx = [train_idx[i] for i in val_pos]
-    else:
-        y = dataset.targets()[train_idx]
-        stratify = y if np.bincount(y).min() >= 2 else None
-        _, val_idx = train_test_split(train_idx, test_size=fraction, random_state=seed, stratify=stratify)
-    val = set(val_idx)
-    return dataset.with_samples([s.with_split("val") if i in val else s for i, s in enumerate(dataset.samples)])
-
-
 def resolve_input(config: TrainConfig, dataset: ImageDataset) -> tuple[int, int]:
-    """Image size and channels: as configured, else from the training images themselves."""
-    train = dataset.subset("train")
-    probe = [train.load_image(i) for i in range(min(32, len(train)))]
+    """Image size and channels: as configured, else from the first readable training images (unreadable ones are
+    the audit's to report, with all of them listed)."""
+    probe = []
+    for sample in dataset.subset("train").samples:
+        try:
+            probe.append(dataset.load_image(sample))
+        except DataError:
+            continue
+        if len(probe) == PROBE_IMAGES:
+            break
+    if not probe:
+        raise MedclassError(f"{dataset.name}: none of the training images can be read; `medclass audit` lists why")
     img_size = config.img_size or min(max(probe[0].size), MAX_AUTO_SIZE)
     in_chans = config.in_chans or (3 if config.pretrained or any(im.mode != "L" for im in probe) else 1)
-    minimum = model_entry(config.model).min_input
-    if img_size < minimum:
-        raise MedclassError(f"model {config.model} needs inputs of at least {minimum} px; got --img-size "
-                            f"{img_size}. Use a larger --img-size or a small-input model (resnet18_small, smallcnn)")
+    check_input_size(config.model, img_size)
     return img_size, in_chans
+
+
+def check_input_size(model: str, img_size: int) -> None:
+    minimum = model_entry(model).min_input
+    if img_size < minimum:
+        raise MedclassError(f"model {model} needs inputs of at least {minimum} px; got --img-size {img_size}. "
+                            "Use a larger --img-size or a small-input model (resnet18_small, smallcnn)")
 
 
 def positive_index(config: TrainConfig, classes: list[str]) -> int | None:
@@ -141,14 +152,15 @@ def class_weights(config: TrainConfig, dataset: ImageDataset) -> list[float] | N
 
 
 def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}", monitor="val_auc",
+    checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch:03d}", monitor="val_auc",
                                  mode="max")
     # Lightning's save_last only refreshes last.ckpt when a better model is saved; a resume must start from the
     # latest epoch, so a second, unmonitored checkpoint rewrites last.ckpt after every epoch.
-    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1,
+    latest = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename=Path(LAST).stem, save_top_k=1,
                              enable_version_counter=False)
     early_stop = EarlyStopping(monitor="val_auc", mode="max", patience=config.patience)
-    callbacks = [checkpoint, latest, early_stop, HistoryWriter(run_dir / "history.csv")]
+    progress = progress_callback()
+    callbacks = [checkpoint, latest, early_stop, HistoryWriter(run_dir / "history.csv"), progress]
     if config.ema:
         # validation, checkpoints and the final model all use the averaged weights
         callbacks.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema)))
@@ -156,70 +168,105 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelC
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
                         precision=config.precision, callbacks=callbacks,
                         logger=False, num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
-                        enable_model_summary=False)
+                        enable_model_summary=False, enable_progress_bar=isinstance(progress, ProgressBar))
     return trainer, checkpoint
 
 
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
-    it runs (accelerator, devices, workers) may change."""
-    last_ckpt = config.run_dir / "checkpoints" / "last.ckpt"
-    if not last_ckpt.exists():
-        raise MedclassError(f"{last_ckpt}: nothing to resume (no last checkpoint in the run folder)")
+    it runs (accelerator, devices, workers) may change. Its checkpoints are vetted before anything runs."""
+    checkpoints_to_resume(config.run_dir)
     saved = TrainConfig.load(config.run_dir / "config.yaml")
     return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
                    num_workers=config.num_workers)
 
 
-def train(config: TrainConfig) -> TrainResult:
+def check_out_folder(config: TrainConfig) -> None:
     run_dir = config.run_dir
-    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if config.resume:
-        config = resumed_config(config)
-    elif (run_dir / "history.csv").exists():
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MedclassError(f"{run_dir}: --out names an existing file; expected a run folder (a new one, or a run "
+                            "to --resume)")
+    if not config.resume and (run_dir / "history.csv").exists():
         raise MedclassError(f"{run_dir}: already holds a training run; pass --resume to continue it "
                             "or choose another --out")
+
+
+@contextmanager
+def run_folder(run_dir: Path):
+    """Create the run folder; if the start fails before anything was written into it, remove it again."""
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield run_dir
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Everything that can be checked without writing is checked first (out folder, checkpoints to resume, data,
+    classes per split, input size, model), so a refused start leaves no run folder behind."""
+    check_out_folder(config)
+    if config.resume:
+        config = resumed_config(config)
+    elif config.img_size is not None:
+        check_input_size(config.model, config.img_size)
+    run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
     if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
         config = replace(config, data=str(Path(config.data).resolve()))
 
     dataset = prepare_data(config)
-    save_splits(dataset, run_dir / "splits.csv")
-    if config.audit:
-        for line in audit_before_training(dataset, run_dir):
-            warnings.warn(line, DataWarning, stacklevel=2)
+    check_class_coverage(dataset)
     img_size, in_chans = resolve_input(config, dataset)
     classes, pos = dataset.classes, positive_index(config, dataset.classes)
-
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = ClassifierModule(config.model, len(classes), in_chans, pretrained=config.pretrained, lr=config.lr,
                               weight_decay=config.weight_decay, optimizer=config.optimizer,
                               scheduler=config.scheduler, label_smoothing=config.label_smoothing,
                               class_weights=class_weights(config, dataset), hflip_tta=config.hflip,
                               positive_index=pos, model_kwargs=config.model_kwargs)
-    pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
-    preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
-    resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
-                "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
-                "versions": _versions()}
-    config.save(run_dir / "config.yaml", resolved)
 
-    data = ImageDataModule(dataset, preprocessing.train_transform(config.augment, config.hflip),
-                           preprocessing.eval_transform(), config.batch_size, config.num_workers)
-    trainer, checkpoint = build_trainer(config, run_dir)
-    trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None)
+    with run_folder(run_dir):
+        save_splits(dataset, run_dir / "splits.csv")
+        skipped = save_skipped(dataset, run_dir / "skipped.csv")
+        if config.audit:
+            for line in audit_before_training(dataset, run_dir):
+                warnings.warn(line, DataWarning, stacklevel=2)
+        pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
+        preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
+        resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
+                    "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
+                    "skipped_images": skipped, "versions": _versions()}
+        config.save(run_dir / "config.yaml", resolved)
+
+        data = ImageDataModule(dataset, preprocessing.train_transform(config.augment, config.hflip),
+                               preprocessing.eval_transform(), config.batch_size, config.num_workers)
+        trainer, checkpoint = build_trainer(config, run_dir)
+        trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
 
     best_path = checkpoint.best_model_path or str(last_ckpt)
-    state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
+    module.load_state_dict(load_checkpoint(best_path)["state_dict"])
     artifact = ModelArtifact(
         model_name=config.model, classes=classes, preprocessing=preprocessing, task=dataset.target,
-        state_dict=module.model.state_dict(), positive_index=pos, model_kwargs=config.model_kwargs, tta=["hflip"] if config.hflip else [],
+        state_dict=module.model.state_dict(), positive_index=pos, model_kwargs=config.model_kwargs,
+        tta=["hflip"] if config.hflip else [],
         provenance={"data": config.data, "run_dir": str(run_dir), "best_checkpoint": Path(best_path).name,
                     "best_val_auc": _score(checkpoint.best_model_score), "seed": config.seed, **_versions()})
     artifact_path = artifact.save(run_dir)
     plot_history(run_dir / "history.csv", run_dir / "training_curves.png")
     return TrainResult(run_dir, artifact_path, _score(checkpoint.best_model_score), trainer.current_epoch)
+
+
+def save_skipped(dataset: ImageDataset, path: Path) -> int:
+    """Rows the reader skipped (e.g. CSV rows whose image file is missing), kept in the run beside the split."""
+    skipped = dataset.meta.get("skipped") or []
+    if skipped:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["row", "image", "reason"])
+            writer.writeheader()
+            writer.writerows(skipped)
+    return len(skipped)
 
 
 def _score(value) -> float:

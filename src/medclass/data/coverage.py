@@ -1,0 +1,81 @@
+"""Does every class reach every split it must reach? Checked before training and reported by the audit.
+
+A class with no training image is never learnt, yet a softmax still gives it probability; a class with no
+validation image makes the validation AUC undefined, so checkpoint selection runs blind. Both stop a run before
+its first epoch. A class too small to spread over train/val/test is warned about when a split is made.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter, defaultdict
+
+from medclass.data.base import SPLITS, ImageDataset
+from medclass.data.tasks import labels_of
+from medclass.errors import DataWarning
+
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def counts_by_class(dataset: ImageDataset) -> dict[str, dict[str, int]]:
+    """Images per class of the target task and split ({class: {split: n}}), every split of the data listed."""
+    splits = [s for s in SPLITS if any(x.split == s for x in dataset.samples)] or ["all"]
+    table = {name: Counter() for name in dataset.classes}
+    for sample in dataset.samples:
+        for name in labels_of(sample, dataset.target):
+            table[name][sample.split or "all"] += 1
+    return {name: {split: counts[split] for split in splits} for name, counts in table.items()}
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{split} {n}" for split, n in counts.items())
+
+
+def missing_classes(dataset: ImageDataset, splits: tuple[str, ...]) -> list[dict]:
+    """Classes with no image in one of `splits`: {class, split, counts, message}, one entry per class."""
+    found = []
+    for name, counts in counts_by_class(dataset).items():
+        absent = [split for split in splits if counts.get(split, 0) == 0]
+        if absent:
+            words = " or ".join(SPLIT_WORDS[s] for s in absent)
+            found.append({"class": name, "splits": absent, "counts": counts,
+                          "message": f"class {name!r} has no {words} image ({_counts_text(counts)})"})
+    return found
+
+
+def small_classes(keys: list[str], groups: list[str], parts: tuple[str, ...]) -> dict[str, int]:
+    """Classes held by fewer patients (or images, when there are no patients) than there are parts to fill."""
+    holders = defaultdict(set)
+    for key, group in zip(keys, groups):
+        holders[key].add(group)
+    return {key: len(members) for key, members in sorted(holders.items()) if len(members) < len(parts)}
+
+
+def warn_small_classes(name: str, keys: list[str], groups: list[str], parts: tuple[str, ...]) -> dict[str, int]:
+    """Warn, as scikit-learn's splitters do, about classes too small to stratify; the others stay stratified."""
+    small = small_classes(keys, groups, parts)
+    if small:
+        unit = "patient(s)" if any(g.startswith("patient:") for g in groups) else "image(s)"
+        listed = ", ".join(f"{key!r} has {n} {unit}" for key, n in small.items())
+        warnings.warn(f"{name}: too few to stratify into {'/'.join(parts)}: {listed}; "
+                      "the split cannot give every part an image of it", DataWarning, stacklevel=3)
+    return small
+
+
+def coverage_findings(dataset: ImageDataset) -> list[dict]:
+    """What the audit says about class coverage: absent classes per split, or classes too small to split."""
+    present = {s.split for s in dataset.samples}
+    if None in present:  # no split yet: medclass will make one, so say which classes cannot be stratified
+        counts = counts_by_class(dataset)
+        return [{"class": name, "splits": [], "counts": c,
+                 "message": f"class {name!r} has {c['all']} image(s): too few to stratify into train/val/test"}
+                for name, c in counts.items() if c["all"] < len(SPLITS)]
+    required = tuple(s for s in ("train", "val", "test") if s in present)
+    found = missing_classes(dataset, required)
+    if "val" not in present:  # validation will be carved from train, which needs two images of a class
+        for name, counts in counts_by_class(dataset).items():
+            if counts.get("train", 0) == 1:
+                found.append({"class": name, "splits": ["val"], "counts": counts,
+                              "message": f"class {name!r} has 1 training image ({_counts_text(counts)}): too few "
+                                         "to carve a validation part holding it"})
+    return found

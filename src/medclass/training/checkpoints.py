@@ -1,0 +1,75 @@
+"""Checkpoints of a run folder, read as untrusted input.
+
+A run folder may come from anywhere (a colleague, a download, a shared drive), and `torch.load` with
+`weights_only=False` runs whatever a pickle asks for. Every checkpoint medclass opens (resume, best model) goes
+through `load_checkpoint`: tensors and plain containers only, and a one-line error for anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from medclass.errors import MedclassError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """The checkpoint at `path` as a dict, loaded with `weights_only=True`; refuses foreign or tampered files."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedclassError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for code in the pickle; RuntimeError/EOFError/... for damaged files
+        raise MedclassError(f"{path}: refused: not a checkpoint medclass wrote, or tampered with "
+                            f"({_reason(exc)}); nothing in it was run. Delete it, or train again") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise MedclassError(f"{path}: not a Lightning checkpoint (no state_dict); delete it, or train again")
+    return checkpoint
+
+
+def checkpoints_to_resume(run_dir: Path) -> tuple[Path, Path | None]:
+    """Vet what a resume will load before any epoch runs: last.ckpt, and the best checkpoint it names, which must
+    lie in the run's own checkpoints folder. Returns (last, best or None)."""
+    folder = (run_dir / CHECKPOINT_DIR).resolve()
+    last = folder / LAST
+    if not last.exists():
+        raise MedclassError(f"{run_dir / CHECKPOINT_DIR / LAST}: nothing to resume (no last checkpoint in the run "
+                            "folder)")
+    best = best_checkpoint_named_in(load_checkpoint(last))
+    if best is None:
+        return last, None
+    best = Path(best).resolve()
+    if best.parent != folder:
+        raise MedclassError(f"{last}: names a best checkpoint outside the run's {CHECKPOINT_DIR} folder ({best}); "
+                            "refusing to load it")
+    if best.exists():
+        load_checkpoint(best)
+    return last, best
+
+
+def best_checkpoint_named_in(checkpoint: dict) -> str | None:
+    """The best model path recorded by the monitored ModelCheckpoint callback, if any."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
+            return state.get("best_model_path") or None
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason. torch's weights-only message goes on to suggest allow-listing the global, which is exactly
+    what must not be done with a file from elsewhere, so only the global's name is kept."""
+    text = str(exc)
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return f"its pickle asks to call {unsafe.group(1)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if line.startswith("Unsupported")), lines[0] if lines else "")
+    if "Weights only load failed" in detail:  # torch's preamble, not the reason
+        detail = ""
+    return f"{exc.__class__.__name__}: {detail[:160]}" if detail else exc.__class__.__name__

@@ -1,0 +1,34 @@
+"""Training progress: a bar on a terminal, one line per epoch anywhere else (a log file, CI, a notebook's pipe).
+
+Epochs are counted from 1 everywhere ("Epoch 3/30"), as the run summary and history.csv count them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+SHOWN = ("train_loss", "val_loss", "val_auc", "val_acc")
+
+
+class EpochProgressBar(TQDMProgressBar):
+    def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+
+class EpochLog(L.Callback):
+    """One summary line per epoch on stderr, instead of a bar redrawn after every batch."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        values = "  ".join(f"{k} {float(metrics[k]):.4f}" for k in SHOWN if k in metrics)
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {values}", file=sys.stderr, flush=True)
+
+
+def progress_callback() -> L.Callback:
+    return EpochProgressBar() if sys.stderr.isatty() else EpochLog()
