@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from medclass.data.demo import generate_demo_data
 
@@ -34,3 +37,20 @@ def write_npz(path, shape=(8, 28, 28), n_classes=2, seed=0, **overrides):
     arrays.update(overrides)
     np.savez(path, **arrays)
     return path
+
+
+def kermany_like(root: Path, n_children: int = 24, layout: str = "flat") -> Path:
+    """Chest X-ray folders whose file names carry the child: person<N>_<bacteria|virus>_<k>.jpeg, 1-3 per child.
+
+    `layout="split"` ships train/test folders; test holds whole children, as in the real dataset.
+    """
+    for child in range(n_children):
+        label = "PNEUMONIA" if child % 2 else "NORMAL"
+        split = ("test" if child % 6 in (0, 1) else "train") if layout == "split" else None
+        folder = root / split / label if split else root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(1 + child % 3):
+            kind = ("bacteria", "virus")[k % 2] if label == "PNEUMONIA" else "normal"
+            value = (child * 7 + k * 3) % 256
+            Image.fromarray(np.full((8, 8), value, np.uint8)).save(folder / f"person{child}_{kind}_{k}.jpeg")
+    return root

@@ -86,7 +86,7 @@ def test_training_progress_counts_epochs_from_one(demo_data, tmp_path):
 
 
 def test_patient_pattern_on_class_folders_gives_a_patient_level_run(tmp_path):
-    from tests.data.test_reader_options import kermany_like
+    from tests.conftest import kermany_like
 
     data = kermany_like(tmp_path / "xray", n_children=60, layout="split")
     result = runner.invoke(app, ["train", "--data", str(data), "--patient-pattern", r"^(person\d+)_",

@@ -15,24 +15,7 @@ from medclass.data.splits import carve_validation, make_splits, patients_in_seve
 from medclass.errors import DataError
 from medclass.training.datamodule import TorchImageDataset
 from medclass.transforms import default_preprocessing
-from tests.conftest import write_npz
-
-
-def kermany_like(root: Path, n_children: int = 24, layout: str = "flat") -> Path:
-    """Chest X-ray folders whose file names carry the child: person<N>_<bacteria|virus>_<k>.jpeg, 1-3 per child.
-
-    `layout="split"` ships train/test folders; test holds whole children, as in the real dataset.
-    """
-    for child in range(n_children):
-        label = "PNEUMONIA" if child % 2 else "NORMAL"
-        split = ("test" if child % 6 in (0, 1) else "train") if layout == "split" else None
-        folder = root / split / label if split else root / label
-        folder.mkdir(parents=True, exist_ok=True)
-        for k in range(1 + child % 3):
-            kind = ("bacteria", "virus")[k % 2] if label == "PNEUMONIA" else "normal"
-            value = (child * 7 + k * 3) % 256
-            Image.fromarray(np.full((8, 8), value, np.uint8)).save(folder / f"person{child}_{kind}_{k}.jpeg")
-    return root
+from tests.conftest import kermany_like, write_npz
 
 
 def test_class_folders_get_patients_from_file_names_and_a_patient_level_split(tmp_path):
