@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import coverage_findings
 from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
+from medclass.data.splits import split_summary
 
 # Measured on BUSI and Brain Tumor MRI: with thumbnail correlation >= 0.95 no pair of different-label images
 # survives up to 8 phash bits, and 4 bits keeps ~85% of the pairs found at 8, so 4 costs little recall.
@@ -55,7 +56,7 @@ def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
                      "near_min_correlation": near_min_correlation, "artefact_share_gap": ARTEFACT_SHARE_GAP,
                      "artefact_min_class_images": ARTEFACT_MIN_CLASS_IMAGES},
         "counts": {split: dict(row) for split, row in dataset.counts().items()},
-        "patients": _patients_per_split(dataset.samples),
+        "patients": _patients_per_split(dataset),
         "skipped": dataset.meta.get("skipped", []),
         "class_coverage": coverage_findings(dataset),
         "images": _image_summary(describe, facts),
@@ -186,15 +187,11 @@ def _size_artefacts(describe: _Describer, facts: list[ImageFacts]) -> list[dict]
     return found
 
 
-def _patients_per_split(samples: list[Sample]) -> dict[str, int] | None:
+def _patients_per_split(dataset: ImageDataset) -> dict[str, int] | None:
     """Distinct patients per split ('all' before splitting); None when the data names no patients."""
-    if not any(s.patient for s in samples):
+    if not any(s.patient for s in dataset.samples):
         return None
-    patients = defaultdict(set)
-    for sample in samples:
-        if sample.patient:
-            patients[sample.split or "all"].add(sample.patient)
-    return {split: len(ids) for split, ids in patients.items()}
+    return {row["split"]: row["patients"] or 0 for row in split_summary(dataset)}
 
 
 def _patient_leaks(samples: list[Sample]) -> list[dict]:

@@ -48,6 +48,12 @@ class Sample:
         return replace(self, split=split)
 
 
+def labels_of(sample: Sample, task: str) -> tuple[str, ...]:
+    """A sample's labels for `task` as a tuple, whether the task is single- or multi-label."""
+    value = sample.labels[task]
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
 @dataclass
 class ImageDataset:
     """A list of samples, the class names of each task, and how to decode a sample's pixels.
@@ -103,10 +109,11 @@ class ImageDataset:
         return replace(self, samples=list(samples))
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Images per split and class of the target task ({split: {class: n}}); split None is 'all'."""
+        """Images per split and class of the target task ({split: {class: n}}), splits in train/val/test order;
+        split None is 'all'. A multi-label image counts once for each of its labels."""
         table: dict[str, Counter] = {}
         for s in self.samples:
-            table.setdefault(s.split or "all", Counter())[s.labels[self.target]] += 1
+            table.setdefault(s.split or "all", Counter()).update(labels_of(s, self.target))
         order = [split for split in (*SPLITS, "all") if split in table]
         return {split: {c: table[split].get(c, 0) for c in self.classes} for split in order}
 

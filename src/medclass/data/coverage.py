@@ -8,23 +8,18 @@ its first epoch. A class too small to spread over train/val/test is warned about
 from __future__ import annotations
 
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 from medclass.data.base import SPLITS, ImageDataset
-from medclass.data.tasks import labels_of
 from medclass.errors import DataWarning
 
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 
 
 def counts_by_class(dataset: ImageDataset) -> dict[str, dict[str, int]]:
-    """Images per class of the target task and split ({class: {split: n}}), every split of the data listed."""
-    splits = [s for s in SPLITS if any(x.split == s for x in dataset.samples)] or ["all"]
-    table = {name: Counter() for name in dataset.classes}
-    for sample in dataset.samples:
-        for name in labels_of(sample, dataset.target):
-            table[name][sample.split or "all"] += 1
-    return {name: {split: counts[split] for split in splits} for name, counts in table.items()}
+    """`dataset.counts()` turned around: {class: {split: n}}, every split of the data listed."""
+    by_split = dataset.counts()
+    return {name: {split: row[name] for split, row in by_split.items()} for name in dataset.classes}
 
 
 def _counts_text(counts: dict[str, int]) -> str:

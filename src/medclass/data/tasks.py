@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from medclass.data.base import ImageDataset, Sample
+from medclass.data.base import ImageDataset, Sample, labels_of
 from medclass.errors import DataError
 
 TASK_OPTIONS = ("target", "positive", "negative")  # understood for every format, after the reader
@@ -30,12 +30,6 @@ def select_target(dataset: ImageDataset, target: str) -> ImageDataset:
     if target not in dataset.tasks:
         raise DataError(f"{dataset.name}: no task {target!r}; tasks found: {', '.join(dataset.tasks)}")
     return replace(dataset, target=target)
-
-
-def labels_of(sample: Sample, task: str) -> tuple[str, ...]:
-    """A sample's labels for `task` as a tuple, whether the task is single- or multi-label."""
-    value = sample.labels[task]
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def is_multi_label(dataset: ImageDataset, task: str | None = None) -> bool:

@@ -33,9 +33,9 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def checkpoints_to_resume(run_dir: Path) -> tuple[Path, Path | None]:
+def vet_checkpoints_to_resume(run_dir: Path) -> None:
     """Vet what a resume will load before any epoch runs: last.ckpt, and the best checkpoint it names, which must
-    lie in the run's own checkpoints folder. Returns (last, best or None)."""
+    lie in the run's own checkpoints folder."""
     folder = (run_dir / CHECKPOINT_DIR).resolve()
     last = folder / LAST
     if not last.exists():
@@ -43,14 +43,13 @@ def checkpoints_to_resume(run_dir: Path) -> tuple[Path, Path | None]:
                             "folder)")
     best = best_checkpoint_named_in(load_checkpoint(last))
     if best is None:
-        return last, None
+        return
     best = Path(best).resolve()
     if best.parent != folder:
         raise MedclassError(f"{last}: names a best checkpoint outside the run's {CHECKPOINT_DIR} folder ({best}); "
                             "refusing to load it")
     if best.exists():
         load_checkpoint(best)
-    return last, best
 
 
 def best_checkpoint_named_in(checkpoint: dict) -> str | None:

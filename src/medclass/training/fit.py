@@ -29,7 +29,7 @@ from medclass.data.tasks import is_multi_label
 from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
-from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, checkpoints_to_resume, load_checkpoint
+from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
 from medclass.training.history import HistoryWriter, plot_history
@@ -175,7 +175,7 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelC
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
     it runs (accelerator, devices, workers) may change. Its checkpoints are vetted before anything runs."""
-    checkpoints_to_resume(config.run_dir)
+    vet_checkpoints_to_resume(config.run_dir)
     saved = TrainConfig.load(config.run_dir / "config.yaml")
     return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
                    num_workers=config.num_workers)
