@@ -25,8 +25,7 @@ def run_demo(out: str | Path, epochs: int = 12, n_per_class: int = 200, seed: in
     echo(f"demo data: {n_per_class} images in each of {', '.join(CLASSES)} -> {data_dir}")
     run_dir = out / "run"
     config = TrainConfig(data=str(data_dir), out=str(run_dir), model="smallcnn", epochs=epochs, batch_size=64,
-                         lr=3e-3, seed=seed, patience=epochs, ema=0.0,  # EMA lags too much over ~70 steps
-                         drop_rate=None)  # smallcnn's own dropout
+                         lr=3e-3, seed=seed, patience=epochs, drop_rate=None)  # smallcnn's own dropout
     result = train(config)
     echo(f"trained {config.model}: best val AUC {result.best_val_auc:.3f}; run folder: {run_dir}")
     metrics, eval_dir = evaluate_run(run_dir, split="test")

@@ -12,9 +12,6 @@ from torchvision.transforms import v2 as T
 
 from medclass.errors import MedclassError
 
-AUGMENTATIONS = ("none", "light", "strong")
-
-
 @dataclass(frozen=True)
 class Preprocessing:
     img_size: int
@@ -43,25 +40,20 @@ class Preprocessing:
         return T.Resize((self.img_size, self.img_size), interpolation=InterpolationMode(self.interpolation),
                         antialias=True)
 
-    def _to_tensor(self):
-        return [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
+    def load_transform(self) -> T.Compose:
+        """Decode-side steps only: mode and size, as a uint8 tensor (C, H, W). Training keeps images in this form
+        (4x smaller than float, and cheap to hold in memory); scaling and normalising happen per batch."""
+        return T.Compose([T.Lambda(self._mode), self._resize(), T.ToImage(), T.ToPureTensor()])
 
     def eval_transform(self) -> T.Compose:
-        return T.Compose([T.Lambda(self._mode), self._resize(), *self._to_tensor()])
+        """What a model sees at validation, evaluation and serving: load_transform, then scale and normalise."""
+        return T.Compose([self.load_transform(), T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)])
 
-    def train_transform(self, augment: str = "light", hflip: bool = True) -> T.Compose:
-        """`light`: small random affine (MedMNIST-scale images); `strong`: also crops and contrast jitter."""
-        if augment not in AUGMENTATIONS:
-            raise MedclassError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {augment!r}")
-        steps = [T.Lambda(self._mode), self._resize()]
-        if augment != "none":
-            steps.append(T.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
-        if augment == "strong":
-            steps += [T.RandomResizedCrop(self.img_size, scale=(0.7, 1.0), antialias=True),
-                      T.ColorJitter(brightness=0.2, contrast=0.2)]
-        if hflip and augment != "none":
-            steps.append(T.RandomHorizontalFlip())
-        return T.Compose(steps + self._to_tensor())
+    def normalize_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        """A float batch scaled to [0, 1] -> normalised; the batched equivalent of eval_transform's last steps."""
+        mean = torch.tensor(self.mean, device=batch.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=batch.device).view(1, -1, 1, 1)
+        return (batch - mean) / std
 
 
 def default_preprocessing(img_size: int, in_chans: int, pretrained_cfg: dict | None = None) -> Preprocessing:

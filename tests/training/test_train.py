@@ -19,8 +19,22 @@ def test_run_folder_holds_everything_to_reproduce_and_predict(trained_run):
     assert resolved["classes"] == ["benign", "malignant", "normal"]
     assert resolved["img_size"] == 32 and resolved["in_chans"] == 1  # from the grayscale 32-px data
     assert set(resolved["counts"]) == {"train", "val", "test"}
+    assert resolved["in_memory"] is True and resolved["num_workers"] >= 0  # 42 small images: decoded once
+    assert resolved["precision"] in ("bf16-mixed", "32-true") and resolved["channels_last"] is True
     rows = read_history(trained_run / "history.csv")
     assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["val_auc"] <= 1 for r in rows)
+    assert all(r["train_images_per_s"] > 0 and r["train_seconds"] > 0 for r in rows)
+
+
+def test_auto_model_and_the_per_image_path_with_workers(demo_data, tmp_path):
+    config = TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), epochs=1, batch_size=16, in_memory="off",
+                         num_workers="1", precision="32-true", audit=False)
+    assert config.model == "auto"
+    train(config)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["config"]["model"] == "smallcnn"  # 32-px images from scratch
+    assert saved["resolved"] | {"in_memory": False, "num_workers": 1, "precision": "32-true"} == saved["resolved"]
+    assert (tmp_path / "run" / "model.pt").is_file()
 
 
 def test_split_is_recorded_and_disjoint(trained_run):

@@ -28,53 +28,58 @@ def train(
     data: Annotated[Optional[str], typer.Option(
         "--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, a .csv (not needed with --resume).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/latest"),
-    model: Annotated[str, typer.Option(help="Registered model name (see `medclass models`).")] = "resnet18_small",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    model: Annotated[Optional[str], typer.Option(
+        help="auto (smallcnn up to 64 px from scratch, else resnet18) or a name from `medclass models`.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (early stopping may end sooner).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
     img_size: Annotated[Optional[int], typer.Option(help="Input side in px (default: the data's own).")] = None,
     in_chans: Annotated[Optional[int], typer.Option(help="1 = grayscale, 3 = RGB (default: from the data).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for splits, initialisation and augmentation.")] = 0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for splits, initialisation and augmentation.")] = None,
     pretrained: Annotated[Optional[str], typer.Option(help="'true' (download) or a local weights file.")] = None,
-    optimizer: Annotated[str, typer.Option(help="adamw, adam or sgd.")] = "adamw",
-    scheduler: Annotated[str, typer.Option(help="onecycle, cosine, step or none.")] = "onecycle",
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 0.05,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the cross-entropy.")] = 0.1,
-    augment: Annotated[str, typer.Option(help="none, light or strong.")] = "light",
-    hflip: Annotated[bool, typer.Option(help="Random horizontal flips in training and flip TTA.")] = True,
-    class_weights: Annotated[str, typer.Option(help="balanced (inverse class frequency) or none.")] = "balanced",
-    ema: Annotated[float, typer.Option(help="Weight EMA decay (0 = off).")] = 0.98,
-    drop_rate: Annotated[float, typer.Option(help="Dropout before the classifier.")] = 0.3,
+    optimizer: Annotated[Optional[str], typer.Option(help="adamw, adam or sgd.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing of the cross-entropy.")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="none, light or strong.")] = None,
+    hflip: Annotated[Optional[bool], typer.Option(help="Random horizontal flips in training and flip TTA.")] = None,
+    class_weights: Annotated[Optional[str], typer.Option(help="balanced (inverse class frequency) or none.")] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Weight EMA decay (0 = off).")] = None,
+    drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the classifier.")] = None,
     positive_class: Annotated[Optional[str], typer.Option(help="Binary tasks: the positive class.")] = None,
-    patience: Annotated[int, typer.Option(help="Early stopping: epochs without a better val AUC.")] = 10,
+    patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without a better val AUC.")] = None,
     splits: Annotated[Optional[str], typer.Option(help="CSV of source,split (from `medclass split`).")] = None,
     fold: Annotated[Optional[int], typer.Option(help="With a k-fold --splits file: the fold used as val.")] = None,
-    val_fraction: Annotated[float, typer.Option(help="Validation share when medclass makes the split.")] = 0.15,
-    test_fraction: Annotated[float, typer.Option(help="Test share when medclass makes the split.")] = 0.15,
-    num_workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
-    accelerator: Annotated[str, typer.Option(help="auto, cpu, gpu, ...")] = "auto",
-    devices: Annotated[str, typer.Option(help="auto, a count, e.g. 4 for DDP on 4 GPUs.")] = "auto",
-    precision: Annotated[str, typer.Option(help="32-true, 16-mixed, bf16-mixed.")] = "32-true",
+    val_fraction: Annotated[Optional[float], typer.Option(help="Validation share when medclass splits.")] = None,
+    test_fraction: Annotated[Optional[float], typer.Option(help="Test share when medclass splits.")] = None,
+    num_workers: Annotated[Optional[str], typer.Option(help="DataLoader workers: auto (from the CPUs) or a count.")] = None,
+    in_memory: Annotated[Optional[str], typer.Option(
+        help="auto, on or off: decode the images once into memory (on the GPU when training there).")] = None,
+    memory_budget_gb: Annotated[Optional[float], typer.Option(help="in-memory auto: the most the images may take.")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, ...")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="auto, a count, e.g. 4 for DDP on 4 GPUs.")] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="auto (bf16-mixed where supported), 32-true, 16-mixed, bf16-mixed.")] = None,
+    channels_last: Annotated[Optional[bool], typer.Option(help="Channels-last memory layout (faster convolutions).")] = None,
+    compile: Annotated[Optional[bool], typer.Option(help="torch.compile the network (pays off on GPUs).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
-    audit: Annotated[bool, typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = True,
+    audit: Annotated[Optional[bool], typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = None,
     reader_options: dict | None = None,
 ):
-    """Train a classifier; writes config, model, history.csv and training curves to --out."""
-    from medclass.training import TrainConfig
+    """Train a classifier; writes config, model, history.csv and training curves to --out.
+
+    Options left out take TrainConfig's defaults (the recipe in training/config.py); config.yaml in the run
+    folder lists every value used."""
+    given = {key: value for key, value in locals().items()
+             if key not in ("data", "out", "pretrained", "resume", "reader_options") and value is not None}
     from medclass.errors import MedclassError
+    from medclass.training import TrainConfig
     from medclass.training import train as run_training
 
     if data is None and not resume:
         raise MedclassError("--data is required (the images to train on), unless --resume continues a run")
-
-    config = TrainConfig(
-        data=data or "", out=str(out), model=model, pretrained=_pretrained(pretrained),
-        reader_options=reader_options, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        optimizer=optimizer, scheduler=scheduler, label_smoothing=label_smoothing, augment=augment, hflip=hflip,
-        class_weights=class_weights, ema=ema, drop_rate=drop_rate, img_size=img_size, in_chans=in_chans,
-        positive_class=positive_class, seed=seed, patience=patience, val_fraction=val_fraction, test_fraction=test_fraction, splits=splits,
-        fold=fold, num_workers=num_workers, accelerator=accelerator, devices=devices, precision=precision,
-        resume=resume, audit=audit)
+    config = TrainConfig(data=data or "", out=str(out), pretrained=_pretrained(pretrained), resume=resume,
+                         reader_options=reader_options or {}, **given)
     result = run_training(config)
     typer.echo(f"best val AUC {result.best_val_auc:.4f} after {result.epochs_run} epochs; model: {result.artifact_path}")
 

@@ -29,17 +29,20 @@ from medclass.data.tasks import is_multi_label
 from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
+from medclass.training.augment import BatchAugment
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
 from medclass.training.history import HistoryWriter, plot_history
 from medclass.training.module import ClassifierModule
 from medclass.training.progress import progress_callback
+from medclass.training.speed import prepare_model, resolve_speed
 from medclass.transforms import default_preprocessing
 
 log = logging.getLogger("medclass")
 MAX_AUTO_SIZE = 224
 PROBE_IMAGES = 32  # training images looked at to choose the input size and channels
+SMALL_INPUT = 64  # model auto: up to this side, a small from-scratch CNN
 
 
 @dataclass
@@ -121,11 +124,21 @@ def resolve_input(config: TrainConfig, dataset: ImageDataset) -> tuple[int, int]
         raise MedclassError(f"{dataset.name}: none of the training images can be read; `medclass audit` lists why")
     img_size = config.img_size or min(max(probe[0].size), MAX_AUTO_SIZE)
     in_chans = config.in_chans or (3 if config.pretrained or any(im.mode != "L" for im in probe) else 1)
-    check_input_size(config.model, img_size)
     return img_size, in_chans
 
 
+def resolve_model(model: str, img_size: int, pretrained) -> str:
+    """`auto`: at MedMNIST-like sizes (<= SMALL_INPUT px) from scratch, smallcnn: on BreastMNIST at 28 px it beat
+    ResNet-18 (3x3 stem) on test AUC at 10 epochs (.88 vs .82) at 10x the training images/s on a CPU. Larger or
+    pretrained inputs get timm's ResNet-18."""
+    if model != "auto":
+        return model
+    return "smallcnn" if img_size <= SMALL_INPUT and not pretrained else "resnet18"
+
+
 def check_input_size(model: str, img_size: int) -> None:
+    if model == "auto":
+        return
     minimum = model_entry(model).min_input
     if img_size < minimum:
         raise MedclassError(f"model {model} needs inputs of at least {minimum} px; got --img-size {img_size}. "
@@ -151,7 +164,7 @@ def class_weights(config: TrainConfig, dataset: ImageDataset) -> list[float] | N
     return (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
 
 
-def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
+def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L.Trainer, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch:03d}", monitor="val_auc",
                                  mode="max")
     # Lightning's save_last only refreshes last.ckpt when a better model is saved; a resume must start from the
@@ -166,7 +179,7 @@ def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelC
         callbacks.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema)))
     devices = int(config.devices) if str(config.devices).isdigit() else config.devices
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
-                        precision=config.precision, callbacks=callbacks,
+                        precision=precision, callbacks=callbacks,
                         logger=False, num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
                         enable_model_summary=False, enable_progress_bar=isinstance(progress, ProgressBar))
     return trainer, checkpoint
@@ -178,7 +191,8 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
     vet_checkpoints_to_resume(config.run_dir)
     saved = TrainConfig.load(config.run_dir / "config.yaml")
     return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
-                   num_workers=config.num_workers)
+                   num_workers=config.num_workers, precision=config.precision, compile=config.compile,
+                   in_memory=config.in_memory, memory_budget_gb=config.memory_budget_gb)
 
 
 def check_out_folder(config: TrainConfig) -> None:
@@ -219,6 +233,8 @@ def train(config: TrainConfig) -> TrainResult:
     dataset = prepare_data(config)
     check_class_coverage(dataset)
     img_size, in_chans = resolve_input(config, dataset)
+    config = replace(config, model=resolve_model(config.model, img_size, config.pretrained))
+    check_input_size(config.model, img_size)
     classes, pos = dataset.classes, positive_index(config, dataset.classes)
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = ClassifierModule(config.model, len(classes), in_chans, pretrained=config.pretrained, lr=config.lr,
@@ -235,14 +251,16 @@ def train(config: TrainConfig) -> TrainResult:
                 warnings.warn(line, DataWarning, stacklevel=2)
         pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
         preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
+        speed = resolve_speed(config, dataset, preprocessing)
+        module.model = prepare_model(module.model, speed)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
-                    "skipped_images": skipped, "versions": _versions()}
+                    "skipped_images": skipped, **speed.to_dict(), "versions": _versions()}
         config.save(run_dir / "config.yaml", resolved)
 
-        data = ImageDataModule(dataset, preprocessing.train_transform(config.augment, config.hflip),
-                               preprocessing.eval_transform(), config.batch_size, config.num_workers)
-        trainer, checkpoint = build_trainer(config, run_dir)
+        data = ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
+                               config.batch_size, speed.num_workers, speed.in_memory, config.channels_last)
+        trainer, checkpoint = build_trainer(config, run_dir, speed.precision)
         trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
 
     best_path = checkpoint.best_model_path or str(last_ckpt)

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import lightning as L
 
-COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_acc", "lr"]
+COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_acc", "lr", "train_seconds", "train_images_per_s"]
 
 
 class HistoryWriter(L.Callback):
+    """Also times each epoch's training batches (validation excluded): the throughput `make bench` compares."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._started, self._images, self._train_seconds = 0.0, 0, 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._started, self._images = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._images += len(batch[1]) * trainer.world_size
+
+    def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.state.fn == "fit":  # Lightning validates inside the epoch, before on_train_epoch_end
+            self._train_seconds = time.perf_counter() - self._started
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """On resume, drop rows of epochs the checkpoint does not hold (written just before a crash)."""
@@ -27,7 +41,10 @@ class HistoryWriter(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch + 1, "lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        seconds = self._train_seconds or time.perf_counter() - self._started
+        row = {"epoch": trainer.current_epoch + 1, "lr": trainer.optimizers[0].param_groups[0]["lr"],
+               "train_seconds": round(seconds, 3), "train_images_per_s": round(self._images / max(seconds, 1e-9), 1)}
+        self._train_seconds = 0.0
         row |= {k: float(metrics[k]) for k in COLUMNS[1:5] if k in metrics}
         new_file = not self.path.exists()
         with open(self.path, "a", newline="") as f:

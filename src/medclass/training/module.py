@@ -29,9 +29,9 @@ class ClassifierModule(L.LightningModule):
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax, averaged with the mirrored image when flip TTA is on (as the Predictor does)."""
-        proba = self(x).softmax(1)
+        proba = self(x).float().softmax(1)  # bf16 logits: sums off by >1e-3, which sklearn AUC refuses
         if self.hparams.hflip_tta:
-            proba = (proba + self(x.flip(-1)).softmax(1)) / 2
+            proba = (proba + self(x.flip(-1)).float().softmax(1)) / 2
         return proba
 
     def training_step(self, batch, batch_idx):

@@ -1,0 +1,1 @@
+"""Benchmarks that ship with medclass (`medclass benchmark ...`)."""

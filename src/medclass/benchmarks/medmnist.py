@@ -1,0 +1,191 @@
+"""`medclass benchmark medmnist`: medclass's best recipe per MedMNIST dataset within a wall-time budget, on the
+official splits, beside the published MedMNIST v2 numbers.
+
+The recipe is an ensemble whose members are chosen on the validation split only:
+- frozen ImageNet EfficientNet-Lite0 features + logistic regression (when the weights are installed offline);
+- CNNs trained from scratch with medclass's default recipe, one seed after another while the budget allows.
+The members' validation probabilities pick the ensemble (greedy forward selection by validation AUC); the test
+split is predicted once, at the end. ACC is the argmax, as MedMNIST reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from medclass.data import ImageDataset, open_dataset
+from medclass.evaluation.metrics import auc_score, bootstrap_ci
+from medclass.training import TrainConfig, train
+from medclass.training.fit import resolve_model
+from medclass.training.speed import measure_images_per_s
+
+# MedMNIST v2 (Yang et al., Scientific Data 10:41, 2023), Table 3, test (ACC, AUC): ResNet-18 (28) and the best
+# published column, Google AutoML Vision.
+RESNET18_28 = {"breastmnist": (0.863, 0.901), "pneumoniamnist": (0.854, 0.944), "retinamnist": (0.524, 0.717)}
+BEST_PUBLISHED = {"breastmnist": (0.861, 0.919), "pneumoniamnist": (0.946, 0.991), "retinamnist": (0.531, 0.750)}
+BEST_PUBLISHED_NAME = "Google AutoML Vision"
+DEFAULT_DATASETS = ("breastmnist", "pneumoniamnist", "retinamnist")
+MIN_SEEDS = 3  # the first seed's epochs are planned so that this many fit in the budget
+MIN_EPOCHS = 3
+
+
+@dataclass
+class Member:
+    name: str
+    val_proba: np.ndarray
+    predict_test: Callable[[], np.ndarray]
+    seconds: float
+    val_auc: float = float("nan")
+
+
+@dataclass
+class BenchmarkResult:
+    dataset: str
+    accuracy: float
+    auc: float
+    ci: dict
+    members: list[str]
+    candidates: list[dict]
+    minutes: float
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return self.__dict__ | {"resnet18_28": RESNET18_28.get(self.dataset),
+                                "best_published": BEST_PUBLISHED.get(self.dataset)}
+
+
+def open_official(name: str, root: str | None) -> ImageDataset:
+    return open_dataset(f"medmnist:{name}", data_root=root, download=False)
+
+
+def cnn_member(name: str, root: str | None, out: Path, seed: int, epochs: int, model: str) -> Member:
+    start = time.time()
+    config = TrainConfig(data=f"medmnist:{name}", reader_options={"data_root": root, "download": False},
+                         out=str(out / f"{model}-seed{seed}"), model=model, epochs=epochs, seed=seed, audit=False)
+    result = train(config)
+    from medclass.evaluation.evaluate import DatasetImages
+    from medclass.inference import Predictor
+
+    predictor = Predictor.from_run(result.run_dir)
+    dataset = open_official(name, root)
+    val_proba = predictor.predict_proba(DatasetImages(dataset.subset("val")))
+    return Member(f"{model} seed {seed}", val_proba,
+                  lambda: predictor.predict_proba(DatasetImages(dataset.subset("test"))), time.time() - start)
+
+
+def feature_member(name: str, root: str | None, img_size: int = 64) -> Member | None:
+    """Frozen EfficientNet-Lite0 (ImageNet) features + logistic regression, C chosen on validation."""
+    from medclass.benchmarks.features import frozen_features, packaged_weights_available
+
+    if not packaged_weights_available():
+        return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.time()
+    dataset = open_official(name, root)
+    feats = {split: frozen_features(dataset.subset(split), img_size) for split in ("train", "val", "test")}
+    targets = {split: dataset.subset(split).targets() for split in ("train", "val")}
+    best = None
+    for c in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000)).fit(feats["train"],
+                                                                                         targets["train"])
+        proba = clf.predict_proba(feats["val"])
+        auc = auc_score(targets["val"], proba, 1 if proba.shape[1] == 2 else None)
+        if best is None or auc > best[0]:
+            best = (auc, clf, proba, c)
+    _, clf, val_proba, c = best
+    return Member(f"EfficientNet-Lite0 features + logistic regression (C={c:g})", val_proba,
+                  lambda: clf.predict_proba(feats["test"]), time.time() - start)
+
+
+def select_ensemble(members: list[Member], y_val: np.ndarray, positive: int | None) -> list[Member]:
+    """Greedy forward selection (with replacement of nothing): add the member that raises the averaged
+    validation AUC most; stop when none does."""
+    for m in members:
+        m.val_auc = auc_score(y_val, m.val_proba, positive)
+    chosen = [max(members, key=lambda m: m.val_auc)]
+    while True:
+        current = auc_score(y_val, np.mean([m.val_proba for m in chosen], 0), positive)
+        gains = [(auc_score(y_val, np.mean([x.val_proba for x in chosen + [m]], 0), positive), m)
+                 for m in members if m not in chosen]
+        if not gains or max(gains, key=lambda g: g[0])[0] <= current:
+            return chosen
+        chosen.append(max(gains, key=lambda g: g[0])[1])
+
+
+def epochs_that_fit(dataset: ImageDataset, model: str, seconds: float, most: int) -> int:
+    """Epochs of one seed that fit in `seconds`, from this machine's measured training speed (validation, run
+    with flip TTA, costs about as much as a third of its images trained); at least MIN_EPOCHS."""
+    image = dataset.load_image(0)
+    defaults = TrainConfig(data="", out="")
+    model = resolve_model(model, max(image.size), pretrained=False)
+    per_s = measure_images_per_s(model, len(dataset.classes), 1 if image.mode == "L" else 3, max(image.size),
+                                 defaults.batch_size, defaults.precision)
+    n_train, n_val = len(dataset.subset("train")), len(dataset.subset("val"))
+    epoch_seconds = (n_train + n_val / 1.5) / per_s
+    return int(min(most, max(MIN_EPOCHS, seconds // epoch_seconds)))
+
+
+def benchmark_dataset(name: str, root: str | None, out: Path, minutes: float, epochs: int = 30,
+                      model: str = "auto", echo: Callable[[str], None] = print) -> BenchmarkResult:
+    start = time.time()
+    deadline = start + minutes * 60
+    dataset = open_official(name, root)
+    positive = 1 if len(dataset.classes) == 2 else None
+    y_val, y_test = dataset.subset("val").targets(), dataset.subset("test").targets()
+    members: list[Member] = []
+    features = feature_member(name, root)
+    if features:
+        members.append(features)
+        echo(f"{name}: {features.name} in {features.seconds:.0f} s")
+    epochs = epochs_that_fit(dataset, model, (deadline - time.time()) / MIN_SEEDS, epochs)
+    seed = 0
+    while True:  # one more seed while the slowest one so far still fits in the time left
+        longest = max((m.seconds for m in members if m.name.startswith(model)), default=0.0)
+        if seed and time.time() + longest > deadline:
+            break
+        member = cnn_member(name, root, out / name, seed, epochs, model)
+        members.append(member)
+        echo(f"{name}: {member.name} in {member.seconds:.0f} s")
+        seed += 1
+    chosen = select_ensemble(members, y_val, positive)
+    proba = np.mean([m.predict_test() for m in chosen], 0)
+    y_pred = proba.argmax(1)
+    auc = auc_score(y_test, proba, positive)
+    ci = bootstrap_ci(y_test, proba, y_pred, positive, n_boot=1000)
+    result = BenchmarkResult(name, float((y_pred == y_test).mean()), float(auc), ci, [m.name for m in chosen],
+                             [{"member": m.name, "val_auc": m.val_auc, "seconds": m.seconds} for m in members],
+                             (time.time() - start) / 60)
+    (out / name).mkdir(parents=True, exist_ok=True)
+    (out / name / "benchmark.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+    return result
+
+
+def format_table(results: list[BenchmarkResult], minutes: float) -> str:
+    head = (f"| dataset | ACC (95% CI) | AUC (95% CI) | MedMNIST v2 ResNet-18 (28) ACC / AUC | "
+            f"best published ({BEST_PUBLISHED_NAME}) ACC / AUC | gap to best ACC / AUC | ensemble | wall min "
+            f"(budget {minutes:g}) |")
+    lines = [head, "|" + "---|" * 8]
+    for r in results:
+        ref, best = RESNET18_28.get(r.dataset), BEST_PUBLISHED.get(r.dataset)
+        ci_acc, ci_auc = r.ci["accuracy"], r.ci["auc"]
+        lines.append(
+            f"| {r.dataset} | {r.accuracy:.3f} ({ci_acc[0]:.3f}-{ci_acc[1]:.3f}) | {r.auc:.3f} "
+            f"({ci_auc[0]:.3f}-{ci_auc[1]:.3f}) | {_pair(ref)} | {_pair(best)} | "
+            f"{_gap(r, best)} | {len(r.members)} of {len(r.candidates)} members | {r.minutes:.1f} |")
+    return "\n".join(lines)
+
+
+def _pair(values) -> str:
+    return f"{values[0]:.3f} / {values[1]:.3f}" if values else "-"
+
+
+def _gap(r: BenchmarkResult, best) -> str:
+    return f"{r.accuracy - best[0]:+.3f} / {r.auc - best[1]:+.3f}" if best else "-"

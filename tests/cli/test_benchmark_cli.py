@@ -1,0 +1,42 @@
+"""`medclass benchmark medmnist` on a tiny MedMNIST-layout file: the table, the record, and its refusals."""
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from medclass.benchmarks.medmnist import Member, select_ensemble
+from medclass.cli import app
+from tests.conftest import write_npz
+
+runner = CliRunner()
+
+
+def test_benchmark_prints_the_table_and_records_the_ensemble(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDCLASS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data" / "tinymnist").mkdir(parents=True)
+    write_npz(tmp_path / "data" / "tinymnist" / "tinymnist.npz", shape=(24, 28, 28))
+    result = runner.invoke(app, ["benchmark", "medmnist", "--datasets", "tinymnist", "--root", str(tmp_path / "data"),
+                                 "--minutes", "0.05", "--out", str(tmp_path / "bench")])
+    assert result.exit_code == 0, result.output
+    assert "MedMNIST v2 ResNet-18 (28) ACC / AUC" in result.output and "| tinymnist | " in result.output
+    record = json.loads((tmp_path / "bench" / "tinymnist" / "benchmark.json").read_text())
+    candidates = [c["member"] for c in record["candidates"]]
+    assert "auto seed 0" in candidates and set(record["members"]) <= set(candidates)
+    assert 0 <= record["accuracy"] <= 1 and record["ci"]["auc"][0] <= record["ci"]["auc"][1]
+
+
+def test_missing_files_and_bad_budgets_are_one_line_errors(tmp_path):
+    result = runner.invoke(app, ["benchmark", "medmnist", "--datasets", "breastmnist", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "breastmnist.npz not found in " + str(tmp_path) in result.output
+    result = runner.invoke(app, ["benchmark", "medmnist", "--minutes", "0"])
+    assert result.exit_code == 2 and "--minutes must be > 0; got 0" in result.output
+
+
+def test_ensemble_is_chosen_on_validation_and_stops_when_nothing_helps():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    good = np.array([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.6, .4], [.45, .55]])
+    noise = np.array([[.4, .6], [.3, .7], [.6, .4], [.7, .3], [.5, .5], [.5, .5]])
+    member = lambda name, proba: Member(name, proba, lambda: proba, 0.0)
+    chosen = select_ensemble([member("noise", noise), member("good", good)], y, positive=1)
+    assert [m.name for m in chosen] == ["good"]  # adding the noisy member would lower validation AUC
