@@ -25,8 +25,8 @@ from medclass.benchmarks.medmnist import DEFAULT_DATASETS, benchmark_dataset, fo
 def medmnist_table(minutes: float) -> str:
     found = {name: find_npz(name) for name in DEFAULT_DATASETS}
     missing = [name for name, path in found.items() if path is None]
-    results = [benchmark_dataset(name, str(path.parent), out_dir("runs/bench", "medmnist"), minutes)
-               for name, path in found.items() if path is not None]
+    out = out_dir("runs/bench", "medmnist")
+    results = [benchmark_dataset(name, str(path.parent), out, minutes) for name, path in found.items() if path]
     table = format_table(results, minutes) if results else ""
     skipped = f"\nskipped (not found in {', '.join(map(str, data_roots()))}): {', '.join(missing)}" if missing else ""
     return f"MedMNIST benchmark, official splits, {minutes:g} min per dataset on this machine:\n{table}{skipped}"

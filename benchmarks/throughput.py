@@ -70,7 +70,8 @@ def plain_loop(npz: Path, model_name: str, epochs: int, seed: int = 0) -> dict:
             images += len(y)
         train_seconds += time.perf_counter() - tick
         scheduler.step()
-        val_auc = auc_score(*reversed(predict(model, loaders["val"])), 1)
+        val_proba, val_y = predict(model, loaders["val"])
+        val_auc = auc_score(val_y, val_proba, 1)
         if val_auc > best[0]:
             best = (val_auc, {k: v.clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])

@@ -49,12 +49,6 @@ class Preprocessing:
         """What a model sees at validation, evaluation and serving: load_transform, then scale and normalise."""
         return T.Compose([self.load_transform(), T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)])
 
-    def normalize_batch(self, batch: torch.Tensor) -> torch.Tensor:
-        """A float batch scaled to [0, 1] -> normalised; the batched equivalent of eval_transform's last steps."""
-        mean = torch.tensor(self.mean, device=batch.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=batch.device).view(1, -1, 1, 1)
-        return (batch - mean) / std
-
 
 def default_preprocessing(img_size: int, in_chans: int, pretrained_cfg: dict | None = None) -> Preprocessing:
     """From a pretrained model's own config (mean/std/interpolation) when it has one, else mean 0.5 / std 0.5

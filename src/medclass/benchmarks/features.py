@@ -19,13 +19,17 @@ def packaged_weights_available() -> bool:
 
 
 @torch.no_grad()
-def frozen_features(dataset: ImageDataset, img_size: int, batch_size: int = 128) -> np.ndarray:
-    """Pooled 1280-d features (pre-classifier), images upscaled to `img_size`, RGB, the weights' mean/std."""
+def frozen_features(splits: dict[str, ImageDataset], img_size: int, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Pooled 1280-d features (pre-classifier) per split, images upscaled to `img_size`, RGB, the weights'
+    mean/std; the network is built once for all splits."""
     model = create_model("efficientnet_lite0", num_classes=2, in_chans=3, pretrained=True).eval()
-    preprocessing = default_preprocessing(img_size, 3, model.pretrained_cfg)
-    loader = DataLoader(TorchImageDataset(dataset, preprocessing.eval_transform()), batch_size=batch_size)
-    chunks, bf16 = [], resolve_precision("auto", "cpu") == "bf16-mixed"
-    for images, _ in loader:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            chunks.append(model.forward_head(model.forward_features(images), pre_logits=True).float())
-    return torch.cat(chunks).numpy()
+    transform = default_preprocessing(img_size, 3, model.pretrained_cfg).eval_transform()
+    bf16 = resolve_precision("auto", "cpu") == "bf16-mixed"
+    features = {}
+    for split, dataset in splits.items():
+        chunks = []
+        for images, _ in DataLoader(TorchImageDataset(dataset, transform), batch_size=batch_size):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                chunks.append(model.forward_head(model.forward_features(images), pre_logits=True).float())
+        features[split] = torch.cat(chunks).numpy()
+    return features

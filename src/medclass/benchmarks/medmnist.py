@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from medclass.data import ImageDataset, open_dataset
+from medclass.evaluation.evaluate import DatasetImages
 from medclass.evaluation.metrics import auc_score, bootstrap_ci
+from medclass.inference import Predictor
 from medclass.training import TrainConfig, train
 from medclass.training.fit import resolve_model
 from medclass.training.speed import measure_images_per_s
@@ -52,7 +54,6 @@ class BenchmarkResult:
     members: list[str]
     candidates: list[dict]
     minutes: float
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__ | {"resnet18_28": RESNET18_28.get(self.dataset),
@@ -63,22 +64,18 @@ def open_official(name: str, root: str | None) -> ImageDataset:
     return open_dataset(f"medmnist:{name}", data_root=root, download=False)
 
 
-def cnn_member(name: str, root: str | None, out: Path, seed: int, epochs: int, model: str) -> Member:
+def cnn_member(dataset: ImageDataset, name: str, root: str | None, out: Path, seed: int, epochs: int,
+               model: str) -> Member:
     start = time.time()
     config = TrainConfig(data=f"medmnist:{name}", reader_options={"data_root": root, "download": False},
                          out=str(out / f"{model}-seed{seed}"), model=model, epochs=epochs, seed=seed, audit=False)
-    result = train(config)
-    from medclass.evaluation.evaluate import DatasetImages
-    from medclass.inference import Predictor
-
-    predictor = Predictor.from_run(result.run_dir)
-    dataset = open_official(name, root)
+    predictor = Predictor.from_run(train(config).run_dir)
     val_proba = predictor.predict_proba(DatasetImages(dataset.subset("val")))
     return Member(f"{model} seed {seed}", val_proba,
                   lambda: predictor.predict_proba(DatasetImages(dataset.subset("test"))), time.time() - start)
 
 
-def feature_member(name: str, root: str | None, img_size: int = 64) -> Member | None:
+def feature_member(dataset: ImageDataset, img_size: int = 64) -> Member | None:
     """Frozen EfficientNet-Lite0 (ImageNet) features + logistic regression, C chosen on validation."""
     from medclass.benchmarks.features import frozen_features, packaged_weights_available
 
@@ -89,8 +86,7 @@ def feature_member(name: str, root: str | None, img_size: int = 64) -> Member | 
     from sklearn.preprocessing import StandardScaler
 
     start = time.time()
-    dataset = open_official(name, root)
-    feats = {split: frozen_features(dataset.subset(split), img_size) for split in ("train", "val", "test")}
+    feats = frozen_features({split: dataset.subset(split) for split in ("train", "val", "test")}, img_size)
     targets = {split: dataset.subset(split).targets() for split in ("train", "val")}
     best = None
     for c in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3):
@@ -106,8 +102,8 @@ def feature_member(name: str, root: str | None, img_size: int = 64) -> Member | 
 
 
 def select_ensemble(members: list[Member], y_val: np.ndarray, positive: int | None) -> list[Member]:
-    """Greedy forward selection (with replacement of nothing): add the member that raises the averaged
-    validation AUC most; stop when none does."""
+    """Greedy forward selection, each member at most once: start from the best member by validation AUC, add the
+    one that raises the averaged validation AUC most, stop when none does."""
     for m in members:
         m.val_auc = auc_score(y_val, m.val_proba, positive)
     chosen = [max(members, key=lambda m: m.val_auc)]
@@ -141,7 +137,7 @@ def benchmark_dataset(name: str, root: str | None, out: Path, minutes: float, ep
     positive = 1 if len(dataset.classes) == 2 else None
     y_val, y_test = dataset.subset("val").targets(), dataset.subset("test").targets()
     members: list[Member] = []
-    features = feature_member(name, root)
+    features = feature_member(dataset)
     if features:
         members.append(features)
         echo(f"{name}: {features.name} in {features.seconds:.0f} s")
@@ -151,7 +147,7 @@ def benchmark_dataset(name: str, root: str | None, out: Path, minutes: float, ep
         longest = max((m.seconds for m in members if m.name.startswith(model)), default=0.0)
         if seed and time.time() + longest > deadline:
             break
-        member = cnn_member(name, root, out / name, seed, epochs, model)
+        member = cnn_member(dataset, name, root, out / name, seed, epochs, model)
         members.append(member)
         echo(f"{name}: {member.name} in {member.seconds:.0f} s")
         seed += 1

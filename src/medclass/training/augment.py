@@ -28,6 +28,7 @@ class BatchAugment:
         if augment not in AUGMENTATIONS:
             raise MedclassError(f"augment must be one of {', '.join(AUGMENTATIONS)}; got {augment!r}")
         self.preprocessing, self.augment, self.hflip = preprocessing, augment, hflip
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean/std, made once per device
 
     def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
         """uint8 (N, C, H, W) -> normalised float32; augmented when `train`."""
@@ -38,7 +39,16 @@ class BatchAugment:
             x = self._warp(x)
             if self.augment == "strong":
                 x = self._jitter(x)
-        return self.preprocessing.normalize_batch(x)
+        return self._normalize(x)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The batched equivalent of eval_transform's Normalize."""
+        if x.device not in self._stats:
+            shape = (1, -1, 1, 1)
+            self._stats[x.device] = (torch.tensor(self.preprocessing.mean, device=x.device).view(shape),
+                                     torch.tensor(self.preprocessing.std, device=x.device).view(shape))
+        mean, std = self._stats[x.device]
+        return (x - mean) / std
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         n, device = len(x), x.device

@@ -137,8 +137,6 @@ def resolve_model(model: str, img_size: int, pretrained) -> str:
 
 
 def check_input_size(model: str, img_size: int) -> None:
-    if model == "auto":
-        return
     minimum = model_entry(model).min_input
     if img_size < minimum:
         raise MedclassError(f"model {model} needs inputs of at least {minimum} px; got --img-size {img_size}. "
@@ -225,7 +223,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.resume:
         config = resumed_config(config)
     elif config.img_size is not None:
-        check_input_size(config.model, config.img_size)
+        check_input_size(resolve_model(config.model, config.img_size, config.pretrained), config.img_size)
     run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
     if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
         config = replace(config, data=str(Path(config.data).resolve()))

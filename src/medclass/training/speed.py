@@ -57,12 +57,8 @@ def _cpu_has_bf16() -> bool:
 def resolve_speed(config: TrainConfig, dataset: ImageDataset, preprocessing: Preprocessing) -> SpeedPlan:
     devices = int(config.devices) if str(config.devices).isdigit() else 1
     in_memory = choose_in_memory(config.in_memory, dataset, preprocessing, config.memory_budget_gb)
-    if config.num_workers == "auto":
-        # in memory, batches are tensor slices: worker processes would only add start-up and copying;
-        # they still decode the images once at the start (setup), which `auto` gives them for that
-        workers = auto_workers(devices)
-    else:
-        workers = int(config.num_workers)
+    # in memory, the workers only decode the images once (setup); batches are tensor slices in the main process
+    workers = auto_workers(devices) if config.num_workers == "auto" else int(config.num_workers)
     return SpeedPlan(resolve_precision(config.precision, config.accelerator), workers, in_memory,
                      config.channels_last, config.compile)
 
