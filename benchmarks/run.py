@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
     python benchmarks/run.py [--parts throughput,recipes,medmnist] [--minutes 15]
-    python benchmarks/{cpu_speed,throughput,recipes}.py       medclass benchmark medmnist --root DIR
+    python benchmarks/{speed,throughput,recipes}.py       medclass benchmark medmnist --root DIR
 
 Data: MedMNIST npz files under $MEDCLASS_DATA or ../shared/data; a part whose files are missing is skipped.
 The tables are printed at the end and written to runs/bench/results.md.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import cpu_speed  # noqa: E402
+import speed  # noqa: E402
 import recipes  # noqa: E402
 import throughput  # noqa: E402
 from common import data_roots, find_npz, out_dir  # noqa: E402
@@ -34,11 +34,11 @@ def medmnist_table(minutes: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="cpu_speed,throughput,recipes,medmnist")
+    parser.add_argument("--parts", default="speed,throughput,recipes,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
-    parts = {"cpu_speed": lambda: cpu_speed.main([]), "throughput": lambda: throughput.main([]), "recipes": lambda: recipes.main([]),
-             "medmnist": lambda: medmnist_table(args.minutes)}
+    parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
+             "recipes": lambda: recipes.main([]), "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):
         print(f"== {name}", flush=True)

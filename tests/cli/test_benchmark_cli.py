@@ -5,7 +5,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from medclass.benchmarks.medmnist import Member, select_ensemble
+from medclass.benchmarks.medmnist import Member, choose_ensemble
 from medclass.cli import app
 from tests.conftest import write_npz
 
@@ -22,7 +22,8 @@ def test_benchmark_prints_the_table_and_records_the_ensemble(tmp_path, monkeypat
     assert "MedMNIST v2 ResNet-18 (28) ACC / AUC" in result.output and "| tinymnist | " in result.output
     record = json.loads((tmp_path / "bench" / "tinymnist" / "benchmark.json").read_text())
     candidates = [c["member"] for c in record["candidates"]]
-    assert "auto seed 0" in candidates and set(record["members"]) <= set(candidates)
+    assert "auto seed 0" in candidates
+    assert record["model"] in candidates + ["1 CNN seed averaged", "1 CNN seed averaged + features"]
     assert 0 <= record["accuracy"] <= 1 and record["ci"]["auc"][0] <= record["ci"]["auc"][1]
 
 
@@ -33,10 +34,15 @@ def test_missing_files_and_bad_budgets_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "--minutes must be > 0; got 0" in result.output
 
 
-def test_ensemble_is_chosen_on_validation_and_stops_when_nothing_helps():
+def test_final_model_is_chosen_on_validation_among_seed_average_features_and_both():
     y = np.array([0, 0, 1, 1, 0, 1])
     good = np.array([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.6, .4], [.45, .55]])
     noise = np.array([[.4, .6], [.3, .7], [.6, .4], [.7, .3], [.5, .5], [.5, .5]])
-    member = lambda name, proba: Member(name, proba, lambda: proba, 0.0)
-    chosen = select_ensemble([member("noise", noise), member("good", good)], y, positive=1)
-    assert [m.name for m in chosen] == ["good"]  # adding the noisy member would lower validation AUC
+    member = lambda name, proba: Member(name, proba, lambda: proba, 1.0)
+    seeds = [member("seed 0", good), member("seed 1", good)]
+    chosen = choose_ensemble(seeds, member("features", noise), y, positive=1)
+    assert chosen.name == "2 CNN seeds averaged" and chosen.seconds == 2.0  # the noisy features lower val AUC
+    np.testing.assert_allclose(chosen.predict_test(), good)
+    chosen = choose_ensemble([member("seed 0", noise)], member("features", good), y, positive=1)
+    assert chosen.name != "1 CNN seed averaged" and chosen.val_auc == 1.0
+    assert choose_ensemble([], member("features", noise), y, positive=1).name == "features"

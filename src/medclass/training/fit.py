@@ -176,8 +176,9 @@ def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L
         # validation, checkpoints and the final model all use the averaged weights
         callbacks.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema)))
     devices = int(config.devices) if str(config.devices).isdigit() else config.devices
+    # every batch has the same image size, so cuDNN's per-shape algorithm search pays off (no effect on a CPU)
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
-                        precision=precision, callbacks=callbacks,
+                        precision=precision, callbacks=callbacks, benchmark=True,
                         logger=False, num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
                         enable_model_summary=False, enable_progress_bar=isinstance(progress, ProgressBar))
     return trainer, checkpoint

@@ -75,31 +75,42 @@ def prepare_model(model: nn.Module, plan: SpeedPlan) -> nn.Module:
 
 def measure_images_per_s(model_name: str, num_classes: int, in_chans: int, img_size: int, batch_size: int,
                          precision: str = "auto", channels_last: bool = True, compile: bool = False,
-                         steps: int = 5) -> float:
-    """Training images/s of a model on this machine's CPU (forward, backward, AdamW step on random input), with the
-    given speed settings: for planning how many epochs fit in a time budget, and for benchmarks/cpu_speed.py."""
+                         steps: int = 5, device: str = "cpu") -> float:
+    """Training images/s of a model on this machine (forward, backward, AdamW step on random input already on the
+    device), with the given speed settings: for planning how many epochs fit in a time budget, and for
+    benchmarks/speed.py. `device`: cpu or cuda."""
     import time
 
     from medclass.models import create_model
 
-    precision = resolve_precision(precision, "cpu")
+    precision = resolve_precision(precision, "gpu" if device == "cuda" else "cpu")
+    torch.backends.cudnn.benchmark = True  # as training sets it (fixed image size)
     plan = SpeedPlan(precision, 0, True, channels_last, compile)
-    model = prepare_model(create_model(model_name, num_classes, in_chans), plan)
+    model = prepare_model(create_model(model_name, num_classes, in_chans).to(device), plan)
     optimizer = torch.optim.AdamW(model.parameters())
-    x = torch.randn(batch_size, in_chans, img_size, img_size)
+    x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-    y = torch.randint(0, num_classes, (batch_size,))
+    y = torch.randint(0, num_classes, (batch_size,), device=device)
+    autocast_dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device, enabled=precision == "16-mixed")
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+        with torch.autocast(device, dtype=autocast_dtype, enabled=precision in ("bf16-mixed", "16-mixed")):
             loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
-    for _ in range(2 if compile else 1):  # warm-up: allocations, kernel selection, compilation
+    def wait():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(3 if compile else 1):  # warm-up: allocations, kernel selection (cudnn benchmark), compilation
         step()
+    wait()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    wait()
     return steps * batch_size / (time.perf_counter() - start)
