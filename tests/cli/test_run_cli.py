@@ -53,9 +53,14 @@ def test_bad_input_gives_one_line_error(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: ") and str(tmp_path) in lines[0], lines
 
 
-def test_models_lists_the_registry():
+def test_models_lists_input_size_parameters_and_weights_and_finds_timm_architectures():
     result = runner.invoke(app, ["models"])
-    assert result.exit_code == 0 and "resnet18_small" in result.output and "smallcnn" in result.output
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:] if line.strip()}
+    assert rows["inception_v3"][1:3] == ["299px", "21.8M"] and "timm/inception_v3.tv_in1k" in rows["inception_v3"][-5]
+    assert rows["smallcnn"][1:4] == ["data", "1.2M", "none"] and rows["vgg16_bn"][2] == "134.3M"
+    result = runner.invoke(app, ["models", "--timm", "convnext_a*"])
+    assert result.exit_code == 0 and "timm:convnext_atto" in result.output.splitlines()
 
 
 def test_refused_starts_are_one_line_and_leave_nothing_behind(demo_data, tmp_path):

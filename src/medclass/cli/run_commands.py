@@ -15,10 +15,11 @@ RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass tr
 
 
 def _pretrained(value: Optional[str]):
-    """--pretrained: absent/'false' = random init, 'true' = published weights (download), else a local file."""
-    if value is None or value.lower() in ("false", "no", "0"):
+    """--pretrained: absent/'false' = random init, 'imagenet' (or 'true') = the published weights (timm's hub,
+    or the packaged file for efficientnet_lite0), else a local weights file."""
+    if value is None or value.lower() in ("false", "no", "0", "none"):
         return False
-    return True if value.lower() in ("true", "yes", "1") else value
+    return True if value.lower() in ("imagenet", "true", "yes", "1") else value
 
 
 @app.command()
@@ -36,7 +37,15 @@ def train(
     img_size: Annotated[Optional[int], typer.Option(help="Input side in px (default: the data's own).")] = None,
     in_chans: Annotated[Optional[int], typer.Option(help="1 = grayscale, 3 = RGB (default: from the data).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for splits, initialisation and augmentation.")] = None,
-    pretrained: Annotated[Optional[str], typer.Option(help="'true' (download) or a local weights file.")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(
+        help="imagenet (timm's hub; offline for efficientnet_lite0 when packaged) or a local .pth/.bin/.safetensors "
+             "file.")] = None,
+    head: Annotated[Optional[str], typer.Option(help="linear, or mlp (Linear 256 -> ReLU -> Dropout -> Linear).")] = None,
+    finetune: Annotated[Optional[str], typer.Option(
+        help="full, frozen (train the classifier only) or two-stage (classifier first, then everything).")] = None,
+    head_epochs: Annotated[Optional[int], typer.Option(help="two-stage: epochs training the classifier alone.")] = None,
+    backbone_lr_scale: Annotated[Optional[float], typer.Option(
+        help="two-stage: the backbone's learning rate as a share of --lr.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="adamw, adam or sgd.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,
@@ -143,13 +152,26 @@ def predict(
 
 @app.command()
 @user_errors
-def models():
-    """List the registered models."""
-    from medclass.models import list_models, model_entry
+def models(
+    timm_pattern: Annotated[Optional[str], typer.Option(
+        "--timm", help="List timm architectures matching this pattern (e.g. 'convnext*'); any is usable as "
+                       "--model timm:<name>.")] = None,
+):
+    """List the registered models: default input size, parameters, where pretrained weights come from."""
+    if timm_pattern:
+        import timm
 
-    for name in list_models():
-        entry = model_entry(name)
-        typer.echo(f"{name:20} {entry.description}")
+        names = timm.list_models(timm_pattern)
+        typer.echo("\n".join(f"timm:{name}" for name in names) or f"no timm architecture matches {timm_pattern!r}")
+        return
+    from medclass.models.catalogue import catalogue
+
+    rows = catalogue()
+    typer.echo(f"{'model':24} {'input':>6} {'params':>8}  pretrained weights")
+    for row in rows:
+        size = f"{row['default_size']}px" if row["default_size"] else "data"
+        typer.echo(f"{row['name']:24} {size:>6} {row['params'] / 1e6:7.1f}M  {row['weights']}")
+    typer.echo("any timm architecture: --model timm:<name> (medclass models --timm PATTERN lists them)")
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """One registry and one factory for every model medclass can train.
 
-Every registered builder returns an `nn.Module` answering timm's small contract (`forward_features`,
-`forward_head`, `get_classifier`, `reset_classifier`), so heads, CAMs and feature caching work for any of them.
+Every builder returns an `nn.Module` answering timm's small contract (`forward_features`, `forward_head`,
+`get_classifier`, `reset_classifier`), so heads, CAMs and feature caching work for any of them. Besides the
+registered short names, `timm:<arch>` builds any timm architecture (models/timm_models.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from torch import nn
 
 from medclass.errors import MedclassError
 
+HEADS = ("linear", "mlp")
+MLP_HIDDEN = 256
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -21,19 +25,27 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     description: str
     min_input: int  # smallest input side the architecture accepts
+    default_size: int | None = None  # input side of its pretrained weights; None: the data's own size
+    weights: str = "none"  # where pretrained weights come from
 
 
 _MODELS: dict[str, ModelEntry] = {}
+_PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}  # "timm:" -> entry for the name after the prefix
 
 
-def register_model(name: str, description: str, min_input: int = 16):
+def register_model(name: str, description: str, min_input: int = 16, default_size: int | None = None,
+                   weights: str = "none"):
     def decorate(builder: Callable[..., nn.Module]):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelEntry(name, builder, description, min_input)
+        _MODELS[name] = ModelEntry(name, builder, description, min_input, default_size, weights)
         return builder
 
     return decorate
+
+
+def register_prefix(prefix: str, resolve: Callable[[str], ModelEntry]) -> None:
+    _PREFIXES[prefix] = resolve
 
 
 def list_models() -> list[str]:
@@ -41,22 +53,45 @@ def list_models() -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
+    for prefix, resolve in _PREFIXES.items():
+        if name.startswith(prefix):
+            return resolve(name[len(prefix):])
     if name not in _MODELS:
-        raise MedclassError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise MedclassError(f"unknown model {name!r}; available: {', '.join(list_models())}, or any timm "
+                            "architecture as timm:<name> (medclass models --timm PATTERN lists them)")
     return _MODELS[name]
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool | str | Path = False,
-                 **kwargs) -> nn.Module:
-    """Build a registered model.
+                 head: str = "linear", **kwargs) -> nn.Module:
+    """Build a model by registered name or `timm:<arch>`.
 
-    `pretrained`: False (random init), True (download the published weights, needs internet), or the path of a
-    local weights file (air-gapped use). Architectures without published weights refuse `pretrained`.
+    `pretrained`: False (random init), True (the published weights: downloaded, or the packaged file where one is
+    installed), or the path of a local weights file (air-gapped use; `model.weights_report` then says which tensors
+    loaded). `head`: linear, or mlp (pool -> Linear 256 -> ReLU -> Dropout -> Linear), always newly initialised.
     """
     if num_classes < 2:
         raise MedclassError(f"num_classes must be >= 2 (binary tasks use two outputs); got {num_classes}")
     if in_chans not in (1, 3):
         raise MedclassError(f"in_chans must be 1 (grayscale) or 3 (RGB); got {in_chans}")
+    if head not in HEADS:
+        raise MedclassError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
     if isinstance(pretrained, (str, Path)) and not Path(pretrained).is_file():
         raise MedclassError(f"{pretrained}: pretrained weights file not found")
-    return model_entry(name).builder(num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, **kwargs)
+    model = model_entry(name).builder(num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, **kwargs)
+    if head == "mlp":
+        attach_mlp_head(model, num_classes, kwargs.get("drop_rate") or 0.0)
+    return model
+
+
+def attach_mlp_head(model: nn.Module, num_classes: int, drop_rate: float) -> None:
+    """Replace the final linear classifier in place, wherever the architecture keeps it (fc, classifier,
+    head, head.fc): the pooling and flattening before it stay the architecture's own."""
+    classifier = model.get_classifier()
+    if not isinstance(classifier, nn.Linear):
+        raise MedclassError(f"--head mlp needs a linear classifier; this model's is {type(classifier).__name__}")
+    path = next(name for name, module in model.named_modules() if module is classifier)
+    parent_path, _, attr = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, attr, nn.Sequential(nn.Linear(classifier.in_features, MLP_HIDDEN), nn.ReLU(inplace=True),
+                                        nn.Dropout(drop_rate), nn.Linear(MLP_HIDDEN, num_classes)))

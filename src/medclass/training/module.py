@@ -15,7 +15,8 @@ class ClassifierModule(L.LightningModule):
     def __init__(self, model_name: str, num_classes: int, in_chans: int, pretrained=False, lr: float = 2e-3,
                  weight_decay: float = 0.05, optimizer: str = "adamw", scheduler: str = "onecycle",
                  label_smoothing: float = 0.1, class_weights: list[float] | None = None, hflip_tta: bool = True,
-                 positive_index: int | None = None, model_kwargs: dict | None = None):
+                 positive_index: int | None = None, model_kwargs: dict | None = None, finetune: str = "full",
+                 head_epochs: int = 0, backbone_lr_scale: float = 1.0):
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, num_classes, in_chans, pretrained=pretrained,
@@ -23,6 +24,41 @@ class ClassifierModule(L.LightningModule):
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._backbone_frozen = False
+
+    # Fine-tuning: `full` trains everything; `frozen` only the classifier; `two-stage` the classifier alone for
+    # `head_epochs`, then everything, the backbone at `backbone_lr_scale` x the learning rate (a new head's large
+    # early gradients would otherwise wreck the pretrained features).
+    def backbone_frozen_in(self, epoch: int) -> bool:
+        hp = self.hparams
+        return hp.finetune == "frozen" or (hp.finetune == "two-stage" and epoch < hp.head_epochs)
+
+    def freeze_backbone(self, frozen: bool) -> None:
+        head = {id(p) for p in self.model.get_classifier().parameters()}
+        for p in self.model.parameters():
+            if id(p) not in head:
+                p.requires_grad_(not frozen)
+        self._backbone_frozen = frozen
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        """A frozen backbone keeps its BatchNorm statistics (eval mode) on purpose: they are the pretrained
+        network's, and updating them under frozen weights would shift every feature the head learns from."""
+        super().train(mode)
+        if mode and self._backbone_frozen:
+            head = set(self.model.get_classifier().modules())
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head:
+                    m.eval()
+        return self
+
+    def on_fit_start(self) -> None:
+        self.freeze_backbone(self.backbone_frozen_in(self.current_epoch))
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self.backbone_frozen_in(self.current_epoch)
+        if frozen != self._backbone_frozen:
+            self.freeze_backbone(frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -61,20 +97,30 @@ class ClassifierModule(L.LightningModule):
         self.log("val_auc", auc if np.isfinite(auc) else 0.0, prog_bar=True, sync_dist=False)
         self.log("val_acc", float((proba_np.argmax(1) == y_np).mean()), prog_bar=True, sync_dist=False)
 
+    def parameter_groups(self) -> list[dict]:
+        """Classifier at the learning rate, backbone at `backbone_lr_scale` x it (1 unless two-stage). Frozen
+        parameters stay in the optimizer: they get no gradient, so no update, until a second stage thaws them."""
+        hp = self.hparams
+        head = {id(p) for p in self.model.get_classifier().parameters()}
+        scale = hp.backbone_lr_scale if hp.finetune == "two-stage" else 1.0
+        return [{"params": [p for p in self.model.parameters() if id(p) not in head], "lr": hp.lr * scale},
+                {"params": [p for p in self.model.parameters() if id(p) in head], "lr": hp.lr}]
+
     def configure_optimizers(self):
         hp = self.hparams
+        groups = self.parameter_groups()
         if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay,
-                                  nesterov=True)
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay, nesterov=True)
         else:
             opt_class = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-            opt = opt_class(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+            opt = opt_class(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return opt
         epochs = self.trainer.max_epochs
         if hp.scheduler == "onecycle":
             steps = int(self.trainer.estimated_stepping_batches)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=max(steps, 1))
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                        total_steps=max(steps, 1))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if hp.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
