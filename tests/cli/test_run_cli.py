@@ -118,3 +118,29 @@ def test_unused_reader_option_is_one_line_for_every_data_command(tmp_path):
         assert result.exit_code == 2 and len(lines) == 1, (args, result.output)
         assert "--patient-pattern not used by the npz reader" in lines[0] and "it takes --target" in lines[0]
     assert not (tmp_path / "run").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_a_yaml_recipe_sets_options_flags_win_and_mistakes_are_named(demo_data, tmp_path):
+    import yaml
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"data": str(demo_data), "model": "smallcnn", "epochs": 3, "lr": 0.001,
+                                      "batch_size": 16, "audit": False}))
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--config", str(recipe), "--epochs", "1", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((run / "config.yaml").read_text())["config"]
+    assert saved["epochs"] == 1 and saved["lr"] == 0.001 and saved["batch_size"] == 16  # the flag won epochs
+    # a run's own config.yaml is a recipe: the same options again, into another folder
+    again = runner.invoke(app, ["train", "--config", str(run / "config.yaml"), "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())["config"]["lr"] == 0.001
+
+    cases = {"lr_max: 0.1\n": "unknown option(s) lr_max; known: ", "epochs: ten\n": "epochs must be int; got 'ten'",
+             "- lr\n": "a recipe is a mapping of option: value", "lr: [\n": "not valid YAML"}
+    for text, message in cases.items():
+        recipe.write_text(text)
+        result = runner.invoke(app, ["train", "--config", str(recipe), "--data", str(demo_data),
+                                     "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2 and f"{recipe}: {message}" in result.output, (text, result.output)
+    assert not (tmp_path / "bad").exists()

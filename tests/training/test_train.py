@@ -75,6 +75,25 @@ def test_crashed_run_resumes_where_it_stopped(demo_data, tmp_path, monkeypatch):
     assert (tmp_path / "run" / "model.pt").exists()
 
 
+def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoints(demo_data, tmp_path,
+                                                                                         monkeypatch):
+    epoch = {"now": 0}
+    real_forward = torch.nn.CrossEntropyLoss.forward
+
+    def diverge_in_epoch_2(self, logits, y):
+        loss = real_forward(self, logits, y)
+        return loss * float("nan") if epoch["now"] == 1 and torch.is_grad_enabled() else loss
+
+    monkeypatch.setattr(HistoryWriter, "on_train_epoch_start",
+                        lambda self, trainer, module: epoch.update(now=trainer.current_epoch), raising=False)
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", diverge_in_epoch_2)
+    run = tmp_path / "run"
+    with pytest.raises(MedclassError, match=r"training loss is nan at epoch 2, step 1: stopped. Checkpoints"):
+        train(TrainConfig(data=str(demo_data), out=str(run), model="smallcnn", epochs=3, batch_size=16, audit=False))
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+    assert [r["epoch"] for r in read_history(run / "history.csv")] == [1]
+
+
 def test_bad_options_are_refused_before_training(demo_data, tmp_path):
     with pytest.raises(MedclassError, match="optimizer must be"):
         TrainConfig(data=str(demo_data), out=str(tmp_path), optimizer="rmsprop")

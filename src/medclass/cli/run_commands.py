@@ -28,7 +28,9 @@ def _pretrained(value: Optional[str]):
 def train(
     data: Annotated[Optional[str], typer.Option(
         "--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, a .csv (not needed with --resume).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("runs/latest"),
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder to write (default runs/latest).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML recipe of training options (a run's config.yaml works); flags given here win.")] = None,
     model: Annotated[Optional[str], typer.Option(
         help="auto (smallcnn up to 64 px from scratch, else resnet18) or a name from `medclass models`.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (early stopping may end sooner).")] = None,
@@ -79,16 +81,24 @@ def train(
 
     Options left out take TrainConfig's defaults (the recipe in training/config.py); config.yaml in the run
     folder lists every value used."""
-    given = {key: value for key, value in locals().items()
-             if key not in ("data", "out", "pretrained", "resume", "reader_options") and value is not None}
+    given = {key: value for key, value in locals().items() if value is not None and key not in (
+        "data", "out", "config_file", "pretrained", "resume", "reader_options")}
     from medclass.errors import MedclassError
     from medclass.training import TrainConfig
     from medclass.training import train as run_training
+    from medclass.training.config import load_recipe
 
-    if data is None and not resume:
+    recipe = load_recipe(config_file) if config_file else {}
+    if pretrained is not None or "pretrained" not in recipe:
+        recipe["pretrained"] = _pretrained(pretrained)
+    recipe.update(data=data or recipe.get("data") or "", out=str(out or recipe.get("out") or "runs/latest"),
+                  reader_options=reader_options or recipe.get("reader_options") or {})
+    if not recipe["data"] and not resume:
         raise MedclassError("--data is required (the images to train on), unless --resume continues a run")
-    config = TrainConfig(data=data or "", out=str(out), pretrained=_pretrained(pretrained), resume=resume,
-                         reader_options=reader_options or {}, **given)
+    try:
+        config = TrainConfig(**{**recipe, **given}, resume=resume)
+    except TypeError as exc:  # a recipe value of the wrong type (e.g. `epochs: ten`)
+        raise MedclassError(f"{config_file or 'options'}: {exc}") from None
     result = run_training(config)
     typer.echo(f"best val AUC {result.best_val_auc:.4f} after {result.epochs_run} epochs; model: {result.artifact_path}")
 

@@ -118,3 +118,30 @@ class TrainConfig:
         data = yaml.safe_load(path.read_text())["config"]
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def load_recipe(path: str | Path) -> dict:
+    """Training options from a YAML file (`medclass train --config recipe.yaml`; flags given on the command line
+    win). A run's own config.yaml is a valid recipe. Unknown keys are an error: a misspelt option silently
+    falling back to its default is how a recipe stops meaning what it says."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedclassError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MedclassError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):  # a run's config.yaml
+        data = data["config"]
+    if not isinstance(data, dict):
+        raise MedclassError(f"{path}: a recipe is a mapping of option: value (e.g. `lr: 0.001`)")
+    known = {f.name: f.default for f in fields(TrainConfig)}
+    unknown = sorted(set(map(str, data)) - set(known))
+    if unknown:
+        raise MedclassError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for key, value in data.items():
+        expected = type(known[key])
+        fits = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected in (bool, int, float) and not fits and not (expected is float and type(value) is int):
+            raise MedclassError(f"{path}: {key} must be {expected.__name__}; got {value!r}")
+    return {key: value for key, value in data.items() if key != "resume"}  # resuming is the command line's call

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medclass.errors import MedclassError
 from medclass.evaluation.metrics import auc_score
 from medclass.models import create_model
 
@@ -73,6 +74,11 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss(self(x), y)
+        if not torch.isfinite(loss):
+            # training on would only write NaN weights over the last good checkpoint
+            raise MedclassError(f"training loss is {float(loss)} at epoch {self.current_epoch + 1}, step "
+                                f"{batch_idx + 1}: stopped. Checkpoints of the finished epochs are kept (--resume "
+                                "continues from the last); a lower --lr or --precision 32-true usually avoids this")
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
