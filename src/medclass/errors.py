@@ -11,3 +11,18 @@ class DataError(MedclassError):
 
 class DataWarning(UserWarning):
     """Something in the data the user should know before trusting results (leakage, artefacts, missing rows)."""
+
+
+def read_yaml(path, what: str, error: type[MedclassError] = MedclassError):
+    """A YAML file's content, or one line naming the file: `{path}: {what} not found` / `not valid YAML (...)`."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

@@ -9,13 +9,12 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
-import yaml
 
 from medclass.data.base import ImageDataset, Reader, Sample, read_sample_file
 from medclass.data.folders import SPLIT_ALIASES, with_patients
 from medclass.data.images import is_image_file, list_images
 from medclass.data.patients import PatientRule
-from medclass.errors import DataError
+from medclass.errors import DataError, read_yaml
 
 CLASS_TASK, GROUP_TASK = "class", "group"
 # A class folder holding patient or series folders (ROOT/<class>/<patient>/*.png) looks just like this layout;
@@ -82,12 +81,7 @@ def read_nested_folders(root: Path, mapping: Path | None = None, patients: Patie
 
 def load_mapping(path: Path) -> dict[str, dict[str, str]]:
     """Read `{class: {task: value}}`; every value becomes a class name (a string)."""
-    if not path.is_file():
-        raise DataError(f"{path}: mapping file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML ({exc})") from None
+    data = read_yaml(path, "mapping file", DataError)
     if not isinstance(data, dict) or not data:
         raise DataError(f"{path}: expected a mapping class -> {{task: value}}, e.g. "
                         f"'brain_glioma: {{malignancy: malignant}}'; found {type(data).__name__}")

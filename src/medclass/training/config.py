@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from medclass.errors import MedclassError
+from medclass.errors import MedclassError, read_yaml
 
 MIN_IMG_SIZE = 8  # below this no registered network keeps a spatial map to classify
 
@@ -125,12 +125,7 @@ def load_recipe(path: str | Path) -> dict:
     win). A run's own config.yaml is a valid recipe. Unknown keys are an error: a misspelt option silently
     falling back to its default is how a recipe stops meaning what it says."""
     path = Path(path)
-    if not path.is_file():
-        raise MedclassError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise MedclassError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "recipe file")
     if isinstance(data, dict) and isinstance(data.get("config"), dict):  # a run's config.yaml
         data = data["config"]
     if not isinstance(data, dict):
