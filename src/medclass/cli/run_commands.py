@@ -55,6 +55,10 @@ def train(
     augment: Annotated[Optional[str], typer.Option(help="none, light or strong.")] = None,
     hflip: Annotated[Optional[bool], typer.Option(help="Random horizontal flips in training and flip TTA.")] = None,
     class_weights: Annotated[Optional[str], typer.Option(help="balanced (inverse class frequency) or none.")] = None,
+    sampler: Annotated[Optional[str], typer.Option(
+        help="none (shuffle), weighted (classes drawn equally) or oversample (minority images repeated).")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="ce (cross-entropy) or focal.")] = None,
+    focal_gamma: Annotated[Optional[float], typer.Option(help="--loss focal: the focusing exponent.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Weight EMA decay (0 = off).")] = None,
     drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the classifier.")] = None,
     positive_class: Annotated[Optional[str], typer.Option(help="Binary tasks: the positive class.")] = None,

@@ -41,6 +41,9 @@ class TrainConfig:
     augment: str = "light"
     hflip: bool = True
     class_weights: str = "none"  # none | balanced (inverse class frequency)
+    sampler: str = "none"  # none (shuffle) | weighted (classes drawn equally) | oversample (minorities repeated)
+    loss: str = "ce"  # ce | focal
+    focal_gamma: float = 2.0
     drop_rate: float | None = 0.3  # dropout before the classifier; None: the architecture's own default
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     img_size: int | None = None  # None: the data's own size (first training image)
@@ -91,6 +94,9 @@ class TrainConfig:
                                 f"{self.head_epochs}, epochs {self.epochs}")
         if self.head not in ("linear", "mlp"):
             raise MedclassError(f"head must be linear or mlp; got {self.head!r}")
+        for name, allowed in (("sampler", ("none", "weighted", "oversample")), ("loss", ("ce", "focal"))):
+            if getattr(self, name) not in allowed:
+                raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
 

@@ -14,7 +14,7 @@ import os
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from medclass.data.base import ImageDataset
 from medclass.errors import MedclassError
@@ -88,8 +88,10 @@ def decode_all(data: ImageDataset, preprocessing: Preprocessing, num_workers: in
 
 class ImageDataModule(L.LightningDataModule):
     def __init__(self, data: ImageDataset, preprocessing: Preprocessing, augment: BatchAugment, batch_size: int,
-                 num_workers: int = 0, in_memory: bool = False, channels_last: bool = False):
+                 num_workers: int = 0, in_memory: bool = False, channels_last: bool = False,
+                 train_sampler: Sampler | None = None):
         super().__init__()
+        self.train_sampler = train_sampler  # None: shuffle; else it decides the order (training/imbalance.py)
         self.data, self.preprocessing, self.augment = data, preprocessing, augment
         self.batch_size, self.num_workers = batch_size, num_workers
         self.in_memory, self.channels_last = in_memory, channels_last
@@ -112,10 +114,11 @@ class ImageDataModule(L.LightningDataModule):
         subset = self._splits[split]
         # drop_last only when it cannot empty an epoch: a size-1 last batch breaks BatchNorm in training.
         drop_last = shuffle and len(subset) > self.batch_size
+        sampler = self.train_sampler if shuffle else None
+        order = {"sampler": sampler} if sampler else {"shuffle": shuffle}
         if isinstance(subset, TensorImages):
-            return DataLoader(subset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
-                              collate_fn=keep_batch)
-        return DataLoader(subset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
+            return DataLoader(subset, batch_size=self.batch_size, drop_last=drop_last, collate_fn=keep_batch, **order)
+        return DataLoader(subset, batch_size=self.batch_size, drop_last=drop_last, **order,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
 

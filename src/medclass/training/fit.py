@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar, WeightAveraging
 from torch.optim.swa_utils import get_ema_avg_fn
@@ -35,6 +34,7 @@ from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
 from medclass.training.history import HistoryWriter, plot_history
+from medclass.training.imbalance import balanced_class_weights, make_sampler
 from medclass.training.module import ClassifierModule
 from medclass.training.progress import progress_callback
 from medclass.training.speed import prepare_model, resolve_speed
@@ -165,8 +165,7 @@ def positive_index(config: TrainConfig, classes: list[str]) -> int | None:
 def class_weights(config: TrainConfig, dataset: ImageDataset) -> list[float] | None:
     if config.class_weights == "none":
         return None
-    counts = np.bincount(dataset.subset("train").targets(), minlength=len(dataset.classes)).astype(float)
-    return (counts.sum() / (len(counts) * np.maximum(counts, 1))).tolist()
+    return balanced_class_weights(dataset.subset("train").targets(), len(dataset.classes))
 
 
 def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -249,7 +248,8 @@ def train(config: TrainConfig) -> TrainResult:
                               scheduler=config.scheduler, label_smoothing=config.label_smoothing,
                               class_weights=class_weights(config, dataset), hflip_tta=config.hflip,
                               positive_index=pos, model_kwargs=config.model_kwargs, finetune=config.finetune,
-                              head_epochs=config.head_epochs, backbone_lr_scale=config.backbone_lr_scale)
+                              head_epochs=config.head_epochs, backbone_lr_scale=config.backbone_lr_scale,
+                              loss=config.loss, focal_gamma=config.focal_gamma)
 
     with run_folder(run_dir):
         save_splits(dataset, run_dir / "splits.csv")
@@ -271,7 +271,8 @@ def train(config: TrainConfig) -> TrainResult:
         config.save(run_dir / "config.yaml", resolved)
 
         data = ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
-                               config.batch_size, speed.num_workers, speed.in_memory, config.channels_last)
+                               config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
+                               make_sampler(config.sampler, dataset.subset("train").targets(), config.seed))
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision)
         trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
 

@@ -10,6 +10,7 @@ from torch import nn
 from medclass.errors import MedclassError
 from medclass.evaluation.metrics import auc_score
 from medclass.models import create_model
+from medclass.training.imbalance import FocalLoss
 
 
 class ClassifierModule(L.LightningModule):
@@ -17,13 +18,14 @@ class ClassifierModule(L.LightningModule):
                  weight_decay: float = 0.05, optimizer: str = "adamw", scheduler: str = "onecycle",
                  label_smoothing: float = 0.1, class_weights: list[float] | None = None, hflip_tta: bool = True,
                  positive_index: int | None = None, model_kwargs: dict | None = None, finetune: str = "full",
-                 head_epochs: int = 0, backbone_lr_scale: float = 1.0):
+                 head_epochs: int = 0, backbone_lr_scale: float = 1.0, loss: str = "ce", focal_gamma: float = 2.0):
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, num_classes, in_chans, pretrained=pretrained,
                                   **(model_kwargs or {}))
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.loss = (FocalLoss(focal_gamma, weight, label_smoothing) if loss == "focal"
+                     else nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing))
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._backbone_frozen = False
 
