@@ -101,3 +101,19 @@ def test_bad_options_are_refused_before_training(demo_data, tmp_path):
         train(TrainConfig(data=str(demo_data), out=str(tmp_path / "r"), model="resnet18", img_size=16, epochs=1))
     with pytest.raises(MedclassError, match="nothing to resume"):
         train(TrainConfig(data=str(demo_data), out=str(tmp_path / "new"), resume=True))
+
+
+def test_tensorboard_logs_into_the_run_folder_and_a_missing_mlflow_is_named(demo_data, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(demo_data), out=str(run), model="smallcnn", epochs=2, batch_size=16, audit=False,
+                      logger="tensorboard"))
+    assert list((run / "tensorboard").glob("events.out.tfevents.*")) and len(read_history(run / "history.csv")) == 2
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else
+                        real_find_spec(name, *a))
+    with pytest.raises(MedclassError, match=r"--logger mlflow needs the mlflow package: pip install mlflow"):
+        train(TrainConfig(data=str(demo_data), out=str(tmp_path / "other"), logger="mlflow"))
+    assert not (tmp_path / "other").exists()

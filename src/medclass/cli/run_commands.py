@@ -77,6 +77,8 @@ def train(
         help="auto (bf16-mixed where supported), 32-true, 16-mixed, bf16-mixed.")] = None,
     channels_last: Annotated[Optional[bool], typer.Option(help="Channels-last memory layout (faster convolutions).")] = None,
     compile: Annotated[Optional[bool], typer.Option(help="torch.compile the network (pays off on GPUs).")] = None,
+    logger: Annotated[Optional[str], typer.Option(
+        help="csv (history.csv, always), or tensorboard / mlflow in addition (when installed).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     audit: Annotated[Optional[bool], typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = None,
     reader_options: dict | None = None,

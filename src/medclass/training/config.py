@@ -64,6 +64,7 @@ class TrainConfig:
     memory_budget_gb: float = 4.0  # `auto` keeps data in memory when its decoded train+val images fit in this
     channels_last: bool = True
     compile: bool = False  # torch.compile the network (GPU: faster after a warm-up; CPU: measured no gain)
+    logger: str = "csv"  # csv (history.csv, always written) | tensorboard | mlflow, in addition to it
     resume: bool = False
     audit: bool = True  # audit the split data first; unreadable images stop the run
 
@@ -94,7 +95,8 @@ class TrainConfig:
                                 f"{self.head_epochs}, epochs {self.epochs}")
         if self.head not in ("linear", "mlp"):
             raise MedclassError(f"head must be linear or mlp; got {self.head!r}")
-        for name, allowed in (("sampler", ("none", "weighted", "oversample")), ("loss", ("ce", "focal"))):
+        for name, allowed in (("sampler", ("none", "weighted", "oversample")), ("loss", ("ce", "focal")),
+                              ("logger", ("csv", "tensorboard", "mlflow"))):
             if getattr(self, name) not in allowed:
                 raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.class_weights not in ("none", "balanced"):

@@ -6,6 +6,7 @@ Reads top to bottom: prepare_data, resolve_input, build_trainer, train.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import logging
 import platform
@@ -168,6 +169,26 @@ def class_weights(config: TrainConfig, dataset: ImageDataset) -> list[float] | N
     return balanced_class_weights(dataset.subset("train").targets(), len(dataset.classes))
 
 
+def check_logger_installed(kind: str) -> None:
+    if kind != "csv" and importlib.util.find_spec(kind) is None:  # the package is named as the option
+        raise MedclassError(f"--logger {kind} needs the {kind} package: pip install {kind} "
+                            "(or pip install 'medclass[loggers]')")
+
+
+def experiment_logger(kind: str, run_dir: Path):
+    """history.csv is always written (HistoryWriter); TensorBoard or MLflow in addition when asked for, writing
+    into the run folder (tensorboard/, mlruns/) so the run stays one folder."""
+    if kind == "csv":
+        return False
+    check_logger_installed(kind)
+    from lightning.pytorch import loggers
+
+    if kind == "tensorboard":
+        return loggers.TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")
+    return loggers.MLFlowLogger(experiment_name="medclass", run_name=run_dir.name,
+                                tracking_uri=(run_dir / "mlruns").resolve().as_uri())
+
+
 def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L.Trainer, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch:03d}", monitor="val_auc",
                                  mode="max")
@@ -185,7 +206,7 @@ def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L
     # every batch has the same image size, so cuDNN's per-shape algorithm search pays off (no effect on a CPU)
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
                         precision=precision, callbacks=callbacks, benchmark=True,
-                        logger=False, num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
+                        logger=experiment_logger(config.logger, run_dir), num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
                         enable_model_summary=False, enable_progress_bar=isinstance(progress, ProgressBar))
     return trainer, checkpoint
 
@@ -227,6 +248,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Everything that can be checked without writing is checked first (out folder, checkpoints to resume, data,
     classes per split, input size, model), so a refused start leaves no run folder behind."""
     check_out_folder(config)
+    check_logger_installed(config.logger)
     if config.resume:
         config = resumed_config(config)
     elif config.img_size is not None:
