@@ -28,6 +28,22 @@ def test_unreadable_image_stops_the_run_before_training_and_is_named(demo_copy, 
     assert (tmp_path / "run" / "audit.json").is_file() and not (tmp_path / "run" / "history.csv").exists()
 
 
+def test_skip_unreadable_trains_without_them_and_names_every_one(demo_copy, tmp_path, capsys):
+    for name in ("scan_bad.png", "scan_empty.png"):
+        (demo_copy / "benign" / name).write_bytes(b"" if "empty" in name else b"this is not a png")
+    run = tmp_path / "run"
+    train(_config(demo_copy, run, skip_unreadable=True))
+    err = capsys.readouterr().err
+    assert "skipped unreadable image: " in err and "scan_bad.png" in err and "scan_empty.png" in err
+    assert "2 unreadable image(s) left out" in err
+    listed = (run / "unreadable.csv").read_text().splitlines()
+    assert listed[0] == "path,split,label,reason" and len(listed) == 3 and all(",benign," in row for row in listed[1:])
+    assert "scan_bad" not in (run / "splits.csv").read_text()  # left out of training and of evaluation
+    assert yaml.safe_load((run / "config.yaml").read_text())["resolved"]["unreadable_images"] == 2
+    with pytest.raises(MedclassError, match="--skip-unreadable needs the audit"):
+        _config(demo_copy, run, skip_unreadable=True, audit=False)
+
+
 def test_duplicate_with_another_label_is_warned_about(demo_copy, tmp_path):
     shutil.copy(demo_copy / "benign" / "benign_0000.png", demo_copy / "malignant" / "copy_of_benign.png")
     with pytest.warns(DataWarning, match="exact-duplicate groups carry different labels"):

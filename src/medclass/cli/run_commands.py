@@ -81,6 +81,8 @@ def train(
         help="csv (history.csv, always), or tensorboard / mlflow in addition (when installed).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     audit: Annotated[Optional[bool], typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = None,
+    skip_unreadable: Annotated[Optional[bool], typer.Option(
+        "--skip-unreadable", help="Train without unreadable images (listed in unreadable.csv) instead of stopping.")] = None,
     reader_options: dict | None = None,
 ):
     """Train a classifier; writes config, model, history.csv and training curves to --out.

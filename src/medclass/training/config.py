@@ -67,6 +67,7 @@ class TrainConfig:
     logger: str = "csv"  # csv (history.csv, always written) | tensorboard | mlflow, in addition to it
     resume: bool = False
     audit: bool = True  # audit the split data first; unreadable images stop the run
+    skip_unreadable: bool = False  # train without unreadable images instead (each listed in unreadable.csv)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -99,6 +100,8 @@ class TrainConfig:
                               ("logger", ("csv", "tensorboard", "mlflow"))):
             if getattr(self, name) not in allowed:
                 raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.skip_unreadable and not self.audit:
+            raise MedclassError("--skip-unreadable needs the audit, which finds the unreadable images; drop --no-audit")
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
 

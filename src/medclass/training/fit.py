@@ -87,15 +87,18 @@ def check_class_coverage(dataset: ImageDataset) -> None:
                           stacklevel=3)
 
 
-def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
-    """Audit the split data (saved as audit.json). Unreadable images stop the run here, before any epoch;
-    leakage and artefacts are returned as warnings, since the user may have reasons to keep them."""
+def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable: bool = False
+                          ) -> tuple[list[str], list[dict]]:
+    """Audit the split data (saved as audit.json). Unreadable images stop the run here, before any epoch, unless
+    `skip_unreadable`: then they are returned to be left out. Leakage and artefacts are returned as warning lines,
+    since the user may have reasons to keep them."""
     report = audit_dataset(dataset)
     (run_dir / "audit.json").write_text(json.dumps(report, indent=2))
-    if report["corrupt"]:
+    if report["corrupt"] and not skip_unreadable:
         first = report["corrupt"][0]
         raise MedclassError(f"{len(report['corrupt'])} image(s) cannot be read, e.g. {first['path']}: "
-                            f"{first['reason']}. Fix or remove them; all are listed in {run_dir / 'audit.json'}")
+                            f"{first['reason']}. Fix or remove them, or pass --skip-unreadable to train without "
+                            f"them; all are listed in {run_dir / 'audit.json'}")
     summary = report["summary"]
     found = {"cross_split_duplicates": "exact-duplicate groups span splits (test images seen in training)",
              "conflicting_label_duplicates": "exact-duplicate groups carry different labels",
@@ -108,7 +111,23 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path) -> list[str]:
                      "(likely the same patient or scan; review them)")
     return lines + (
         [f"audit: details in {run_dir / 'audit.json'}; `medclass split --dedupe` removes duplicates"]
-        if summary.get("leakage_found") else [])
+        if summary.get("leakage_found") else []), report["corrupt"]
+
+
+def without_unreadable(dataset: ImageDataset, unreadable: list[dict], listing: Path) -> ImageDataset:
+    """--skip-unreadable: every image left out is named on stderr and in `listing`; a class that loses all its
+    training or validation images still stops the run."""
+    with open(listing, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "split", "label", "reason"])
+        writer.writeheader()
+        writer.writerows({key: item.get(key) for key in writer.fieldnames} for item in unreadable)
+    for item in unreadable:
+        print(f"skipped unreadable image: {item['path']} ({item['reason']})", file=sys.stderr, flush=True)
+    print(f"{len(unreadable)} unreadable image(s) left out; listed in {listing}", file=sys.stderr, flush=True)
+    bad = {item["path"] for item in unreadable}
+    dataset = dataset.with_samples([s for s in dataset.samples if s.source not in bad])
+    check_class_coverage(dataset)
+    return dataset
 
 
 def resolve_input(config: TrainConfig, dataset: ImageDataset) -> tuple[int, int]:
@@ -274,11 +293,15 @@ def train(config: TrainConfig) -> TrainResult:
                               loss=config.loss, focal_gamma=config.focal_gamma)
 
     with run_folder(run_dir):
-        save_splits(dataset, run_dir / "splits.csv")
         skipped = save_skipped(dataset, run_dir / "skipped.csv")
+        unreadable = []
         if config.audit:
-            for line in audit_before_training(dataset, run_dir):
+            lines, unreadable = audit_before_training(dataset, run_dir, config.skip_unreadable)
+            for line in lines:
                 warnings.warn(line, DataWarning, stacklevel=2)
+        if unreadable:
+            dataset = without_unreadable(dataset, unreadable, run_dir / "unreadable.csv")
+        save_splits(dataset, run_dir / "splits.csv")  # what trains and is evaluated: unreadable images left out
         pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
         preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
         speed = resolve_speed(config, dataset, preprocessing)
@@ -289,7 +312,8 @@ def train(config: TrainConfig) -> TrainResult:
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
-                    "skipped_images": skipped, **speed.to_dict(), "versions": _versions()}
+                    "skipped_images": skipped, "unreadable_images": len(unreadable), **speed.to_dict(),
+                    "versions": _versions()}
         config.save(run_dir / "config.yaml", resolved)
 
         data = ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
