@@ -32,3 +32,8 @@ def out_dir(base: str, part: str) -> Path:
     path = Path(base) / f"{time.strftime('%Y%m%d-%H%M%S')}-{part}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def training_images_per_s(rows: list[dict]) -> float:
+    """Training images/s over history.csv rows, weighted by each epoch's training time."""
+    return sum(r["train_images_per_s"] * r["train_seconds"] for r in rows) / sum(r["train_seconds"] for r in rows)

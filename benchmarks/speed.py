@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common import find_npz
+from common import find_npz, training_images_per_s
 from medclass.training import TrainConfig, train
 from medclass.training.history import read_history
 from medclass.training.speed import measure_images_per_s, resolve_precision
@@ -46,9 +46,7 @@ def train_images_per_s(npz: Path, out: Path, epochs: int, **settings) -> float:
     """Training images/s of a whole medclass run, averaged over the epochs after the first (warm-up)."""
     config = TrainConfig(data=str(npz), out=str(out), epochs=epochs, patience=epochs, audit=False, **settings)
     train(config)
-    rows = read_history(out / "history.csv")[1:]
-    per_s = sum(r["train_images_per_s"] * r["train_seconds"] for r in rows) / sum(r["train_seconds"] for r in rows)
-    return per_s
+    return training_images_per_s(read_history(out / "history.csv")[1:])
 
 
 def run_table(npz: Path, epochs: int) -> list[str]:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from common import find_npz, out_dir
+from common import find_npz, out_dir, training_images_per_s
 from medclass.evaluation import evaluate_run
 from medclass.evaluation.metrics import auc_score
 from medclass.models import create_model
@@ -85,8 +85,7 @@ def medclass_run(npz: Path, model_name: str, epochs: int, out: Path, seed: int =
     config = TrainConfig(data=str(npz), out=str(out), model=model_name, batch_size=BATCH, epochs=epochs,
                          patience=epochs, seed=seed, audit=False)
     train(config)
-    rows = read_history(out / "history.csv")
-    images_per_s = sum(r["train_images_per_s"] * r["train_seconds"] for r in rows) / sum(r["train_seconds"] for r in rows)
+    images_per_s = training_images_per_s(read_history(out / "history.csv"))
     metrics, _ = evaluate_run(out, split="test", n_boot=200)
     return {"images_per_s": images_per_s, "test_auc": metrics["auc"], "test_acc": metrics["accuracy"],
             "wall_s": time.time() - start}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
-
 from medclass.data.base import ImageDataset, Reader, Sample, read_sample_file
 from medclass.data.folders import SPLIT_ALIASES, with_patients
 from medclass.data.images import is_image_file, list_images

@@ -60,15 +60,16 @@ def default_size(arch: str) -> int | None:
     return cfg.input_size[-1] if cfg else None
 
 
-def _register_field_backbone(name: str, arch: str, min_input: int, description: str) -> None:
+def timm_builder(arch: str):
     def build(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
         return timm_model(arch, num_classes, in_chans, pretrained, **kwargs)
 
-    register_model(name, f"timm {arch}: {description}", min_input, default_size(arch), hub_weights(arch))(build)
+    return build
 
 
 for _name, (_arch, _min_input, _description) in FIELD_BACKBONES.items():
-    _register_field_backbone(_name, _arch, _min_input, _description)
+    register_model(_name, f"timm {_arch}: {_description}", _min_input, default_size(_arch),
+                   hub_weights(_arch))(timm_builder(_arch))
 
 
 def timm_entry(arch: str) -> ModelEntry:
@@ -76,11 +77,7 @@ def timm_entry(arch: str) -> ModelEntry:
     if not timm.is_model(arch):
         close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:8]
         raise MedclassError(f"timm has no architecture {arch!r}" + (f"; similar: {', '.join(close)}" if close else ""))
-
-    def build(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
-        return timm_model(arch, num_classes, in_chans, pretrained, **kwargs)
-
-    return ModelEntry(f"timm:{arch}", build, f"timm {arch}", 32, default_size(arch), hub_weights(arch))
+    return ModelEntry(f"timm:{arch}", timm_builder(arch), f"timm {arch}", 32, default_size(arch), hub_weights(arch))
 
 
 register_prefix("timm:", timm_entry)

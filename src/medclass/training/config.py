@@ -8,8 +8,11 @@ from pathlib import Path
 import yaml
 
 from medclass.errors import MedclassError, read_yaml
+from medclass.models.registry import HEADS
+from medclass.training.imbalance import LOSSES, SAMPLERS
 
 MIN_IMG_SIZE = 8  # below this no registered network keeps a spatial map to classify
+LOGGERS = ("csv", "tensorboard", "mlflow")  # training/fit.py: experiment_logger
 
 
 @dataclass
@@ -94,10 +97,7 @@ class TrainConfig:
         if self.finetune == "two-stage" and not 0 < self.head_epochs < self.epochs:
             raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
                                 f"{self.head_epochs}, epochs {self.epochs}")
-        if self.head not in ("linear", "mlp"):
-            raise MedclassError(f"head must be linear or mlp; got {self.head!r}")
-        for name, allowed in (("sampler", ("none", "weighted", "oversample")), ("loss", ("ce", "focal")),
-                              ("logger", ("csv", "tensorboard", "mlflow"))):
+        for name, allowed in (("head", HEADS), ("sampler", SAMPLERS), ("loss", LOSSES), ("logger", LOGGERS)):
             if getattr(self, name) not in allowed:
                 raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.skip_unreadable and not self.audit:

@@ -36,11 +36,14 @@ class ClassifierModule(L.LightningModule):
         hp = self.hparams
         return hp.finetune == "frozen" or (hp.finetune == "two-stage" and epoch < hp.head_epochs)
 
-    def freeze_backbone(self, frozen: bool) -> None:
+    def backbone_and_head(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         head = {id(p) for p in self.model.get_classifier().parameters()}
-        for p in self.model.parameters():
-            if id(p) not in head:
-                p.requires_grad_(not frozen)
+        params = list(self.model.parameters())
+        return [p for p in params if id(p) not in head], [p for p in params if id(p) in head]
+
+    def freeze_backbone(self, frozen: bool) -> None:
+        for p in self.backbone_and_head()[0]:
+            p.requires_grad_(not frozen)
         self._backbone_frozen = frozen
         self.train(self.training)
 
@@ -109,10 +112,9 @@ class ClassifierModule(L.LightningModule):
         """Classifier at the learning rate, backbone at `backbone_lr_scale` x it (1 unless two-stage). Frozen
         parameters stay in the optimizer: they get no gradient, so no update, until a second stage thaws them."""
         hp = self.hparams
-        head = {id(p) for p in self.model.get_classifier().parameters()}
+        backbone, head = self.backbone_and_head()
         scale = hp.backbone_lr_scale if hp.finetune == "two-stage" else 1.0
-        return [{"params": [p for p in self.model.parameters() if id(p) not in head], "lr": hp.lr * scale},
-                {"params": [p for p in self.model.parameters() if id(p) in head], "lr": hp.lr}]
+        return [{"params": backbone, "lr": hp.lr * scale}, {"params": head, "lr": hp.lr}]
 
     def configure_optimizers(self):
         hp = self.hparams
