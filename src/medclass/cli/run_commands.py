@@ -48,6 +48,8 @@ def train(
     head_epochs: Annotated[Optional[int], typer.Option(help="two-stage: epochs training the classifier alone.")] = None,
     backbone_lr_scale: Annotated[Optional[float], typer.Option(
         help="two-stage: the backbone's learning rate as a share of --lr.")] = None,
+    feature_cache: Annotated[Optional[bool], typer.Option(
+        help="frozen + --augment none: compute the backbone's features once (cached) and train the head on them.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="adamw, adam or sgd.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,

@@ -31,6 +31,7 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.num_features = c_in
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop_rate = drop_rate  # as timm models name it (training/feature_cache.py reads it)
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(c_in, num_classes)
 

@@ -25,6 +25,7 @@ class TrainConfig:
     finetune: str = "full"  # full | frozen (classifier only) | two-stage (classifier first, then everything)
     head_epochs: int = 3  # two-stage: epochs that train the classifier alone
     backbone_lr_scale: float = 0.1  # two-stage: the backbone's learning rate, as a share of --lr
+    feature_cache: bool = True  # frozen backbone, no random augmentation: compute features once, train the head on them
     reader_options: dict = field(default_factory=dict)
     # Recipe: AdamW + one-cycle + label smoothing + light affine augmentation + flip TTA + classifier dropout,
     # small batches (more steps for small medical datasets). Unweighted loss by default: a class-balanced loss

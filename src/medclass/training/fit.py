@@ -34,11 +34,12 @@ from medclass.training.augment import BatchAugment
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
+from medclass.training.feature_cache import FeatureDataModule, cached_features
 from medclass.training.history import HistoryWriter, plot_history
 from medclass.training.imbalance import balanced_class_weights, make_sampler
 from medclass.training.module import ClassifierModule
 from medclass.training.progress import progress_callback
-from medclass.training.speed import prepare_model, resolve_speed
+from medclass.training.speed import SpeedPlan, on_gpu, prepare_model, resolve_speed
 from medclass.transforms import default_preprocessing
 
 log = logging.getLogger("medclass")
@@ -230,6 +231,30 @@ def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L
     return trainer, checkpoint
 
 
+def uses_feature_cache(config: TrainConfig) -> bool:
+    """Only where every epoch would see the same features: a frozen backbone and no random augmentation (random
+    flips are fine: both views are cached)."""
+    return config.feature_cache and config.finetune == "frozen" and config.augment == "none"
+
+
+def training_data(config: TrainConfig, dataset: ImageDataset, module: ClassifierModule, preprocessing,
+                  speed: SpeedPlan) -> tuple[L.LightningDataModule, dict]:
+    """Images augmented per batch, or, for a frozen backbone without random augmentation, its cached features
+    (the module then trains its classifier on them). Returns the data module and what to record about it."""
+    sampler = make_sampler(config.sampler, dataset.subset("train").targets(), config.seed)
+    if not uses_feature_cache(config):
+        return ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
+                               config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
+                               sampler), {}
+    device = torch.device("cuda") if on_gpu(config.accelerator) else torch.device("cpu")
+    splits = {split: dataset.subset(split) for split in ("train", "val")}
+    features, report = cached_features(module.model, splits, preprocessing, config.model, config.model_kwargs,
+                                       2 if config.hflip else 1, device, speed.precision, speed.num_workers)
+    print(f"feature cache: {report.summary()}", file=sys.stderr, flush=True)
+    module.on_features = True
+    return FeatureDataModule(features, config.batch_size, sampler), {"feature_cache": report.to_dict()}
+
+
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
     it runs (accelerator, devices, workers) may change. Its checkpoints are vetted before anything runs."""
@@ -309,16 +334,13 @@ def train(config: TrainConfig) -> TrainResult:
         weights = getattr(module.model, "weights_report", None)
         if weights:
             print(f"pretrained weights: {weights.summary()}", file=sys.stderr, flush=True)
+        data, data_facts = training_data(config, dataset, module, preprocessing, speed)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     "skipped_images": skipped, "unreadable_images": len(unreadable), **speed.to_dict(),
-                    "versions": _versions()}
+                    **data_facts, "versions": _versions()}
         config.save(run_dir / "config.yaml", resolved)
-
-        data = ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
-                               config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
-                               make_sampler(config.sampler, dataset.subset("train").targets(), config.seed))
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision)
         trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
 

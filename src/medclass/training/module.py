@@ -10,6 +10,7 @@ from torch import nn
 from medclass.errors import MedclassError
 from medclass.evaluation.metrics import auc_score
 from medclass.models import create_model
+from medclass.training.feature_cache import classify_features
 from medclass.training.imbalance import FocalLoss
 
 
@@ -28,6 +29,8 @@ class ClassifierModule(L.LightningModule):
                      else nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing))
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._backbone_frozen = False
+        # True when batches are cached backbone features (N, views, D) instead of images (training/feature_cache.py)
+        self.on_features = False
 
     # Fine-tuning: `full` trains everything; `frozen` only the classifier; `two-stage` the classifier alone for
     # `head_epochs`, then everything, the backbone at `backbone_lr_scale` x the learning rate (a new head's large
@@ -67,18 +70,33 @@ class ClassifierModule(L.LightningModule):
             self.freeze_backbone(frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.on_features:
+            return classify_features(self.model, x, self.training, (self.hparams.model_kwargs or {}).get("drop_rate"))
         return self.model(x)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax, averaged with the mirrored image when flip TTA is on (as the Predictor does)."""
-        proba = self(x).float().softmax(1)  # bf16 logits: sums off by >1e-3, which sklearn AUC refuses
+        """Softmax, averaged with the mirrored image when flip TTA is on (as the Predictor does). Cached features
+        hold the mirrored view already (second view)."""
+        if self.on_features:  # bf16 logits: sums off by >1e-3, which sklearn AUC refuses; hence .float()
+            return torch.stack([self(x[:, v]).float().softmax(1) for v in range(x.shape[1])]).mean(0)
+        proba = self(x).float().softmax(1)
         if self.hparams.hflip_tta:
             proba = (proba + self(x.flip(-1)).float().softmax(1)) / 2
         return proba
 
+    def _training_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Cached features: one view per image, drawn at random (the mirrored one half of the time when flips are
+        on), as random flipping does to images."""
+        if not self.on_features:
+            return x
+        if x.shape[1] == 1:  # no flips: no random draw either, so the run's random stream matches the image path
+            return x[:, 0]
+        views = torch.randint(x.shape[1], (len(x),), device=x.device)
+        return x[torch.arange(len(x), device=x.device), views]
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.loss(self(x), y)
+        loss = self.loss(self(self._training_input(x)), y)
         if not torch.isfinite(loss):
             # training on would only write NaN weights over the last good checkpoint
             raise MedclassError(f"training loss is {float(loss)} at epoch {self.current_epoch + 1}, step "
@@ -89,7 +107,7 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self(x)
+        logits = self(x[:, 0] if self.on_features else x)
         self.log("val_loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_outputs.append((self.predict_proba(x).detach(), y.detach()))
 
