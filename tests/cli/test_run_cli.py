@@ -144,3 +144,36 @@ def test_a_yaml_recipe_sets_options_flags_win_and_mistakes_are_named(demo_data, 
                                      "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and f"{recipe}: {message}" in result.output, (text, result.output)
     assert not (tmp_path / "bad").exists()
+
+
+def test_train_records_how_its_split_was_grouped_and_decodes_each_image_once_for_split_and_audit(tmp_path,
+                                                                                                  monkeypatch):
+    import yaml
+
+    from medclass.data import image_hashes
+    from tests.data.test_split_groups import folder_with_copies
+
+    clusters = folder_with_copies(tmp_path / "data")
+    decoded, original = [], image_hashes.image_facts
+
+    def counting(img):
+        decoded.append(img.size)
+        return original(img)
+
+    monkeypatch.setattr(image_hashes, "image_facts", counting)
+    expected = {"": {"by": "near-duplicate clusters", "groups": 28, "multi_image_groups": 6},
+                "--no-group-duplicates": {"by": "none", "groups": 36, "multi_image_groups": 0}}
+    for flag, grouping in expected.items():
+        run = tmp_path / f"run{flag}"
+        result = runner.invoke(app, ["train", "--data", str(tmp_path / "data"), "--model", "smallcnn", "--epochs", "1",
+                                     "--img-size", "16", "--out", str(run), *([flag] if flag else [])])
+        assert result.exit_code == 0, result.output
+        saved = yaml.safe_load((run / "config.yaml").read_text())
+        assert saved["resolved"]["split_grouping"] == grouping
+        assert saved["config"]["group_duplicates"] is (not flag)
+        assert f"split grouped by {grouping['by']}: {grouping['groups']} groups" in result.stderr
+        assert len(decoded) == 36 and (run / "audit.json").is_file()
+        decoded.clear()
+    rows = csv.DictReader(open(tmp_path / "run" / "splits.csv"))
+    split_of = {row["source"].rsplit("/", 1)[1]: row["split"] for row in rows}
+    assert all(len({split_of[n] for n in cluster}) == 1 for cluster in clusters)

@@ -68,3 +68,19 @@ def test_data_error_is_one_line_naming_row_and_column(tmp_path):
     result = invoke([str(tmp_path / "labels.csv"), "--out", str(tmp_path / "s.csv")])
     assert result.exit_code == 2
     assert "row 3, column split" in result.output and "Traceback" not in result.output
+
+
+def test_split_keeps_duplicate_clusters_together_unless_told_not_to(tmp_path):
+    from tests.data.test_split_groups import folder_with_copies
+
+    clusters = folder_with_copies(tmp_path / "data")
+    out = tmp_path / "s.csv"
+    for seed in ("0", "1", "2"):
+        result = invoke([str(tmp_path / "data"), "--seed", seed, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "grouped by near-duplicate clusters (28 groups, 6 with more than one image)" in result.output
+        split_of = {Path(r["source"]).name: r["split"] for r in read_rows(out)}
+        assert all(len({split_of[n] for n in cluster}) == 1 for cluster in clusters), seed
+    result = invoke([str(tmp_path / "data"), "--no-group-duplicates", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "grouped by none (36 groups, 0 with more than one image)" in result.output

@@ -67,6 +67,8 @@ def train(
     patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without a better val AUC.")] = None,
     splits: Annotated[Optional[str], typer.Option(help="CSV of source,split (from `medclass split`).")] = None,
     fold: Annotated[Optional[int], typer.Option(help="With a k-fold --splits file: the fold used as val.")] = None,
+    group_duplicates: Annotated[Optional[bool], typer.Option(
+        help="Without patient ids, a split made here keeps each cluster of exact/near duplicates in one part.")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Validation share when medclass splits.")] = None,
     test_fraction: Annotated[Optional[float], typer.Option(help="Test share when medclass splits.")] = None,
     num_workers: Annotated[Optional[str], typer.Option(help="DataLoader workers: auto (from the CPUs) or a count.")] = None,

@@ -1,4 +1,5 @@
-"""`medclass split`: assign train/val/test (or k folds) by patient, print the counts, write the split CSV."""
+"""`medclass split`: assign train/val/test (or k folds) by patient or duplicate cluster, print the counts, write the
+split CSV."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class GroupBy(str, Enum):
 By = Annotated[GroupBy, typer.Option("--by", help="Keep each patient's images in one split, or not.")]
 Folds = Annotated[Optional[int], typer.Option("--folds", help="K cross-validation folds over the non-test part.")]
 Dedupe = Annotated[bool, typer.Option("--dedupe", help="Drop exact duplicate images first (conflicting ones all).")]
+GroupDuplicates = Annotated[bool, typer.Option(
+    help="Without patient ids, keep each cluster of exact/near duplicates (as `medclass audit` finds them) in one "
+         "split; decodes every image once.")]
 
 
 @app.command("split")
@@ -36,22 +40,25 @@ def split(
     folds: Folds = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random assignment.")] = 0,
     dedupe: Dedupe = False,
+    group_duplicates: GroupDuplicates = True,
     reader_options: dict | None = None,
 ) -> None:
-    """Split a dataset into train/val/test, stratified by class and grouped by patient, and save it as CSV."""
+    """Split a dataset into train/val/test, stratified by class and grouped by patient (without patient ids: by
+    cluster of duplicate images), and save it as CSV."""
     dataset = open_dataset(data, **reader_options)  # reader warnings print as `warning:` lines (user_errors)
     if dataset.has_splits:  # e.g. Training/Testing folders: say so rather than silently replace them
         typer.echo("note: the dataset's own split is replaced by a new one", err=True)
     dataset = make_splits(dataset, val=val, test=test, seed=seed, by_patient=by is GroupBy.patient,
-                          folds=folds, dedupe=dedupe or None)
+                          folds=folds, dedupe=dedupe or None, group_duplicates=group_duplicates)
     save_splits(dataset, out)
     typer.echo(describe(dataset))
     typer.echo(f"wrote {out}")
 
 
 def describe(dataset) -> str:
-    info = dataset.meta["split"]
-    lines = [f"{dataset.name}: {len(dataset)} images, target {dataset.target!r}, grouped by {info['by']}, "
+    info, grouping = dataset.meta["split"], dataset.meta["split_grouping"]
+    lines = [f"{dataset.name}: {len(dataset)} images, target {dataset.target!r}, grouped by {grouping['by']} "
+             f"({grouping['groups']} groups, {grouping['multi_image_groups']} with more than one image), "
              f"stratified by {info['stratify']}, seed {info['seed']}"]
     if "dedupe" in dataset.meta:
         d = dataset.meta["dedupe"]

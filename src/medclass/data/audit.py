@@ -38,10 +38,30 @@ def exact_duplicate_groups(dataset: ImageDataset, progress: Progress = None) -> 
     return [[dataset.samples[i].source for i in group] for group in _exact_groups(facts)]
 
 
+def duplicate_clusters(facts: list[ImageFacts], near_threshold: int = NEAR_THRESHOLD,
+                       near_min_correlation: float = NEAR_MIN_CORRELATION) -> list[list[int]]:
+    """Indices of the images the audit reports as exact or near duplicates of one another, merged into clusters
+    (sorted lists of two or more) so that an image in several reported groups ties them all into one: a split
+    that keeps each cluster whole can never put two of these copies on different sides."""
+    groups = _exact_groups(facts) + _near_groups(facts, near_threshold, near_min_correlation)
+    links = [(group[0], other) for group in groups for other in group[1:]]
+    if not links:
+        return []
+    rows, cols = zip(*links)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(facts), len(facts)))
+    _, component = connected_components(graph, directed=False)  # union-find over the reported groups
+    clusters = defaultdict(list)
+    for index in sorted({i for group in groups for i in group}):
+        clusters[component[index]].append(index)
+    return list(clusters.values())
+
+
 def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
-                  near_min_correlation: float = NEAR_MIN_CORRELATION, progress: Progress = None) -> dict:
-    """Decode every image once and report what is wrong with the data; see the module docstring."""
-    facts = scan_dataset(dataset, progress)
+                  near_min_correlation: float = NEAR_MIN_CORRELATION, progress: Progress = None,
+                  scanned: dict[str, ImageFacts] | None = None) -> dict:
+    """Decode every image once and report what is wrong with the data; see the module docstring. `scanned`: facts
+    from an earlier scan of these images (by source), reused instead of decoding them again."""
+    facts = scan_dataset(dataset, progress, scanned)
     describe = _Describer(dataset)
     exact = [describe.group(g) for g in _exact_groups(facts)]
     near = [describe.group(g) for g in _near_groups(facts, near_threshold, near_min_correlation)]

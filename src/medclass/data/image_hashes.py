@@ -17,7 +17,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from medclass.data.base import ImageDataset
+from medclass.data.base import ImageDataset, Sample
 from medclass.errors import DataError
 
 Progress = Optional[Callable[[int, int], None]]
@@ -37,18 +37,32 @@ class ImageFacts:
     error: str | None = None
 
 
-def scan_dataset(dataset: ImageDataset, progress: Progress = None) -> list[ImageFacts]:
-    """Decode each sample once, in order; unreadable ones get `error` and the scan goes on."""
+def scan_dataset(dataset: ImageDataset, progress: Progress = None,
+                 scanned: dict[str, ImageFacts] | None = None) -> list[ImageFacts]:
+    """Decode each sample once, in order; unreadable ones get `error` and the scan goes on.
+
+    `scanned` (facts by source) lets a second look at the same images reuse the first decode, e.g. the split's
+    duplicate grouping and then the audit of a training run: facts found there are reused, new ones added to it.
+    """
     facts = []
     total = len(dataset.samples)
     for done, sample in enumerate(dataset.samples, start=1):
-        try:
-            facts.append(image_facts(dataset.load_image(sample)))
-        except DataError as exc:
-            facts.append(ImageFacts(error=_reason(str(exc), sample.source)))
+        if scanned is not None and sample.source in scanned:
+            facts.append(scanned[sample.source])
+        else:
+            facts.append(_scan_one(dataset, sample))
+            if scanned is not None:
+                scanned[sample.source] = facts[-1]
         if progress is not None:
             progress(done, total)
     return facts
+
+
+def _scan_one(dataset: ImageDataset, sample: Sample) -> ImageFacts:
+    try:
+        return image_facts(dataset.load_image(sample))
+    except DataError as exc:
+        return ImageFacts(error=_reason(str(exc), sample.source))
 
 
 def image_facts(img: Image.Image) -> ImageFacts:

@@ -1,7 +1,9 @@
 """Train/val/test assignment: seeded, stratified, grouped by patient, saved as CSV so a run can be reproduced.
 
 Every image of a patient lands in the same split (images without a patient id are their own group), so a model is
-never tested on a patient it was trained on. `folds=K` adds K cross-validation folds over the non-test part.
+never tested on a patient it was trained on. Data without patient ids can be grouped by its clusters of exact and
+near duplicates instead (`group_duplicates`, data/groups.py), so no copy of a test image is trained on. The grouping
+used is recorded in `meta["split_grouping"]`. `folds=K` adds K cross-validation folds over the non-test part.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import warn_small_classes
 from medclass.data.folders import SPLIT_ALIASES
+from medclass.data.groups import split_groups
+from medclass.data.image_hashes import ImageFacts
 from medclass.data.tasks import is_multi_label, labels_of
 from medclass.errors import DataError
 
@@ -27,22 +31,26 @@ EXCLUDED = "excluded"  # written for images dropped by dedupe, so a split file s
 
 
 def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0, by_patient: bool = True,
-                folds: int | None = None, dedupe: bool | list[list[str]] | None = None) -> ImageDataset:
+                folds: int | None = None, dedupe: bool | list[list[str]] | None = None, group_duplicates: bool = False,
+                scanned: dict[str, ImageFacts] | None = None) -> ImageDataset:
     """Assign every sample to train/val/test (or train+fold/test when `folds`). Returns a new dataset.
 
     `dedupe`: True to drop exact duplicates found by the audit module, or the duplicate groups (lists of sources).
+    `group_duplicates`: without patients, keep each cluster of exact/near duplicates in one split (decodes every
+    image once; `scanned` holds or receives the decoded facts by source, for the audit to reuse).
     """
     if dedupe is True:
         dedupe = _audit_duplicate_groups(dataset)
     if dedupe:
         dataset = dedupe_samples(dataset, dedupe)
     _check_fractions(val, test, folds)
-    keys, groups = stratify_keys(dataset), group_ids(dataset, by_patient)
+    grouping = split_groups(dataset, by_patient, group_duplicates, scanned)
+    keys, groups = stratify_keys(dataset), grouping.ids
     n_groups = len(set(groups))
     n_folds = fold_count(keys, groups)
     n_test, n_val = _folds_for(test, n_folds), 0 if folds else _folds_for(val, n_folds)
     if n_groups < 3 or n_test + n_val >= n_folds:
-        raise DataError(f"{dataset.name}: {n_groups} {'patients' if by_patient else 'images'} are too few for "
+        raise DataError(f"{dataset.name}: {n_groups} {grouping.noun()} are too few for "
                         f"val={val}, test={test}; need a non-empty train split")
     parts = ("train",) + (("val",) if n_val else ()) + (("test",) if n_test else ())
     warn_small_classes(dataset.name, keys, groups, parts)
@@ -50,17 +58,19 @@ def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, se
     split = np.where(fold < n_test, "test", np.where(fold < n_test + n_val, "val", "train"))
     meta = {**dataset.meta, "split": {"by": "patient" if _uses_patients(dataset, by_patient) else "image",
                                       "val": val, "test": test, "seed": seed, "folds": folds,
-                                      "stratify": "rarest label" if is_multi_label(dataset) else "target class"}}
+                                      "stratify": "rarest label" if is_multi_label(dataset) else "target class"},
+            "split_grouping": grouping.summary()}
     if folds:
         meta["folds"] = _cv_folds(dataset, keys, groups, split != "test", folds, seed)
     samples = [s.with_split(str(name)) for s, name in zip(dataset.samples, split)]
     return replace(dataset, samples=samples, meta=meta)
 
 
-def carve_validation(dataset: ImageDataset, fraction: float, seed: int) -> ImageDataset:
+def carve_validation(dataset: ImageDataset, fraction: float, seed: int, group_duplicates: bool = False,
+                     scanned: dict[str, ImageFacts] | None = None) -> ImageDataset:
     """Data shipped with only train/test (e.g. Training/Testing folders): move a validation part out of train, so
-    model selection never looks at the test images. Stratified by class and grouped by patient at once, like
-    `make_splits`; the test split is left as shipped."""
+    model selection never looks at the test images. Stratified by class and grouped by patient (or duplicate
+    cluster, see `make_splits`) at once, like `make_splits`; the test split is left as shipped."""
     train = [i for i, s in enumerate(dataset.samples) if s.split == "train"]
     if not train:
         raise DataError(f"{dataset.name}: no training images (splits found: "
@@ -68,25 +78,31 @@ def carve_validation(dataset: ImageDataset, fraction: float, seed: int) -> Image
     if not 0 < fraction < 1:
         raise DataError(f"{dataset.name}: has no validation split, so val_fraction must be between 0 and 1 to carve "
                         f"one out of train; got {fraction}")
-    all_keys, all_groups = stratify_keys(dataset), group_ids(dataset, by_patient=True)
-    keys, groups = [all_keys[i] for i in train], [all_groups[i] for i in train]
+    # only the training images are grouped: clusters reaching into the shipped test split are the audit's to report
+    grouping = split_groups(dataset.with_samples([dataset.samples[i] for i in train]), True, group_duplicates, scanned)
+    all_keys = stratify_keys(dataset)
+    keys, groups = [all_keys[i] for i in train], grouping.ids
     n_folds = fold_count(keys, groups)
     n_val = _folds_for(fraction, n_folds)
     if n_val >= n_folds:
-        raise DataError(f"{dataset.name}: {len(set(groups))} training patients/images are too few to carve a "
+        raise DataError(f"{dataset.name}: {len(set(groups))} training {grouping.noun()} are too few to carve a "
                         f"validation part ({fraction}) out of them")
     warn_small_classes(dataset.name, keys, groups, ("train", "val"))
     fold = assign_folds(keys, groups, n_folds, seed)
     val = {train[i] for i in np.flatnonzero(fold < n_val)}
     meta = {**dataset.meta, "validation": {"carved_from": "train", "fraction": fraction, "seed": seed,
-                                           "by": "patient" if _uses_patients(dataset, True) else "image"}}
+                                           "by": "patient" if _uses_patients(dataset, True) else "image"},
+            "split_grouping": grouping.summary()}
     samples = [s.with_split("val") if i in val else s for i, s in enumerate(dataset.samples)]
     return replace(dataset, samples=samples, meta=meta)
 
 
-def stratified_split(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0) -> ImageDataset:
-    """Stratified train/val/test; grouped by patient whenever the dataset knows its patients (it is safer)."""
-    return make_splits(dataset, val=val, test=test, seed=seed, by_patient=True)
+def stratified_split(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0,
+                     group_duplicates: bool = False, scanned: dict[str, ImageFacts] | None = None) -> ImageDataset:
+    """Stratified train/val/test; grouped by patient whenever the dataset knows its patients (it is safer), else by
+    duplicate cluster when `group_duplicates`."""
+    return make_splits(dataset, val=val, test=test, seed=seed, by_patient=True, group_duplicates=group_duplicates,
+                       scanned=scanned)
 
 
 def stratify_keys(dataset: ImageDataset) -> list[str]:
@@ -100,12 +116,6 @@ def stratify_keys(dataset: ImageDataset) -> list[str]:
     frequency = Counter(name for s in dataset.samples for name in labels_of(s, dataset.target))
     return [min(labels_of(s, dataset.target), key=lambda n: (frequency[n], n), default="(none)")
             for s in dataset.samples]
-
-
-def group_ids(dataset: ImageDataset, by_patient: bool) -> list[str]:
-    if not by_patient:
-        return [f"image:{i}" for i in range(len(dataset.samples))]
-    return [f"patient:{s.patient}" if s.patient else f"image:{i}" for i, s in enumerate(dataset.samples)]
 
 
 def _uses_patients(dataset: ImageDataset, by_patient: bool) -> bool:

@@ -56,8 +56,10 @@ class TrainResult:
     epochs_run: int
 
 
-def prepare_data(config: TrainConfig) -> ImageDataset:
-    """Open the data and give every image a split: the file's own, a --splits file, or a new seeded one."""
+def prepare_data(config: TrainConfig, scanned: dict | None = None) -> ImageDataset:
+    """Open the data and give every image a split: the file's own, a --splits file, or a new seeded one. A split made
+    here keeps duplicate clusters together unless --no-group-duplicates; the images it decodes for that go into
+    `scanned` (facts by source), for the audit to reuse."""
     dataset = open_dataset(config.data, **config.reader_options)
     if is_multi_label(dataset):
         raise MedclassError(f"{config.data}: task {dataset.target!r} is multi-label; medclass trains one class per "
@@ -69,10 +71,21 @@ def prepare_data(config: TrainConfig) -> ImageDataset:
         if any(s.split for s in dataset.samples):
             raise MedclassError(f"{config.data}: some images have a split and others none; give every image one "
                                 "or none (then medclass makes a stratified split)")
-        dataset = stratified_split(dataset, config.val_fraction, config.test_fraction, config.seed)
+        dataset = stratified_split(dataset, config.val_fraction, config.test_fraction, config.seed,
+                                   config.group_duplicates, scanned)
     if not any(s.split == "val" for s in dataset.samples):
-        dataset = carve_validation(dataset, config.val_fraction, config.seed)
+        dataset = carve_validation(dataset, config.val_fraction, config.seed, config.group_duplicates, scanned)
     return dataset
+
+
+def report_split_grouping(dataset: ImageDataset) -> dict | None:
+    """How the split made here was grouped (None when the data or a --splits file brought its own), on stderr too:
+    a split whose duplicates were not kept together is worth seeing before the numbers it produces."""
+    grouping = dataset.meta.get("split_grouping")
+    if grouping:
+        print(f"split grouped by {grouping['by']}: {grouping['groups']} groups, {grouping['multi_image_groups']} of "
+              "them with more than one image", file=sys.stderr, flush=True)
+    return grouping
 
 
 def check_class_coverage(dataset: ImageDataset) -> None:
@@ -88,12 +101,12 @@ def check_class_coverage(dataset: ImageDataset) -> None:
                           stacklevel=3)
 
 
-def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable: bool = False
-                          ) -> tuple[list[str], list[dict]]:
+def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable: bool = False,
+                          scanned: dict | None = None) -> tuple[list[str], list[dict]]:
     """Audit the split data (saved as audit.json). Unreadable images stop the run here, before any epoch, unless
     `skip_unreadable`: then they are returned to be left out. Leakage and artefacts are returned as warning lines,
-    since the user may have reasons to keep them."""
-    report = audit_dataset(dataset)
+    since the user may have reasons to keep them. Images the split already decoded (`scanned`) are not decoded again."""
+    report = audit_dataset(dataset, scanned=scanned)
     (run_dir / "audit.json").write_text(json.dumps(report, indent=2))
     if report["corrupt"] and not skip_unreadable:
         first = report["corrupt"][0]
@@ -301,7 +314,8 @@ def train(config: TrainConfig) -> TrainResult:
     if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
         config = replace(config, data=str(Path(config.data).resolve()))
 
-    dataset = prepare_data(config)
+    scanned = {}  # images decoded for the split's duplicate grouping, reused by the audit: one decode each
+    dataset = prepare_data(config, scanned)
     check_class_coverage(dataset)
     img_size, in_chans = resolve_input(config, dataset)
     config = replace(config, model=resolve_model(config.model, img_size, config.pretrained))
@@ -319,11 +333,13 @@ def train(config: TrainConfig) -> TrainResult:
 
     with run_folder(run_dir):
         skipped = save_skipped(dataset, run_dir / "skipped.csv")
+        split_grouping = report_split_grouping(dataset)
         unreadable = []
         if config.audit:
-            lines, unreadable = audit_before_training(dataset, run_dir, config.skip_unreadable)
+            lines, unreadable = audit_before_training(dataset, run_dir, config.skip_unreadable, scanned)
             for line in lines:
                 warnings.warn(line, DataWarning, stacklevel=2)
+        scanned.clear()  # ~1 KB of thumbnail per image, not needed while training
         if unreadable:
             dataset = without_unreadable(dataset, unreadable, run_dir / "unreadable.csv")
         save_splits(dataset, run_dir / "splits.csv")  # what trains and is evaluated: unreadable images left out
@@ -338,8 +354,8 @@ def train(config: TrainConfig) -> TrainResult:
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
-                    "skipped_images": skipped, "unreadable_images": len(unreadable), **speed.to_dict(),
-                    **data_facts, "versions": _versions()}
+                    "skipped_images": skipped, "unreadable_images": len(unreadable), "split_grouping": split_grouping,
+                    **speed.to_dict(), **data_facts, "versions": _versions()}
         config.save(run_dir / "config.yaml", resolved)
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision)
         trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
