@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
-    python benchmarks/run.py [--parts throughput,recipes,medmnist] [--minutes 15]
-    python benchmarks/{speed,throughput,recipes}.py       medclass benchmark medmnist --root DIR
+    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,medmnist] [--minutes 15]
+    python benchmarks/{speed,throughput,recipes,split_leaks,transfer}.py       medclass benchmark medmnist --root DIR
 
-Data: MedMNIST npz files under $MEDCLASS_DATA or ../shared/data; a part whose files are missing is skipped.
+Data: MedMNIST npz files and BUSI under $MEDCLASS_DATA or ../shared/data; a part whose files are missing is skipped.
 The tables are printed at the end and written to runs/bench/results.md.
 """
 
@@ -16,8 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speed  # noqa: E402
+import split_leaks  # noqa: E402
 import recipes  # noqa: E402
 import throughput  # noqa: E402
+import transfer  # noqa: E402
 from common import data_roots, find_npz, out_dir  # noqa: E402
 from medclass.benchmarks.medmnist import DEFAULT_DATASETS, benchmark_dataset, format_table  # noqa: E402
 
@@ -34,11 +36,13 @@ def medmnist_table(minutes: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="speed,throughput,recipes,medmnist")
+    parser.add_argument("--parts", default="speed,throughput,recipes,splits,transfer,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
-             "recipes": lambda: recipes.main([]), "medmnist": lambda: medmnist_table(args.minutes)}
+             "recipes": lambda: recipes.main([]), "splits": lambda: split_leaks.main([]),
+             "transfer": lambda: transfer.main([]),
+             "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):
         print(f"== {name}", flush=True)

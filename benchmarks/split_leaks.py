@@ -16,30 +16,36 @@ from medclass.data.audit import audit_dataset
 from medclass.data.splits import stratified_split
 
 
-def default_data() -> str:
+def default_data() -> str | None:
     for root in data_roots():
         if (root / "busi_256" / "Dataset_BUSI_with_GT").is_dir():
             return str(root / "busi_256" / "Dataset_BUSI_with_GT")
-    raise SystemExit("BUSI not found under " + ", ".join(map(str, data_roots())) + "; pass DATA")
+    return None
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", nargs="?")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val", type=float, default=0.15)
     parser.add_argument("--test", type=float, default=0.15)
-    args = parser.parse_args()
-    dataset = open_dataset(args.data or default_data())
+    args = parser.parse_args(argv)
+    data = args.data or default_data()
+    if data is None:
+        return "split leaks skipped: BUSI not found under " + ", ".join(map(str, data_roots())) + "; pass DATA"
+    dataset = open_dataset(data)
     scanned = {}
-    print(f"{dataset.name}: {len(dataset)} images; seed {args.seed}, val {args.val}, test {args.test}")
+    lines = [f"Near-duplicate leaks of a seeded split, {dataset.name}: {len(dataset)} images; seed {args.seed}, "
+             f"val {args.val}, test {args.test}"]
     for group_duplicates in (False, True):
         split = stratified_split(dataset, args.val, args.test, args.seed, group_duplicates, scanned)
         summary = audit_dataset(split, scanned=scanned)["summary"]
-        print(f"grouped by {split.meta['split_grouping']['by']:24}: near-duplicate groups across splits "
-              f"{summary['near_duplicate_cross_split_groups']} of {summary['near_duplicate_groups']}, exact-duplicate "
-              f"groups across splits {summary['cross_split_duplicate_groups']} of {summary['duplicate_groups']}")
+        lines.append(f"grouped by {split.meta['split_grouping']['by']:24}: near-duplicate groups across splits "
+                     f"{summary['near_duplicate_cross_split_groups']} of {summary['near_duplicate_groups']}, "
+                     f"exact-duplicate groups across splits {summary['cross_split_duplicate_groups']} of "
+                     f"{summary['duplicate_groups']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    print(main())
