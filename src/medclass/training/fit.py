@@ -31,6 +31,7 @@ from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
 from medclass.training.augment import BatchAugment
+from medclass.training.augment_policy import resolve_policy
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
@@ -273,6 +274,8 @@ def train(config: TrainConfig) -> TrainResult:
     elif config.img_size is not None:
         check_input_size(resolve_model(config.model, config.img_size, config.pretrained), config.img_size)
     run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
+    augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
+    config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
     if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
         config = replace(config, data=str(Path(config.data).resolve()))
 
@@ -309,14 +312,18 @@ def train(config: TrainConfig) -> TrainResult:
         weights = getattr(module.model, "weights_report", None)
         if weights:
             print(f"pretrained weights: {weights.summary()}", file=sys.stderr, flush=True)
+        if config.modality:
+            print(f"augmentation: {config.augment} for {config.modality}: {augment_policy.summary()}",
+                  file=sys.stderr, flush=True)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
+                    "augmentation": augment_policy.to_dict(),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     "skipped_images": skipped, "unreadable_images": len(unreadable), **speed.to_dict(),
                     "versions": _versions()}
         config.save(run_dir / "config.yaml", resolved)
 
-        data = ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
+        data = ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, augment_policy),
                                config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
                                make_sampler(config.sampler, dataset.subset("train").targets(), config.seed))
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision)
