@@ -137,7 +137,8 @@ def test_a_yaml_recipe_sets_options_flags_win_and_mistakes_are_named(demo_data, 
     assert yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())["config"]["lr"] == 0.001
 
     cases = {"lr_max: 0.1\n": "unknown option(s) lr_max; known: ", "epochs: ten\n": "epochs must be int; got 'ten'",
-             "- lr\n": "a recipe is a mapping of option: value", "lr: [\n": "not valid YAML"}
+             "- lr\n": "a recipe is a mapping of option: value", "lr: [\n": "not valid YAML",
+             "hflip: sometimes\n": "hflip must be bool; got 'sometimes'", "img_size: big\n": "img_size must be int"}
     for text, message in cases.items():
         recipe.write_text(text)
         result = runner.invoke(app, ["train", "--config", str(recipe), "--data", str(demo_data),
@@ -177,3 +178,30 @@ def test_train_records_how_its_split_was_grouped_and_decodes_each_image_once_for
     rows = csv.DictReader(open(tmp_path / "run" / "splits.csv"))
     split_of = {row["source"].rsplit("/", 1)[1]: row["split"] for row in rows}
     assert all(len({split_of[n] for n in cluster}) == 1 for cluster in clusters)
+
+
+def test_modality_and_preset_reach_the_run_and_a_flag_wins_over_the_modality(demo_data, tmp_path):
+    import yaml
+
+    from medclass.inference.artifact import ModelArtifact
+
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(demo_data), "--model", "smallcnn", "--epochs", "1",
+                                 "--batch-size", "16", "--img-size", "16", "--no-audit", "--out", str(run),
+                                 "--modality", "histology", "--augment", "strong", "--no-hflip"])
+    assert result.exit_code == 0, result.output
+    assert "augmentation: strong for histology: hflip off, vflip on, rot90 on" in result.stderr
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["config"] | {"augment": "strong", "modality": "histology", "hflip": False} == saved["config"]
+    augmentation = saved["resolved"]["augmentation"]
+    assert augmentation | {"preset": "strong", "hflip": False, "vflip": True, "rot90": True, "trivial_augment": True,
+                           "crop": 0.7, "hue": 0.05} == augmentation
+    assert ModelArtifact.load(run / "model.pt").tta == []  # --no-hflip: no flip TTA either
+
+    for args, message in ((["--modality", "ct"], "modality must be one of xray, ultrasound, histology, dermoscopy, "
+                                                  "mri, fundus; got 'ct'"),
+                          (["--augment", "wild"], "augment must be one of none, light, classic, strong; got 'wild'")):
+        result = runner.invoke(app, ["train", "--data", str(demo_data), "--out", str(tmp_path / "bad"), *args])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "bad").exists()

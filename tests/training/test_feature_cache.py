@@ -14,6 +14,7 @@ from medclass.data import open_dataset
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import create_model, list_models, model_entry
 from medclass.training.augment import BatchAugment
+from medclass.training.augment_policy import resolve_policy
 from medclass.training.module import ClassifierModule
 from medclass.training import TrainConfig, train
 from medclass.training.feature_cache import cached_features, pooled_features
@@ -112,7 +113,7 @@ def test_the_head_on_cached_features_is_the_models_own_forward_pass_dropout_incl
     with torch.no_grad():
         features = pooled_features(module.model, (x * 40 + 128).clamp(0, 255).to(torch.uint8), default_preprocessing(
             size, 3), 1, torch.device("cpu"), "32-true")
-        normalised = BatchAugment(default_preprocessing(size, 3), "none", hflip=False)(
+        normalised = BatchAugment(default_preprocessing(size, 3), resolve_policy("none", hflip=False))(
             (x * 40 + 128).clamp(0, 255).to(torch.uint8), train=False)
         module.train()
         torch.manual_seed(0)

@@ -54,8 +54,14 @@ def train(
     scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing of the cross-entropy.")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="none, light or strong.")] = None,
-    hflip: Annotated[Optional[bool], typer.Option(help="Random horizontal flips in training and flip TTA.")] = None,
+    augment: Annotated[Optional[str], typer.Option(
+        help="none, light (rotation, shift, zoom), classic (also shear; ImageDataGenerator-style) or strong (crops "
+             "and TrivialAugment intensity ops).")] = None,
+    modality: Annotated[Optional[str], typer.Option(
+        help="xray, ultrasound, histology, dermoscopy, mri or fundus: augmentation defaults for such images "
+             "(e.g. no flips for chest X-rays); flags given win.")] = None,
+    hflip: Annotated[Optional[bool], typer.Option(
+        help="Random horizontal flips in training and flip TTA (default: on, unless --modality says off).")] = None,
     class_weights: Annotated[Optional[str], typer.Option(help="balanced (inverse class frequency) or none.")] = None,
     sampler: Annotated[Optional[str], typer.Option(
         help="none (shuffle), weighted (classes drawn equally) or oversample (minority images repeated).")] = None,

@@ -9,6 +9,7 @@ import yaml
 
 from medclass.errors import MedclassError, read_yaml
 from medclass.models.registry import HEADS
+from medclass.training.augment_policy import MODALITIES, PRESETS, check_choice
 from medclass.training.imbalance import LOSSES, SAMPLERS
 
 MIN_IMG_SIZE = 8  # below this no registered network keeps a spatial map to classify
@@ -42,8 +43,9 @@ class TrainConfig:
     optimizer: str = "adamw"
     scheduler: str = "onecycle"
     label_smoothing: float = 0.1
-    augment: str = "light"
-    hflip: bool = True
+    augment: str = "light"  # none | light | classic | strong (training/augment_policy.py)
+    modality: str | None = None  # xray | ultrasound | histology | dermoscopy | mri | fundus: augmentation defaults
+    hflip: bool | None = None  # None: the modality's choice, else True; the run saves the value it used
     class_weights: str = "none"  # none | balanced (inverse class frequency)
     sampler: str = "none"  # none (shuffle) | weighted (classes drawn equally) | oversample (minorities repeated)
     loss: str = "ce"  # ce | focal
@@ -106,6 +108,11 @@ class TrainConfig:
                 raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.skip_unreadable and not self.audit:
             raise MedclassError("--skip-unreadable needs the audit, which finds the unreadable images; drop --no-audit")
+        check_choice("augment", self.augment, PRESETS)
+        if self.modality is not None:
+            check_choice("modality", self.modality, MODALITIES)
+        if self.hflip not in (True, False, None):
+            raise MedclassError(f"hflip must be true, false or unset (the modality's choice); got {self.hflip!r}")
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
 
@@ -147,13 +154,24 @@ def load_recipe(path: str | Path) -> dict:
         data = data["config"]
     if not isinstance(data, dict):
         raise MedclassError(f"{path}: a recipe is a mapping of option: value (e.g. `lr: 0.001`)")
-    known = {f.name: f.default for f in fields(TrainConfig)}
+    known = {f.name: f for f in fields(TrainConfig)}
     unknown = sorted(set(map(str, data)) - set(known))
     if unknown:
         raise MedclassError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     for key, value in data.items():
-        expected = type(known[key])
+        if value is None and "None" in str(known[key].type):  # e.g. `img_size: null`: unset, as config.yaml writes it
+            continue
+        expected = _value_type(known[key])
         fits = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected in (bool, int, float) and not fits and not (expected is float and type(value) is int):
             raise MedclassError(f"{path}: {key} must be {expected.__name__}; got {value!r}")
     return {key: value for key, value in data.items() if key != "resume"}  # resuming is the command line's call
+
+
+def _value_type(option) -> type:
+    """The type a recipe value must have: the default's, or for an option unset by default (`int | None`) the
+    annotation's (annotations are strings here, from `from __future__ import annotations`)."""
+    if option.default is not None:
+        return type(option.default)
+    named = {"bool": bool, "int": int, "float": float, "str": str}
+    return named.get(str(option.type).split("|")[0].strip(), type(None))

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from medclass.data.base import ImageDataset
 from medclass.training.augment import BatchAugment
+from medclass.training.augment_policy import resolve_policy
 from medclass.training.datamodule import decode_all
 from medclass.transforms import Preprocessing
 
@@ -93,7 +94,7 @@ def image_keys(images: torch.Tensor) -> list[str]:
 def pooled_features(model: nn.Module, images: torch.Tensor, preprocessing: Preprocessing, views: int,
                     device: torch.device, precision: str) -> torch.Tensor:
     """(N, views, D) float32: the classifier's input for each image (view 1: mirrored), the model in eval mode."""
-    normalize = BatchAugment(preprocessing, "none", hflip=False)
+    normalize = BatchAugment(preprocessing, resolve_policy("none", hflip=False))
     autocast = precision.startswith(("bf16", "16"))
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
     was_training = model.training

@@ -31,6 +31,7 @@ from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
 from medclass.training.augment import BatchAugment
+from medclass.training.augment_policy import AugmentPolicy, resolve_policy
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
@@ -244,25 +245,25 @@ def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L
     return trainer, checkpoint
 
 
-def uses_feature_cache(config: TrainConfig) -> bool:
+def uses_feature_cache(config: TrainConfig, policy: AugmentPolicy) -> bool:
     """Only where every epoch would see the same features: a frozen backbone and no random augmentation (random
-    flips are fine: both views are cached)."""
-    return config.feature_cache and config.finetune == "frozen" and config.augment == "none"
+    horizontal flips are fine: both views are cached)."""
+    return config.feature_cache and config.finetune == "frozen" and not policy.trains
 
 
 def training_data(config: TrainConfig, dataset: ImageDataset, module: ClassifierModule, preprocessing,
-                  speed: SpeedPlan) -> tuple[L.LightningDataModule, dict]:
+                  speed: SpeedPlan, policy: AugmentPolicy) -> tuple[L.LightningDataModule, dict]:
     """Images augmented per batch, or, for a frozen backbone without random augmentation, its cached features
     (the module then trains its classifier on them). Returns the data module and what to record about it."""
     sampler = make_sampler(config.sampler, dataset.subset("train").targets(), config.seed)
-    if not uses_feature_cache(config):
-        return ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, config.augment, config.hflip),
+    if not uses_feature_cache(config, policy):
+        return ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, policy),
                                config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
                                sampler), {}
     device = torch.device("cuda") if on_gpu(config.accelerator) else torch.device("cpu")
     splits = {split: dataset.subset(split) for split in ("train", "val")}
     features, report = cached_features(module.model, splits, preprocessing, config.model, config.model_kwargs,
-                                       2 if config.hflip else 1, device, speed.precision, speed.num_workers)
+                                       2 if policy.hflip else 1, device, speed.precision, speed.num_workers)
     print(f"feature cache: {report.summary()}", file=sys.stderr, flush=True)
     module.on_features = True
     return FeatureDataModule(features, config.batch_size, sampler), {"feature_cache": report.to_dict()}
@@ -311,6 +312,8 @@ def train(config: TrainConfig) -> TrainResult:
     elif config.img_size is not None:
         check_input_size(resolve_model(config.model, config.img_size, config.pretrained), config.img_size)
     run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
+    augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
+    config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
     if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
         config = replace(config, data=str(Path(config.data).resolve()))
 
@@ -350,9 +353,13 @@ def train(config: TrainConfig) -> TrainResult:
         weights = getattr(module.model, "weights_report", None)
         if weights:
             print(f"pretrained weights: {weights.summary()}", file=sys.stderr, flush=True)
-        data, data_facts = training_data(config, dataset, module, preprocessing, speed)
+        if config.modality:
+            print(f"augmentation: {config.augment} for {config.modality}: {augment_policy.summary()}",
+                  file=sys.stderr, flush=True)
+        data, data_facts = training_data(config, dataset, module, preprocessing, speed, augment_policy)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
+                    "augmentation": augment_policy.to_dict(),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     "skipped_images": skipped, "unreadable_images": len(unreadable), "split_grouping": split_grouping,
                     **speed.to_dict(), **data_facts, "versions": _versions()}
