@@ -82,7 +82,11 @@ def train(
         help="auto, on or off: decode the images once into memory (on the GPU when training there).")] = None,
     memory_budget_gb: Annotated[Optional[float], typer.Option(help="in-memory auto: the most the images may take.")] = None,
     accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, ...")] = None,
-    devices: Annotated[Optional[str], typer.Option(help="auto, a count, e.g. 4 for DDP on 4 GPUs.")] = None,
+    devices: Annotated[Optional[str], typer.Option(
+        help="Devices per machine: auto, a count (e.g. 4: DDP on 4 GPUs) or GPU ids (0,1).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        help="auto (DDP when there are several devices) or ddp; --batch-size is split among the processes.")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Machines, each running --devices processes.")] = None,
     precision: Annotated[Optional[str], typer.Option(
         help="auto (bf16-mixed where supported), 32-true, 16-mixed, bf16-mixed.")] = None,
     channels_last: Annotated[Optional[bool], typer.Option(help="Channels-last memory layout (faster convolutions).")] = None,
@@ -105,6 +109,7 @@ def train(
     from medclass.training import TrainConfig
     from medclass.training import train as run_training
     from medclass.training.config import load_recipe
+    from medclass.training.distributed import is_global_zero
 
     recipe = load_recipe(config_file) if config_file else {}
     if pretrained is not None or "pretrained" not in recipe:
@@ -118,7 +123,9 @@ def train(
     except TypeError as exc:  # a recipe value of the wrong type (e.g. `epochs: ten`)
         raise MedclassError(f"{config_file or 'options'}: {exc}") from None
     result = run_training(config)
-    typer.echo(f"best val AUC {result.best_val_auc:.4f} after {result.epochs_run} epochs; model: {result.artifact_path}")
+    if is_global_zero():  # under DDP every rank runs this command; one summary
+        typer.echo(f"best val AUC {result.best_val_auc:.4f} after {result.epochs_run} epochs; "
+                   f"model: {result.artifact_path}")
 
 
 @app.command()

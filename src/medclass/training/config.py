@@ -10,6 +10,7 @@ import yaml
 from medclass.errors import MedclassError, read_yaml
 from medclass.models.registry import HEADS
 from medclass.training.augment_policy import MODALITIES, PRESETS, check_choice
+from medclass.training.distributed import STRATEGIES
 from medclass.training.imbalance import LOSSES, SAMPLERS
 
 MIN_IMG_SIZE = 8  # below this no registered network keeps a spatial map to classify
@@ -67,7 +68,9 @@ class TrainConfig:
     # Speed (training/speed.py): `auto` resolves per machine and the result is written to config.yaml.
     num_workers: int | str = "auto"  # DataLoader workers: from the CPU count
     accelerator: str = "auto"
-    devices: str = "auto"
+    devices: str = "auto"  # per machine (node); more than one runs DDP, one process per device
+    strategy: str = "auto"  # auto (Lightning's choice: DDP for several devices) | ddp
+    num_nodes: int = 1  # machines, each running `devices` processes (torchrun, srun)
     precision: str = "auto"  # bf16-mixed where the GPU/CPU runs bf16 natively, else 16-mixed (GPU) or 32-true
     in_memory: str = "auto"  # auto | on | off: decode every image once into a uint8 tensor (on the GPU if training there)
     memory_budget_gb: float = 4.0  # `auto` keeps data in memory when its decoded train+val images fit in this
@@ -79,7 +82,7 @@ class TrainConfig:
     skip_unreadable: bool = False  # train without unreadable images instead (each listed in unreadable.csv)
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "num_nodes"):
             if getattr(self, name) < 1:
                 raise MedclassError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.img_size is not None and self.img_size < MIN_IMG_SIZE:
@@ -103,7 +106,8 @@ class TrainConfig:
         if self.finetune == "two-stage" and not 0 < self.head_epochs < self.epochs:
             raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
                                 f"{self.head_epochs}, epochs {self.epochs}")
-        for name, allowed in (("head", HEADS), ("sampler", SAMPLERS), ("loss", LOSSES), ("logger", LOGGERS)):
+        for name, allowed in (("head", HEADS), ("sampler", SAMPLERS), ("loss", LOSSES), ("logger", LOGGERS),
+                              ("strategy", STRATEGIES)):
             if getattr(self, name) not in allowed:
                 raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if self.skip_unreadable and not self.audit:
@@ -131,7 +135,10 @@ class TrainConfig:
     def save(self, path: Path, resolved: dict | None = None) -> None:
         """Write the config, plus what was resolved at run time (sizes, class names, versions)."""
         data = {"config": self.to_dict(), **({"resolved": resolved} if resolved else {})}
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        # written whole or not at all: under DDP other ranks may be reading it (a resume started by torchrun or srun)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(yaml.safe_dump(data, sort_keys=False))
+        partial.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":

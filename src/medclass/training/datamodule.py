@@ -14,7 +14,7 @@ import os
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from medclass.data.base import ImageDataset
 from medclass.errors import MedclassError
@@ -110,15 +110,22 @@ class ImageDataModule(L.LightningDataModule):
             # on a GPU the whole split lives there: batches are index lookups, nothing crosses the bus
             self._splits[split] = tensors.to(device) if device.type == "cuda" else tensors
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer else 1
+
+    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+        """Under DDP `batch_size` is shared among the processes (the recipe's batch is the global one) and Lightning
+        hands each process its share of the training images (a DistributedSampler, wrapping `train_sampler`)."""
         subset = self._splits[split]
+        batch_size = max(self.batch_size // self.world_size, 1)
         # drop_last only when it cannot empty an epoch: a size-1 last batch breaks BatchNorm in training.
-        drop_last = shuffle and len(subset) > self.batch_size
-        sampler = self.train_sampler if shuffle else None
+        drop_last = shuffle and len(subset) // self.world_size > batch_size
+        sampler = sampler or (self.train_sampler if shuffle else None)
         order = {"sampler": sampler} if sampler else {"shuffle": shuffle}
         if isinstance(subset, TensorImages):
-            return DataLoader(subset, batch_size=self.batch_size, drop_last=drop_last, collate_fn=keep_batch, **order)
-        return DataLoader(subset, batch_size=self.batch_size, drop_last=drop_last, **order,
+            return DataLoader(subset, batch_size=batch_size, drop_last=drop_last, collate_fn=keep_batch, **order)
+        return DataLoader(subset, batch_size=batch_size, drop_last=drop_last, **order,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
 
@@ -126,12 +133,20 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", shuffle=False, sampler=validation_shards(self._splits["val"], self.trainer))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, targets = batch
         x = self.augment(images, train=self.trainer is not None and self.trainer.training)
         return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), targets
+
+
+def validation_shards(data: Dataset, trainer) -> DistributedSampler | None:
+    """Under DDP, image i goes to rank i % world_size, the list padded at the end with its first images so that
+    every rank gets as many: the layout ClassifierModule.gather_validation undoes to count every image once."""
+    if trainer is None or trainer.world_size == 1:
+        return None
+    return DistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
 
 
 def choose_in_memory(setting: str, data: ImageDataset, preprocessing: Preprocessing, budget_gb: float) -> bool:

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from medclass.data.base import ImageDataset
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
-from medclass.training.datamodule import decode_all
+from medclass.training.datamodule import decode_all, validation_shards
 from medclass.transforms import Preprocessing
 
 log = logging.getLogger("medclass")
@@ -162,17 +162,22 @@ def cached_features(model: nn.Module, splits: dict[str, ImageDataset], preproces
 
 
 class FeatureDataModule(L.LightningDataModule):
-    """Batches of cached features (N, views, D) with their targets; the same batch size, order and last-batch
-    rule as the image path, so a run takes the same optimizer steps either way."""
+    """Batches of cached features (N, views, D) with their targets; the same batch size, order, last-batch rule
+    and DDP sharding as the image path (ImageDataModule), so a run takes the same optimizer steps either way."""
 
     def __init__(self, splits: dict[str, TensorDataset], batch_size: int, train_sampler: Sampler | None = None):
         super().__init__()
         self.splits, self.batch_size, self.train_sampler = splits, batch_size, train_sampler
 
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer else 1
+
     def train_dataloader(self) -> DataLoader:
-        data = self.splits["train"]
+        data, batch_size = self.splits["train"], max(self.batch_size // self.world_size, 1)
         order = {"sampler": self.train_sampler} if self.train_sampler else {"shuffle": True}
-        return DataLoader(data, batch_size=self.batch_size, drop_last=len(data) > self.batch_size, **order)
+        return DataLoader(data, batch_size=batch_size, drop_last=len(data) // self.world_size > batch_size, **order)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["val"], batch_size=self.batch_size)
+        return DataLoader(self.splits["val"], batch_size=max(self.batch_size // self.world_size, 1),
+                          sampler=validation_shards(self.splits["val"], self.trainer))

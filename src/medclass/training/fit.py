@@ -12,7 +12,7 @@ import logging
 import platform
 import sys
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,14 +28,15 @@ from medclass.data.coverage import missing_classes
 from medclass.data.splits import carve_validation, load_splits, save_splits, stratified_split
 from medclass.data.tasks import is_multi_label
 from medclass.errors import DataError, DataWarning, MedclassError
-from medclass.inference.artifact import ModelArtifact
+from medclass.inference.artifact import ARTIFACT_NAME, ModelArtifact
 from medclass.models import model_entry
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import AugmentPolicy, resolve_policy
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
-from medclass.training.feature_cache import FeatureDataModule, cached_features
+from medclass.training.distributed import check_batch_split, is_global_zero, lightning_strategy, local_processes
+from medclass.training.feature_cache import CacheReport, FeatureDataModule, cached_features
 from medclass.training.history import HistoryWriter, plot_history
 from medclass.training.imbalance import balanced_class_weights, make_sampler
 from medclass.training.module import ClassifierModule
@@ -79,11 +80,11 @@ def prepare_data(config: TrainConfig, scanned: dict | None = None) -> ImageDatas
     return dataset
 
 
-def report_split_grouping(dataset: ImageDataset) -> dict | None:
+def report_split_grouping(dataset: ImageDataset, writes: bool = True) -> dict | None:
     """How the split made here was grouped (None when the data or a --splits file brought its own), on stderr too:
     a split whose duplicates were not kept together is worth seeing before the numbers it produces."""
     grouping = dataset.meta.get("split_grouping")
-    if grouping:
+    if grouping and writes:
         print(f"split grouped by {grouping['by']}: {grouping['groups']} groups, {grouping['multi_image_groups']} of "
               "them with more than one image", file=sys.stderr, flush=True)
     return grouping
@@ -103,12 +104,14 @@ def check_class_coverage(dataset: ImageDataset) -> None:
 
 
 def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable: bool = False,
-                          scanned: dict | None = None) -> tuple[list[str], list[dict]]:
-    """Audit the split data (saved as audit.json). Unreadable images stop the run here, before any epoch, unless
-    `skip_unreadable`: then they are returned to be left out. Leakage and artefacts are returned as warning lines,
-    since the user may have reasons to keep them. Images the split already decoded (`scanned`) are not decoded again."""
+                          scanned: dict | None = None, writes: bool = True) -> tuple[list[str], list[dict]]:
+    """Audit the split data (saved as audit.json when `writes`). Unreadable images stop the run here, before any
+    epoch, unless `skip_unreadable`: then they are returned to be left out. Leakage and artefacts are returned as
+    warning lines, since the user may have reasons to keep them. Images the split already decoded (`scanned`) are
+    not decoded again."""
     report = audit_dataset(dataset, scanned=scanned)
-    (run_dir / "audit.json").write_text(json.dumps(report, indent=2))
+    if writes:
+        (run_dir / "audit.json").write_text(json.dumps(report, indent=2))
     if report["corrupt"] and not skip_unreadable:
         first = report["corrupt"][0]
         raise MedclassError(f"{len(report['corrupt'])} image(s) cannot be read, e.g. {first['path']}: "
@@ -129,9 +132,18 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable:
         if summary.get("leakage_found") else []), report["corrupt"]
 
 
-def without_unreadable(dataset: ImageDataset, unreadable: list[dict], listing: Path) -> ImageDataset:
-    """--skip-unreadable: every image left out is named on stderr and in `listing`; a class that loses all its
-    training or validation images still stops the run."""
+def without_unreadable(dataset: ImageDataset, unreadable: list[dict], listing: Path | None) -> ImageDataset:
+    """--skip-unreadable: every image left out is named on stderr and in `listing` (None: by another rank); a
+    class that loses all its training or validation images still stops the run."""
+    if listing:
+        list_unreadable(unreadable, listing)
+    bad = {item["path"] for item in unreadable}
+    dataset = dataset.with_samples([s for s in dataset.samples if s.source not in bad])
+    check_class_coverage(dataset)
+    return dataset
+
+
+def list_unreadable(unreadable: list[dict], listing: Path) -> None:
     with open(listing, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "split", "label", "reason"])
         writer.writeheader()
@@ -139,10 +151,22 @@ def without_unreadable(dataset: ImageDataset, unreadable: list[dict], listing: P
     for item in unreadable:
         print(f"skipped unreadable image: {item['path']} ({item['reason']})", file=sys.stderr, flush=True)
     print(f"{len(unreadable)} unreadable image(s) left out; listed in {listing}", file=sys.stderr, flush=True)
-    bad = {item["path"] for item in unreadable}
-    dataset = dataset.with_samples([s for s in dataset.samples if s.source not in bad])
-    check_class_coverage(dataset)
-    return dataset
+
+
+def audited(config: TrainConfig, dataset: ImageDataset, writes: bool, scanned: dict | None = None
+            ) -> tuple[ImageDataset, int]:
+    """The dataset to train on after the audit, and how many unreadable images it left out. Only the rank that
+    `writes` needs the audit's warnings and refusals: the others run it too only with --skip-unreadable, to leave
+    out the same images. (When rank 0 refuses, the launcher ends the others: Lightning's never starts them,
+    torchrun stops them, srun with --kill-on-bad-exit.)"""
+    if not config.audit or not (writes or config.skip_unreadable):
+        return dataset, 0
+    lines, unreadable = audit_before_training(dataset, config.run_dir, config.skip_unreadable, scanned, writes)
+    for line in lines if writes else []:
+        warnings.warn(line, DataWarning, stacklevel=3)
+    if unreadable:
+        dataset = without_unreadable(dataset, unreadable, config.run_dir / "unreadable.csv" if writes else None)
+    return dataset, len(unreadable)
 
 
 def resolve_input(config: TrainConfig, dataset: ImageDataset) -> tuple[int, int]:
@@ -223,7 +247,8 @@ def experiment_logger(kind: str, run_dir: Path):
                                 tracking_uri=(run_dir / "mlruns").resolve().as_uri())
 
 
-def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L.Trainer, ModelCheckpoint]:
+def build_trainer(config: TrainConfig, run_dir: Path, precision: str, processes: int = 1
+                  ) -> tuple[L.Trainer, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch:03d}", monitor="val_auc",
                                  mode="max")
     # Lightning's save_last only refreshes last.ckpt when a better model is saved; a resume must start from the
@@ -239,9 +264,12 @@ def build_trainer(config: TrainConfig, run_dir: Path, precision: str) -> tuple[L
     devices = int(config.devices) if str(config.devices).isdigit() else config.devices
     # every batch has the same image size, so cuDNN's per-shape algorithm search pays off (no effect on a CPU)
     trainer = L.Trainer(max_epochs=config.epochs, accelerator=config.accelerator, devices=devices,
+                        num_nodes=config.num_nodes, strategy=lightning_strategy(config.strategy, config.finetune,
+                                                                                 processes),
                         precision=precision, callbacks=callbacks, benchmark=True,
-                        logger=experiment_logger(config.logger, run_dir), num_sanity_val_steps=0, log_every_n_steps=10, default_root_dir=run_dir,
-                        enable_model_summary=False, enable_progress_bar=isinstance(progress, ProgressBar))
+                        logger=experiment_logger(config.logger, run_dir), num_sanity_val_steps=0,
+                        log_every_n_steps=10, default_root_dir=run_dir, enable_model_summary=False,
+                        enable_progress_bar=isinstance(progress, ProgressBar))
     return trainer, checkpoint
 
 
@@ -264,19 +292,18 @@ def training_data(config: TrainConfig, dataset: ImageDataset, module: Classifier
     splits = {split: dataset.subset(split) for split in ("train", "val")}
     features, report = cached_features(module.model, splits, preprocessing, config.model, config.model_kwargs,
                                        2 if policy.hflip else 1, device, speed.precision, speed.num_workers)
-    print(f"feature cache: {report.summary()}", file=sys.stderr, flush=True)
     module.on_features = True
     return FeatureDataModule(features, config.batch_size, sampler), {"feature_cache": report.to_dict()}
 
 
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
-    it runs (accelerator, devices, workers) may change. Its checkpoints are vetted before anything runs."""
+    it runs (accelerator, devices, nodes, workers) may change. Its checkpoints are vetted before anything runs."""
     vet_checkpoints_to_resume(config.run_dir)
     saved = TrainConfig.load(config.run_dir / "config.yaml")
     return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
-                   num_workers=config.num_workers, precision=config.precision, compile=config.compile,
-                   in_memory=config.in_memory, memory_budget_gb=config.memory_budget_gb)
+                   strategy=config.strategy, num_nodes=config.num_nodes, num_workers=config.num_workers,
+                   precision=config.precision, compile=config.compile, in_memory=config.in_memory, memory_budget_gb=config.memory_budget_gb)
 
 
 def check_out_folder(config: TrainConfig) -> None:
@@ -304,12 +331,20 @@ def run_folder(run_dir: Path):
 
 def train(config: TrainConfig) -> TrainResult:
     """Everything that can be checked without writing is checked first (out folder, checkpoints to resume, data,
-    classes per split, input size, model), so a refused start leaves no run folder behind."""
+    classes per split, input size, model), so a refused start leaves no run folder behind.
+
+    Under DDP every rank runs this: all of them make the same checks (a refused start stops every rank, rather than
+    leaving some waiting for the others) and the same seeded splits; only global rank 0 writes the run folder. No
+    check trips over rank 0's writing: history.csv first appears after epoch 1, which no rank reaches alone, and
+    config.yaml, read by a resume, is replaced whole (TrainConfig.save)."""
+    writes = is_global_zero()
     check_out_folder(config)
     check_logger_installed(config.logger)
     if config.resume:
         config = resumed_config(config)
-    elif config.img_size is not None:
+    processes = local_processes(config.devices, config.accelerator) * config.num_nodes
+    check_batch_split(config.batch_size, processes)
+    if not config.resume and config.img_size is not None:
         check_input_size(resolve_model(config.model, config.img_size, config.pretrained), config.img_size)
     run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
     augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
@@ -334,39 +369,41 @@ def train(config: TrainConfig) -> TrainResult:
                               head_epochs=config.head_epochs, backbone_lr_scale=config.backbone_lr_scale,
                               loss=config.loss, focal_gamma=config.focal_gamma)
 
-    with run_folder(run_dir):
-        skipped = save_skipped(dataset, run_dir / "skipped.csv")
-        split_grouping = report_split_grouping(dataset)
-        unreadable = []
-        if config.audit:
-            lines, unreadable = audit_before_training(dataset, run_dir, config.skip_unreadable, scanned)
-            for line in lines:
-                warnings.warn(line, DataWarning, stacklevel=2)
+    with run_folder(run_dir) if writes else nullcontext():
+        skipped = save_skipped(dataset, run_dir / "skipped.csv") if writes else 0
+        split_grouping = report_split_grouping(dataset, writes)
+        dataset, unreadable = audited(config, dataset, writes, scanned)
         scanned.clear()  # ~1 KB of thumbnail per image, not needed while training
-        if unreadable:
-            dataset = without_unreadable(dataset, unreadable, run_dir / "unreadable.csv")
-        save_splits(dataset, run_dir / "splits.csv")  # what trains and is evaluated: unreadable images left out
+        if writes:
+            save_splits(dataset, run_dir / "splits.csv")  # what trains and is evaluated: unreadable images left out
         pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
         preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
         speed = resolve_speed(config, dataset, preprocessing)
         module.model = prepare_model(module.model, speed)
         weights = getattr(module.model, "weights_report", None)
-        if weights:
+        if weights and writes:
             print(f"pretrained weights: {weights.summary()}", file=sys.stderr, flush=True)
-        if config.modality:
+        if config.modality and writes:
             print(f"augmentation: {config.augment} for {config.modality}: {augment_policy.summary()}",
                   file=sys.stderr, flush=True)
         data, data_facts = training_data(config, dataset, module, preprocessing, speed, augment_policy)
+        if data_facts and writes:
+            print(f"feature cache: {CacheReport(**data_facts['feature_cache']).summary()}", file=sys.stderr, flush=True)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "augmentation": augment_policy.to_dict(),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
-                    "skipped_images": skipped, "unreadable_images": len(unreadable), "split_grouping": split_grouping,
+                    "skipped_images": skipped, "unreadable_images": unreadable, "split_grouping": split_grouping,
                     **speed.to_dict(), **data_facts, "versions": _versions()}
-        config.save(run_dir / "config.yaml", resolved)
-        trainer, checkpoint = build_trainer(config, run_dir, speed.precision)
+        trainer, checkpoint = build_trainer(config, run_dir, speed.precision, processes)
+        resolved |= {"processes": trainer.world_size, "device_batch_size": config.batch_size // trainer.world_size}
+        if writes:
+            config.save(run_dir / "config.yaml", resolved)
         trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
 
+    if not writes:  # rank 0 saves the model, from the checkpoint that all ranks chose alike
+        return TrainResult(run_dir, run_dir / ARTIFACT_NAME, _score(checkpoint.best_model_score),
+                           trainer.current_epoch)
     best_path = checkpoint.best_model_path or str(last_ckpt)
     module.load_state_dict(load_checkpoint(best_path)["state_dict"])
     artifact = ModelArtifact(

@@ -63,6 +63,9 @@ class ClassifierModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.freeze_backbone(self.backbone_frozen_in(self.current_epoch))
+        if self.trainer.world_size > 1:
+            # every rank was seeded alike (for the same initial weights); augmentation and dropout should differ
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
 
     def on_train_epoch_start(self) -> None:
         frozen = self.backbone_frozen_in(self.current_epoch)
@@ -102,7 +105,8 @@ class ClassifierModule(L.LightningModule):
             raise MedclassError(f"training loss is {float(loss)} at epoch {self.current_epoch + 1}, step "
                                 f"{batch_idx + 1}: stopped. Checkpoints of the finished epochs are kept (--resume "
                                 "continues from the last); a lower --lr or --precision 32-true usually avoids this")
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # sync_dist: under DDP the epoch's loss is the mean over all ranks (synced once, at the epoch's end)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -118,13 +122,24 @@ class ClassifierModule(L.LightningModule):
         y = torch.cat([t for _, t in self._val_outputs])
         self._val_outputs.clear()
         if self.trainer.world_size > 1:  # every rank holds part of the validation set under DDP
-            proba = self.all_gather(proba).flatten(0, 1)
-            y = self.all_gather(y).flatten(0, 1)
+            proba, y = self.gather_validation(proba), self.gather_validation(y)
         proba_np, y_np = proba.float().cpu().numpy(), y.cpu().numpy()
         auc = auc_score(y_np, proba_np, self.hparams.positive_index)
         # NaN AUC (a class missing from a tiny validation set) must not win checkpoint selection.
-        self.log("val_auc", auc if np.isfinite(auc) else 0.0, prog_bar=True, sync_dist=False)
-        self.log("val_acc", float((proba_np.argmax(1) == y_np).mean()), prog_bar=True, sync_dist=False)
+        # every rank computed the same values from the gathered outputs: syncing them averages equal numbers
+        self.log("val_auc", auc if np.isfinite(auc) else 0.0, prog_bar=True, sync_dist=True)
+        self.log("val_acc", float((proba_np.argmax(1) == y_np).mean()), prog_bar=True, sync_dist=True)
+
+    def gather_validation(self, local: torch.Tensor) -> torch.Tensor:
+        """All ranks' validation outputs, each image once, in the validation set's order. Rank r validated images
+        r, r + world_size, ... of a list padded with its first images (ImageDataModule.val_dataloader): interleaving
+        the gathered parts restores the order, and cutting at the set's length drops the padded copies, which would
+        otherwise count a few images twice in the AUC."""
+        # torch's own all_gather: Lightning's goes through a deprecated autograd variant that warns every epoch
+        parts = [torch.empty_like(local) for _ in range(self.trainer.world_size)]
+        torch.distributed.all_gather(parts, local.contiguous())
+        gathered = torch.stack(parts, dim=1)  # (images per rank, world_size, ...): image i at [i // w, i % w]
+        return gathered.flatten(0, 1)[:len(self.trainer.val_dataloaders.dataset)]
 
     def parameter_groups(self) -> list[dict]:
         """Classifier at the learning rate, backbone at `backbone_lr_scale` x it (1 unless two-stage). Frozen

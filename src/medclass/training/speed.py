@@ -16,6 +16,7 @@ from torch import nn
 from medclass.data.base import ImageDataset
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import auto_workers, choose_in_memory
+from medclass.training.distributed import local_processes
 from medclass.transforms import Preprocessing
 
 
@@ -55,7 +56,7 @@ def _cpu_has_bf16() -> bool:
 
 
 def resolve_speed(config: TrainConfig, dataset: ImageDataset, preprocessing: Preprocessing) -> SpeedPlan:
-    devices = int(config.devices) if str(config.devices).isdigit() else 1
+    devices = local_processes(config.devices, config.accelerator)
     in_memory = choose_in_memory(config.in_memory, dataset, preprocessing, config.memory_budget_gb)
     # in memory, the workers only decode the images once (setup); batches are tensor slices in the main process
     workers = auto_workers(devices) if config.num_workers == "auto" else int(config.num_workers)
