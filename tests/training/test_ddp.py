@@ -96,6 +96,25 @@ def test_two_stage_fine_tuning_under_ddp_freezes_then_trains_the_backbone(demo_d
     assert not torch.equal(latest, source)  # stage 2 trained the stem (model.pt holds the best epoch, maybe 1)
 
 
+def test_cached_features_under_ddp_shard_like_images_and_score_what_the_saved_model_scores(demo_data, tmp_path):
+    torch.manual_seed(1)
+    weights = tmp_path / "r18.pth"
+    torch.save(timm.create_model("resnet18", num_classes=1000).state_dict(), weights)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "medclass", "train", "--data", str(demo_data), "--out", str(run), "--model",
+               "resnet18", "--pretrained", str(weights), "--img-size", "32", "--finetune", "frozen", "--augment",
+               "none", "--epochs", "2", "--batch-size", "16", "--num-workers", "0", "--accelerator", "cpu",
+               "--precision", "32-true", "--devices", "2", "--strategy", "ddp", "--no-audit"]
+    env = child_environment() | {"MEDCLASS_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resolved = yaml.safe_load((run / "config.yaml").read_text())["resolved"]
+    assert resolved["feature_cache"]["views"] == 2 and resolved["device_batch_size"] == 8
+    history = read_history(run / "history.csv")
+    metrics, _ = evaluate_run(run, split="val", n_boot=10)
+    assert metrics["auc"] == pytest.approx(max(r["val_auc"] for r in history), abs=1e-4)
+
+
 @pytest.mark.parametrize("env,zero", [
     ({}, True),
     ({"RANK": "0", "LOCAL_RANK": "0"}, True),  # torchrun, rank 0
