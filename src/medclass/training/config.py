@@ -168,17 +168,15 @@ def load_recipe(path: str | Path) -> dict:
     for key, value in data.items():
         if value is None and "None" in str(known[key].type):  # e.g. `img_size: null`: unset, as config.yaml writes it
             continue
-        expected = _value_type(known[key])
-        fits = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if expected in (bool, int, float) and not fits and not (expected is float and type(value) is int):
-            raise MedclassError(f"{path}: {key} must be {expected.__name__}; got {value!r}")
+        allowed = _value_types(known[key])
+        fits = any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in allowed)
+        if str not in allowed and not fits and not (float in allowed and type(value) is int):
+            raise MedclassError(f"{path}: {key} must be {' or '.join(t.__name__ for t in allowed)}; got {value!r}")
     return {key: value for key, value in data.items() if key != "resume"}  # resuming is the command line's call
 
 
-def _value_type(option) -> type:
-    """The type a recipe value must have: the default's, or for an option unset by default (`int | None`) the
-    annotation's (annotations are strings here, from `from __future__ import annotations`)."""
-    if option.default is not None:
-        return type(option.default)
-    named = {"bool": bool, "int": int, "float": float, "str": str}
-    return named.get(str(option.type).split("|")[0].strip(), type(None))
+def _value_types(option) -> tuple[type, ...]:
+    """The types a recipe value may have, from the option's annotation (a string here, from `from __future__ import
+    annotations`): `bool | str` (pretrained: a flag or a weights file) allows either, `int | None` an int."""
+    named = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict}
+    return tuple(named[n.strip()] for n in str(option.type).split("|") if n.strip() in named) or (type(option.default),)
