@@ -11,7 +11,8 @@ reference measured in the same run:
     python benchmarks/transfer.py [--busi DIR] [--parts cache,pretrained] [--epochs 10] [--inception-weights FILE]
 
 InceptionV3 has no ImageNet weights reachable offline here: unless --inception-weights names a file (or `imagenet`
-with the internet), a seeded random initialisation (BatchNorm statistics estimated on 128 training images) is saved and loaded as the "pretrained" file.
+with the internet), a seeded random initialisation (BatchNorm statistics estimated on 128 training images) is
+saved and loaded as the "pretrained" file.
 Timing does not depend on the weights; the AUCs then measure random features, and their equality is the point.
 """
 

@@ -78,18 +78,26 @@ def test_two_process_ddp_on_the_cpu_completes_and_matches_a_single_process_run(t
     assert single.best_val_auc > 0.8 and ddp_auc > 0.8 and abs(ddp_auc - single.best_val_auc) < 0.1
 
 
-def test_two_stage_fine_tuning_under_ddp_freezes_then_trains_the_backbone(demo_data, tmp_path):
-    """DDP refuses parameters without a gradient unless told to look for them: the frozen first stage."""
+def run_frozen_resnet_under_ddp(data: Path, tmp_path: Path, *options: str, env: dict | None = None
+                                ) -> tuple[Path, Path]:
+    """A 2-epoch two-process run of resnet18 from a random 'pretrained' file; returns (run folder, weights file)."""
     torch.manual_seed(1)
     weights = tmp_path / "r18.pth"
     torch.save(timm.create_model("resnet18", num_classes=1000).state_dict(), weights)
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "medclass", "train", "--data", str(demo_data), "--out", str(run), "--model",
-               "resnet18", "--pretrained", str(weights), "--img-size", "32", "--finetune", "two-stage",
-               "--head-epochs", "1", "--epochs", "2", "--batch-size", "16", "--num-workers", "0", "--accelerator",
-               "cpu", "--devices", "2", "--strategy", "ddp", "--no-audit"]
-    done = subprocess.run(command, env=child_environment(), capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "medclass", "train", "--data", str(data), "--out", str(run), "--model",
+               "resnet18", "--pretrained", str(weights), "--img-size", "32", "--epochs", "2", "--batch-size", "16",
+               "--num-workers", "0", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-audit",
+               *options]
+    done = subprocess.run(command, env=child_environment() | (env or {}), capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    return run, weights
+
+
+def test_two_stage_fine_tuning_under_ddp_freezes_then_trains_the_backbone(demo_data, tmp_path):
+    """DDP refuses parameters without a gradient unless told to look for them: the frozen first stage."""
+    run, weights = run_frozen_resnet_under_ddp(demo_data, tmp_path, "--finetune", "two-stage", "--head-epochs", "1")
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
     source = torch.load(weights, weights_only=True)["conv1.weight"]
     latest = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["model.conv1.weight"]
@@ -97,17 +105,8 @@ def test_two_stage_fine_tuning_under_ddp_freezes_then_trains_the_backbone(demo_d
 
 
 def test_cached_features_under_ddp_shard_like_images_and_score_what_the_saved_model_scores(demo_data, tmp_path):
-    torch.manual_seed(1)
-    weights = tmp_path / "r18.pth"
-    torch.save(timm.create_model("resnet18", num_classes=1000).state_dict(), weights)
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "medclass", "train", "--data", str(demo_data), "--out", str(run), "--model",
-               "resnet18", "--pretrained", str(weights), "--img-size", "32", "--finetune", "frozen", "--augment",
-               "none", "--epochs", "2", "--batch-size", "16", "--num-workers", "0", "--accelerator", "cpu",
-               "--precision", "32-true", "--devices", "2", "--strategy", "ddp", "--no-audit"]
-    env = child_environment() | {"MEDCLASS_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run, _ = run_frozen_resnet_under_ddp(demo_data, tmp_path, "--finetune", "frozen", "--augment", "none",
+                                         "--precision", "32-true", env={"MEDCLASS_CACHE": str(tmp_path / "cache")})
     resolved = yaml.safe_load((run / "config.yaml").read_text())["resolved"]
     assert resolved["feature_cache"]["views"] == 2 and resolved["device_batch_size"] == 8
     history = read_history(run / "history.csv")

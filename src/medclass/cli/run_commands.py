@@ -27,7 +27,8 @@ def _pretrained(value: Optional[str]):
 @reader_options
 def train(
     data: Annotated[Optional[str], typer.Option(
-        "--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, a .csv (not needed with --resume).")] = None,
+        "--data", help="Data: a .npz, medmnist:NAME[@SIZE], a class folder, a .csv (not needed with --resume).")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run folder to write (default runs/latest).")] = None,
     config_file: Annotated[Optional[Path], typer.Option(
         "--config", help="YAML recipe of training options (a run's config.yaml works); flags given here win.")] = None,
@@ -42,14 +43,16 @@ def train(
     pretrained: Annotated[Optional[str], typer.Option(
         help="imagenet (timm's hub; offline for efficientnet_lite0 when packaged) or a local .pth/.bin/.safetensors "
              "file.")] = None,
-    head: Annotated[Optional[str], typer.Option(help="linear, or mlp (Linear 256 -> ReLU -> Dropout -> Linear).")] = None,
+    head: Annotated[Optional[str], typer.Option(
+        help="linear, or mlp (Linear 256 -> ReLU -> Dropout -> Linear).")] = None,
     finetune: Annotated[Optional[str], typer.Option(
         help="full, frozen (train the classifier only) or two-stage (classifier first, then everything).")] = None,
     head_epochs: Annotated[Optional[int], typer.Option(help="two-stage: epochs training the classifier alone.")] = None,
     backbone_lr_scale: Annotated[Optional[float], typer.Option(
         help="two-stage: the backbone's learning rate as a share of --lr.")] = None,
     feature_cache: Annotated[Optional[bool], typer.Option(
-        help="frozen + --augment none: compute the backbone's features once (cached) and train the head on them.")] = None,
+        help="frozen + --augment none: compute the backbone's features once (cached), train the head on them.")
+    ] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="adamw, adam or sgd.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,
@@ -77,10 +80,12 @@ def train(
         help="Without patient ids, a split made here keeps each cluster of exact/near duplicates in one part.")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Validation share when medclass splits.")] = None,
     test_fraction: Annotated[Optional[float], typer.Option(help="Test share when medclass splits.")] = None,
-    num_workers: Annotated[Optional[str], typer.Option(help="DataLoader workers: auto (from the CPUs) or a count.")] = None,
+    num_workers: Annotated[Optional[str], typer.Option(
+        help="DataLoader workers: auto (from the CPUs) or a count.")] = None,
     in_memory: Annotated[Optional[str], typer.Option(
         help="auto, on or off: decode the images once into memory (on the GPU when training there).")] = None,
-    memory_budget_gb: Annotated[Optional[float], typer.Option(help="in-memory auto: the most the images may take.")] = None,
+    memory_budget_gb: Annotated[Optional[float], typer.Option(
+        help="in-memory auto: the most the images may take.")] = None,
     accelerator: Annotated[Optional[str], typer.Option(help="auto, cpu, gpu, ...")] = None,
     devices: Annotated[Optional[str], typer.Option(
         help="Devices per machine: auto, a count (e.g. 4: DDP on 4 GPUs) or GPU ids (0,1).")] = None,
@@ -89,14 +94,17 @@ def train(
     num_nodes: Annotated[Optional[int], typer.Option(help="Machines, each running --devices processes.")] = None,
     precision: Annotated[Optional[str], typer.Option(
         help="auto (bf16-mixed where supported), 32-true, 16-mixed, bf16-mixed.")] = None,
-    channels_last: Annotated[Optional[bool], typer.Option(help="Channels-last memory layout (faster convolutions).")] = None,
+    channels_last: Annotated[Optional[bool], typer.Option(
+        help="Channels-last memory layout (faster convolutions).")] = None,
     compile: Annotated[Optional[bool], typer.Option(help="torch.compile the network (pays off on GPUs).")] = None,
     logger: Annotated[Optional[str], typer.Option(
         help="csv (history.csv, always), or tensorboard / mlflow in addition (when installed).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
-    audit: Annotated[Optional[bool], typer.Option(help="Audit the data first (duplicates, leaks, unreadable files).")] = None,
+    audit: Annotated[Optional[bool], typer.Option(
+        help="Audit the data first (duplicates, leaks, unreadable files).")] = None,
     skip_unreadable: Annotated[Optional[bool], typer.Option(
-        "--skip-unreadable", help="Train without unreadable images (listed in unreadable.csv) instead of stopping.")] = None,
+        "--skip-unreadable", help="Train without unreadable images (listed in unreadable.csv) instead of stopping.")
+    ] = None,
     reader_options: dict | None = None,
 ):
     """Train a classifier; writes config, model, history.csv and training curves to --out.

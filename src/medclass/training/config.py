@@ -72,7 +72,7 @@ class TrainConfig:
     strategy: str = "auto"  # auto (Lightning's choice: DDP for several devices) | ddp
     num_nodes: int = 1  # machines, each running `devices` processes (torchrun, srun)
     precision: str = "auto"  # bf16-mixed where the GPU/CPU runs bf16 natively, else 16-mixed (GPU) or 32-true
-    in_memory: str = "auto"  # auto | on | off: decode every image once into a uint8 tensor (on the GPU if training there)
+    in_memory: str = "auto"  # auto | on | off: decode every image once into a uint8 tensor (on the GPU when there)
     memory_budget_gb: float = 4.0  # `auto` keeps data in memory when its decoded train+val images fit in this
     channels_last: bool = True
     compile: bool = False  # torch.compile the network (GPU: faster after a warm-up; CPU: measured no gain)

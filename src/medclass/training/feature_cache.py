@@ -47,7 +47,8 @@ def head_dropout(model: nn.Module, configured: float | None) -> float:
     return float(configured if configured is not None else getattr(model, "drop_rate", 0.0) or 0.0)
 
 
-def classify_features(model: nn.Module, features: torch.Tensor, training: bool, drop_rate: float | None) -> torch.Tensor:
+def classify_features(model: nn.Module, features: torch.Tensor, training: bool, drop_rate: float | None
+                      ) -> torch.Tensor:
     """What `model(x)` does after `forward_head(..., pre_logits=True)`: dropout, then the classifier."""
     return model.get_classifier()(F.dropout(features, head_dropout(model, drop_rate), training))
 

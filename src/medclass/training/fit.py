@@ -303,7 +303,8 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
     saved = TrainConfig.load(config.run_dir / "config.yaml")
     return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
                    strategy=config.strategy, num_nodes=config.num_nodes, num_workers=config.num_workers,
-                   precision=config.precision, compile=config.compile, in_memory=config.in_memory, memory_budget_gb=config.memory_budget_gb)
+                   precision=config.precision, compile=config.compile, in_memory=config.in_memory,
+                   memory_budget_gb=config.memory_budget_gb)
 
 
 def check_out_folder(config: TrainConfig) -> None:
