@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import warn_small_classes
 from medclass.data.folders import SPLIT_ALIASES
-from medclass.data.groups import split_groups
+from medclass.data.groups import PATIENT, split_groups
 from medclass.data.image_hashes import ImageFacts
 from medclass.data.tasks import is_multi_label, labels_of
 from medclass.errors import DataError
@@ -56,7 +56,7 @@ def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, se
     warn_small_classes(dataset.name, keys, groups, parts)
     fold = assign_folds(keys, groups, n_folds, seed)
     split = np.where(fold < n_test, "test", np.where(fold < n_test + n_val, "val", "train"))
-    meta = {**dataset.meta, "split": {"by": "patient" if _uses_patients(dataset, by_patient) else "image",
+    meta = {**dataset.meta, "split": {"by": "patient" if grouping.by == PATIENT else "image",
                                       "val": val, "test": test, "seed": seed, "folds": folds,
                                       "stratify": "rarest label" if is_multi_label(dataset) else "target class"},
             "split_grouping": grouping.summary()}
@@ -91,7 +91,7 @@ def carve_validation(dataset: ImageDataset, fraction: float, seed: int, group_du
     fold = assign_folds(keys, groups, n_folds, seed)
     val = {train[i] for i in np.flatnonzero(fold < n_val)}
     meta = {**dataset.meta, "validation": {"carved_from": "train", "fraction": fraction, "seed": seed,
-                                           "by": "patient" if _uses_patients(dataset, True) else "image"},
+                                           "by": "patient" if grouping.by == PATIENT else "image"},
             "split_grouping": grouping.summary()}
     samples = [s.with_split("val") if i in val else s for i, s in enumerate(dataset.samples)]
     return replace(dataset, samples=samples, meta=meta)
@@ -116,10 +116,6 @@ def stratify_keys(dataset: ImageDataset) -> list[str]:
     frequency = Counter(name for s in dataset.samples for name in labels_of(s, dataset.target))
     return [min(labels_of(s, dataset.target), key=lambda n: (frequency[n], n), default="(none)")
             for s in dataset.samples]
-
-
-def _uses_patients(dataset: ImageDataset, by_patient: bool) -> bool:
-    return by_patient and any(s.patient for s in dataset.samples)
 
 
 def fold_count(keys: list[str], groups: list[str], wanted: int = FRACTION_FOLDS) -> int:

@@ -107,12 +107,10 @@ class TrainConfig:
             raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
                                 f"{self.head_epochs}, epochs {self.epochs}")
         for name, allowed in (("head", HEADS), ("sampler", SAMPLERS), ("loss", LOSSES), ("logger", LOGGERS),
-                              ("strategy", STRATEGIES)):
-            if getattr(self, name) not in allowed:
-                raise MedclassError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+                              ("strategy", STRATEGIES), ("augment", PRESETS)):
+            check_choice(name, getattr(self, name), allowed)
         if self.skip_unreadable and not self.audit:
             raise MedclassError("--skip-unreadable needs the audit, which finds the unreadable images; drop --no-audit")
-        check_choice("augment", self.augment, PRESETS)
         if self.modality is not None:
             check_choice("modality", self.modality, MODALITIES)
         if self.hflip not in (True, False, None):

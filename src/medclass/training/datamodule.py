@@ -110,30 +110,20 @@ class ImageDataModule(L.LightningDataModule):
             # on a GPU the whole split lives there: batches are index lookups, nothing crosses the bus
             self._splits[split] = tensors.to(device) if device.type == "cuda" else tensors
 
-    @property
-    def world_size(self) -> int:
-        return self.trainer.world_size if self.trainer else 1
-
-    def _loader(self, split: str, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
-        """Under DDP `batch_size` is shared among the processes (the recipe's batch is the global one) and Lightning
-        hands each process its share of the training images (a DistributedSampler, wrapping `train_sampler`)."""
+    def _loader(self, split: str, training: bool) -> DataLoader:
         subset = self._splits[split]
-        batch_size = max(self.batch_size // self.world_size, 1)
-        # drop_last only when it cannot empty an epoch: a size-1 last batch breaks BatchNorm in training.
-        drop_last = shuffle and len(subset) // self.world_size > batch_size
-        sampler = sampler or (self.train_sampler if shuffle else None)
-        order = {"sampler": sampler} if sampler else {"shuffle": shuffle}
         if isinstance(subset, TensorImages):
-            return DataLoader(subset, batch_size=batch_size, drop_last=drop_last, collate_fn=keep_batch, **order)
-        return DataLoader(subset, batch_size=batch_size, drop_last=drop_last, **order,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+            options = {"collate_fn": keep_batch}
+        else:
+            options = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
+                       "pin_memory": torch.cuda.is_available()}
+        return split_loader(subset, self.batch_size, self.trainer, training, self.train_sampler, **options)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", training=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False, sampler=validation_shards(self._splits["val"], self.trainer))
+        return self._loader("val", training=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, targets = batch
@@ -141,12 +131,25 @@ class ImageDataModule(L.LightningDataModule):
         return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), targets
 
 
-def validation_shards(data: Dataset, trainer) -> DistributedSampler | None:
-    """Under DDP, image i goes to rank i % world_size, the list padded at the end with its first images so that
-    every rank gets as many: the layout ClassifierModule.gather_validation undoes to count every image once."""
-    if trainer is None or trainer.world_size == 1:
-        return None
-    return DistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False)
+def split_loader(data: Dataset, batch_size: int, trainer, training: bool, train_sampler: Sampler | None = None,
+                 **options) -> DataLoader:
+    """The batching rule of every data path (images or cached features), so both take the same steps.
+
+    Under DDP `batch_size` is shared among the processes (the recipe's batch is the global one). Training batches
+    come shuffled or in `train_sampler`'s order (Lightning shards them per process, wrapping the sampler); the last
+    one is dropped only when that cannot empty an epoch (a size-1 batch breaks BatchNorm). Validation under DDP
+    sends image i to rank i % world_size, the list padded at the end with its first images so that every rank gets
+    as many: the layout ClassifierModule.gather_validation undoes to count every image once."""
+    world = trainer.world_size if trainer else 1
+    device_batch = max(batch_size // world, 1)
+    if training:
+        order = {"sampler": train_sampler} if train_sampler else {"shuffle": True}
+        return DataLoader(data, batch_size=device_batch, drop_last=len(data) // world > device_batch, **order,
+                          **options)
+    if world == 1:
+        return DataLoader(data, batch_size=device_batch, **options)
+    shards = DistributedSampler(data, num_replicas=world, rank=trainer.global_rank, shuffle=False)
+    return DataLoader(data, batch_size=device_batch, sampler=shards, **options)
 
 
 def choose_in_memory(setting: str, data: ImageDataset, preprocessing: Preprocessing, budget_gb: float) -> bool:

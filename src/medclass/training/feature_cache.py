@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from medclass.data.base import ImageDataset
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
-from medclass.training.datamodule import decode_all, validation_shards
+from medclass.training.datamodule import decode_all, split_loader
 from medclass.transforms import Preprocessing
 
 log = logging.getLogger("medclass")
@@ -170,15 +170,8 @@ class FeatureDataModule(L.LightningDataModule):
         super().__init__()
         self.splits, self.batch_size, self.train_sampler = splits, batch_size, train_sampler
 
-    @property
-    def world_size(self) -> int:
-        return self.trainer.world_size if self.trainer else 1
-
     def train_dataloader(self) -> DataLoader:
-        data, batch_size = self.splits["train"], max(self.batch_size // self.world_size, 1)
-        order = {"sampler": self.train_sampler} if self.train_sampler else {"shuffle": True}
-        return DataLoader(data, batch_size=batch_size, drop_last=len(data) // self.world_size > batch_size, **order)
+        return split_loader(self.splits["train"], self.batch_size, self.trainer, True, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.splits["val"], batch_size=max(self.batch_size // self.world_size, 1),
-                          sampler=validation_shards(self.splits["val"], self.trainer))
+        return split_loader(self.splits["val"], self.batch_size, self.trainer, False)

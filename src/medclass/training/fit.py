@@ -280,20 +280,21 @@ def uses_feature_cache(config: TrainConfig, policy: AugmentPolicy) -> bool:
 
 
 def training_data(config: TrainConfig, dataset: ImageDataset, module: ClassifierModule, preprocessing,
-                  speed: SpeedPlan, policy: AugmentPolicy) -> tuple[L.LightningDataModule, dict]:
+                  speed: SpeedPlan, policy: AugmentPolicy) -> tuple[L.LightningDataModule, CacheReport | None]:
     """Images augmented per batch, or, for a frozen backbone without random augmentation, its cached features
-    (the module then trains its classifier on them). Returns the data module and what to record about it."""
+    (the module then trains its classifier on them). Returns the data module and, for cached features, the
+    cache's report."""
     sampler = make_sampler(config.sampler, dataset.subset("train").targets(), config.seed)
     if not uses_feature_cache(config, policy):
         return ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, policy),
                                config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
-                               sampler), {}
+                               sampler), None
     device = torch.device("cuda") if on_gpu(config.accelerator) else torch.device("cpu")
     splits = {split: dataset.subset(split) for split in ("train", "val")}
     features, report = cached_features(module.model, splits, preprocessing, config.model, config.model_kwargs,
                                        2 if policy.hflip else 1, device, speed.precision, speed.num_workers)
     module.on_features = True
-    return FeatureDataModule(features, config.batch_size, sampler), {"feature_cache": report.to_dict()}
+    return FeatureDataModule(features, config.batch_size, sampler), report
 
 
 def resumed_config(config: TrainConfig) -> TrainConfig:
@@ -387,15 +388,16 @@ def train(config: TrainConfig) -> TrainResult:
         if config.modality and writes:
             print(f"augmentation: {config.augment} for {config.modality}: {augment_policy.summary()}",
                   file=sys.stderr, flush=True)
-        data, data_facts = training_data(config, dataset, module, preprocessing, speed, augment_policy)
-        if data_facts and writes:
-            print(f"feature cache: {CacheReport(**data_facts['feature_cache']).summary()}", file=sys.stderr, flush=True)
+        data, cache = training_data(config, dataset, module, preprocessing, speed, augment_policy)
+        if cache and writes:
+            print(f"feature cache: {cache.summary()}", file=sys.stderr, flush=True)
         resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "augmentation": augment_policy.to_dict(),
                     "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     "skipped_images": skipped, "unreadable_images": unreadable, "split_grouping": split_grouping,
-                    **speed.to_dict(), **data_facts, "versions": _versions()}
+                    **speed.to_dict(), **({"feature_cache": cache.to_dict()} if cache else {}),
+                    "versions": _versions()}
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision, processes)
         resolved |= {"processes": trainer.world_size, "device_batch_size": config.batch_size // trainer.world_size}
         if writes:

@@ -77,15 +77,18 @@ class ClassifierModule(L.LightningModule):
             return classify_features(self.model, x, self.training, (self.hparams.model_kwargs or {}).get("drop_rate"))
         return self.model(x)
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Softmax, averaged with the mirrored image when flip TTA is on (as the Predictor does). Cached features
-        hold the mirrored view already (second view)."""
-        if self.on_features:  # bf16 logits: sums off by >1e-3, which sklearn AUC refuses; hence .float()
-            return torch.stack([self(x[:, v]).float().softmax(1) for v in range(x.shape[1])]).mean(0)
-        proba = self(x).float().softmax(1)
-        if self.hparams.hflip_tta:
-            proba = (proba + self(x.flip(-1)).float().softmax(1)) / 2
-        return proba
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What flip TTA averages over: the image and, when on, its mirror (cached features hold both already)."""
+        if self.on_features:
+            return list(x.unbind(1))
+        return [x, x.flip(-1)] if self.hparams.hflip_tta else [x]
+
+    def predict_proba(self, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Softmax averaged over the views (as the Predictor does); `logits`: the first view's, when already run."""
+        first, *others = self.views(x)
+        logits = [self(first) if logits is None else logits, *map(self, others)]
+        # bf16 logits: sums off by >1e-3, which sklearn AUC refuses; hence .float()
+        return torch.stack([view.float().softmax(1) for view in logits]).mean(0)
 
     def _training_input(self, x: torch.Tensor) -> torch.Tensor:
         """Cached features: one view per image, drawn at random (the mirrored one half of the time when flips are
@@ -111,9 +114,9 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self(x[:, 0] if self.on_features else x)
+        logits = self(self.views(x)[0])  # run once, for the loss and the probabilities
         self.log("val_loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
-        self._val_outputs.append((self.predict_proba(x).detach(), y.detach()))
+        self._val_outputs.append((self.predict_proba(x, logits).detach(), y.detach()))
 
     def on_validation_epoch_end(self):
         if not self._val_outputs:
