@@ -18,6 +18,7 @@ from medclass.errors import DataError
 
 SPLITS = ("train", "val", "test")
 DEFAULT_TASK = "label"
+KINDS = ("binary", "multiclass", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Box:
 class Sample:
     """One image and what is known about it.
 
-    `labels` maps a task name to a class name (str) or, for multi-label tasks, a tuple of class names.
+    `labels` maps a task name to a class name (str) or, for multi-label tasks, a tuple of class names (empty: none
+    of the findings). A task the sample has no label for is absent (or None): masked in the loss, left out of that
+    task's metrics.
     """
 
     source: str
@@ -49,8 +52,10 @@ class Sample:
 
 
 def labels_of(sample: Sample, task: str) -> tuple[str, ...]:
-    """A sample's labels for `task` as a tuple, whether the task is single- or multi-label."""
-    value = sample.labels[task]
+    """A sample's labels for `task` as a tuple, whether the task is single- or multi-label; () when it has none."""
+    value = sample.labels.get(task)
+    if value is None:
+        return ()
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
@@ -58,8 +63,10 @@ def labels_of(sample: Sample, task: str) -> tuple[str, ...]:
 class ImageDataset:
     """A list of samples, the class names of each task, and how to decode a sample's pixels.
 
-    `target` is the task a classifier is trained on; `tasks[target]` fixes the order of its classes
-    (column order of every probability matrix in medclass).
+    `target` is the main task: the one a single-task model learns, splits are stratified on and class tables count.
+    `selected` lists the tasks a model learns when there are several (`--tasks`; the first is `target`), empty for
+    the target alone. `tasks[name]` fixes the order of a task's classes (column order of every probability matrix
+    in medclass). Tasks named in `multilabel` label each image with a set of findings, each one output.
     """
 
     name: str
@@ -68,10 +75,28 @@ class ImageDataset:
     loader: Callable[[Sample], Image.Image]
     target: str = DEFAULT_TASK
     meta: dict = field(default_factory=dict)
+    multilabel: tuple[str, ...] = ()
+    selected: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.target not in self.tasks:
-            raise DataError(f"{self.name}: no task {self.target!r}; available: {', '.join(self.tasks)}")
+        for name in (self.target, *self.selected, *self.multilabel):
+            if name not in self.tasks:
+                raise DataError(f"{self.name}: no task {name!r}; available: {', '.join(self.tasks)}")
+        if self.selected and self.selected[0] != self.target:
+            raise DataError(f"{self.name}: the first selected task must be the target {self.target!r}; "
+                            f"got {', '.join(self.selected)}")
+
+    @property
+    def learned(self) -> list[str]:
+        """The tasks a model trained on this dataset learns, main task first."""
+        return list(self.selected) or [self.target]
+
+    def kind(self, task: str | None = None) -> str:
+        """binary, multiclass or multilabel."""
+        task = task or self.target
+        if task in self.multilabel:
+            return "multilabel"
+        return "binary" if len(self.tasks[task]) == 2 else "multiclass"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -91,10 +116,13 @@ class ImageDataset:
     def label_index(self, sample: Sample) -> int:
         return self.classes.index(sample.labels[self.target])
 
-    def targets(self) -> np.ndarray:
-        """Class index of every sample for the target task."""
-        lookup = {name: i for i, name in enumerate(self.classes)}
-        return np.array([lookup[s.labels[self.target]] for s in self.samples], dtype=np.int64)
+    def targets(self, task: str | None = None) -> np.ndarray:
+        """Class index of every sample for a single-label task (default: the target); -1 where it has no label."""
+        task = task or self.target
+        if task in self.multilabel:
+            raise DataError(f"{self.name}: task {task!r} is multi-label; it has no single class index per image")
+        lookup = {name: i for i, name in enumerate(self.tasks[task])}
+        return np.array([lookup.get(s.labels.get(task), -1) for s in self.samples], dtype=np.int64)
 
     def subset(self, split: str) -> "ImageDataset":
         if not self.has_splits:
@@ -108,14 +136,16 @@ class ImageDataset:
     def with_samples(self, samples: Sequence[Sample]) -> "ImageDataset":
         return replace(self, samples=list(samples))
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Images per split and class of the target task ({split: {class: n}}), splits in train/val/test order;
-        split None is 'all'. A multi-label image counts once for each of its labels."""
+    def counts(self, task: str | None = None) -> dict[str, dict[str, int]]:
+        """Images per split and class of a task (default: the target) as {split: {class: n}}, splits in
+        train/val/test order; split None is 'all'. A multi-label image counts once for each of its labels; an image
+        without a label for the task is not counted."""
+        task = task or self.target
         table: dict[str, Counter] = {}
         for s in self.samples:
-            table.setdefault(s.split or "all", Counter()).update(labels_of(s, self.target))
+            table.setdefault(s.split or "all", Counter()).update(labels_of(s, task))
         order = [split for split in (*SPLITS, "all") if split in table]
-        return {split: {c: table[split].get(c, 0) for c in self.classes} for split in order}
+        return {split: {c: table[split].get(c, 0) for c in self.tasks[task]} for split in order}
 
 
 def read_sample_file(sample: Sample) -> Image.Image:
