@@ -33,8 +33,8 @@ def run_demo(out: str | Path, epochs: int = 12, n_per_class: int = 200, seed: in
          f"balanced accuracy {metrics['balanced_accuracy']:.3f} on {metrics['n']} images")
     samples = [data_dir / c / f"{c}_0000.png" for c in CLASSES]
     predictor, rows = predict_files(run_dir, samples)
-    write_predictions(rows, list(predictor.classes_), out / "predictions.csv")
+    write_predictions(rows, predictor.heads, out / "predictions.csv")
+    task = predictor.heads[0].name
     for row in rows:
-        echo(f"predict {row['path']}: {row['prediction']} "
-             f"({max(row['proba']):.2f})")
+        echo(f"predict {row['path']}: {row['prediction'][task]} ({max(row['proba'][task]):.2f})")
     return eval_dir / "report.html"

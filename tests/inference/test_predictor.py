@@ -29,7 +29,7 @@ def test_preprocessing_is_the_one_trained_with(trained_run):
 
 def _binary_predictor(threshold: float) -> Predictor:
     model_state = __import__("medclass.models", fromlist=["create_model"]).create_model("smallcnn", 2, 1).state_dict()
-    artifact = ModelArtifact("smallcnn", ["benign", "malignant"], Preprocessing(16, 1, (0.5,), (0.5,)),
+    artifact = ModelArtifact.single_task("smallcnn", ["benign", "malignant"], Preprocessing(16, 1, (0.5,), (0.5,)),
                              model_state, positive_index=1, threshold=threshold)
     return Predictor(artifact)
 
@@ -52,7 +52,7 @@ def test_artifact_round_trip_keeps_everything_needed_to_predict(tmp_path):
     from medclass.models import create_model
 
     model = create_model("resnet18_small", 2, 1, drop_rate=0.3).eval()
-    artifact = ModelArtifact("resnet18_small", ["normal", "pneumonia"], Preprocessing(28, 1, (0.5,), (0.5,)),
+    artifact = ModelArtifact.single_task("resnet18_small", ["normal", "pneumonia"], Preprocessing(28, 1, (0.5,), (0.5,)),
                              model.state_dict(), positive_index=1, threshold=0.3, tta=["hflip"],
                              model_kwargs={"drop_rate": 0.3}, provenance={"data": "x.npz"})
     loaded = ModelArtifact.load(artifact.save(tmp_path))

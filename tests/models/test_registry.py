@@ -32,7 +32,7 @@ def test_every_model_answers_the_contract_trains_a_step_and_round_trips_through_
     assert torch.isfinite(loss) and not torch.equal(head[0].weight, before)  # the new head is trained
     # One step of two images leaves BatchNorm statistics that overflow in eval mode when a deep network ends on
     # 1x1 maps, so the round trip compares every tensor, and outputs in training mode (batch statistics).
-    artifact = ModelArtifact(name, ["a", "b", "c"], default_preprocessing(size, 1), model.state_dict(),
+    artifact = ModelArtifact.single_task(name, ["a", "b", "c"], default_preprocessing(size, 1), model.state_dict(),
                              model_kwargs=kwargs)
     rebuilt = ModelArtifact.load(artifact.save(tmp_path)).build_model()
     assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in model.state_dict().items())

@@ -57,7 +57,7 @@ def test_crashed_run_resumes_where_it_stopped(demo_data, tmp_path, monkeypatch):
 
     # epoch 2 scores worse than epoch 1, so the best checkpoint and the latest one differ
     val_aucs = iter([0.9, 0.5, 0.7])
-    monkeypatch.setattr("medclass.training.module.auc_score", lambda *args: next(val_aucs))
+    monkeypatch.setattr("medclass.evaluation.metrics.auc_score", lambda *args: next(val_aucs))
     monkeypatch.setattr(HistoryWriter, "on_train_epoch_start", crash_in_epoch_3, raising=False)
     with pytest.raises(Crash):
         train(config)

@@ -60,11 +60,11 @@ def test_given_kfold_splits_are_used(demo_data, tmp_path):
     assert {src for src, split in used.items() if split == "val"} == expected_val
 
 
-def test_multi_label_target_asks_for_a_binary_task(tmp_path, demo_data):
+def test_several_labels_in_a_single_label_task_ask_for_multilabel_or_a_binary_task(tmp_path, demo_data):
     rows = ["image,label", f"{demo_data}/benign/benign_0000.png,Mass|Effusion",
             f"{demo_data}/normal/normal_0000.png,No Finding", f"{demo_data}/benign/benign_0001.png,Mass"]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(MedclassError, match="multi-label.*--positive FINDING"):
+    with pytest.raises(MedclassError, match="benign_0000.png: task 'label' has several labels.*--multilabel.*--positive FINDING"):
         train(_config(tmp_path / "labels.csv", tmp_path / "run"))
 
 

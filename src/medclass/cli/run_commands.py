@@ -22,6 +22,23 @@ def _pretrained(value: Optional[str]):
     return True if value.lower() in ("imagenet", "true", "yes", "1") else value
 
 
+def _task_weights(text: str) -> dict[str, float]:
+    """--task-weights organ=1,malignancy=2 -> {"organ": 1.0, "malignancy": 2.0}."""
+    from medclass.errors import MedclassError
+
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.rpartition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            name = ""
+        if not sep or not name.strip():
+            raise MedclassError(f"--task-weights: expected TASK=WEIGHT[,TASK=WEIGHT...], e.g. organ=1,malignancy=2; "
+                                f"got {part!r}")
+    return weights
+
+
 @app.command()
 @user_errors
 @reader_options
@@ -72,7 +89,13 @@ def train(
     focal_gamma: Annotated[Optional[float], typer.Option(help="--loss focal: the focusing exponent.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Weight EMA decay (0 = off).")] = None,
     drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the classifier.")] = None,
-    positive_class: Annotated[Optional[str], typer.Option(help="Binary tasks: the positive class.")] = None,
+    positive_class: Annotated[Optional[str], typer.Option(help="Binary main task: the positive class.")] = None,
+    task_weights: Annotated[Optional[str], typer.Option(
+        help="Several tasks (--tasks): each task's weight in the loss, e.g. organ=1,malignancy=2 (default 1).")
+    ] = None,
+    monitor_task: Annotated[Optional[str], typer.Option(
+        help="Several tasks: choose the checkpoint on this task's validation AUC (default: the mean over tasks).")
+    ] = None,
     patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without a better val AUC.")] = None,
     splits: Annotated[Optional[str], typer.Option(help="CSV of source,split (from `medclass split`).")] = None,
     fold: Annotated[Optional[int], typer.Option(help="With a k-fold --splits file: the fold used as val.")] = None,
@@ -119,6 +142,8 @@ def train(
     from medclass.training.config import load_recipe
     from medclass.training.distributed import is_global_zero
 
+    if task_weights is not None:
+        given["task_weights"] = _task_weights(task_weights)
     recipe = load_recipe(config_file) if config_file else {}
     if pretrained is not None or "pretrained" not in recipe:
         recipe["pretrained"] = _pretrained(pretrained)
@@ -161,11 +186,10 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
-    ci = metrics.get("ci", {})
-    for key in ("auc", "accuracy", "balanced_accuracy"):
-        bounds = f"  (95% CI {ci[key][0]:.3f}-{ci[key][1]:.3f})" if key in ci else ""
-        typer.echo(f"{key:>18}: {metrics[key]:.4f}{bounds}")
-    typer.echo(f"{'f1_macro':>18}: {metrics['f1_macro']:.4f}\n{'f1_weighted':>18}: {metrics['f1_weighted']:.4f}")
+    from medclass.evaluation.summary import summary_lines
+
+    for line in summary_lines(metrics):
+        typer.echo(line)
     typer.echo(f"report: {out_dir / 'report.html'}")
 
 
@@ -180,12 +204,21 @@ def predict(
     from medclass.inference.batch import predict_files, write_predictions
 
     predictor, rows = predict_files(run_dir, inputs)
-    classes = list(predictor.classes_)
+    heads = predictor.heads
     for row in rows:
-        probs = "  ".join(f"{c}={row['proba'][i]:.3f}" for i, c in enumerate(classes)) if row["proba"] else ""
-        typer.echo(f"{row['path']}\t{row['prediction'] or 'ERROR: ' + row['error']}\t{probs}")
+        if row["error"]:
+            typer.echo(f"{row['path']}\tERROR: {row['error']}")
+            continue
+        # one task: "a.png  benign  benign=0.912  malignant=0.088"; several: "organ=Lung  malignancy=benign" and
+        # the probabilities as organ:Lung=0.970 ...
+        named = len(heads) > 1
+        answers = "  ".join(("{}=".format(h.name) if named else "") + (row["prediction"][h.name] or "(no finding)")
+                            for h in heads)
+        probs = "  ".join((f"{h.name}:" if named else "") + f"{c}={p:.3f}"
+                          for h in heads for c, p in zip(h.classes, row["proba"][h.name]))
+        typer.echo(f"{row['path']}\t{answers}\t{probs}")
     if out:
-        write_predictions(rows, classes, out)
+        write_predictions(rows, heads, out)
         typer.echo(f"predictions: {out}")
     failed = [r for r in rows if r["error"]]
     if failed:

@@ -16,20 +16,21 @@ from medclass.errors import DataWarning
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 
 
-def counts_by_class(dataset: ImageDataset) -> dict[str, dict[str, int]]:
+def counts_by_class(dataset: ImageDataset, task: str | None = None) -> dict[str, dict[str, int]]:
     """`dataset.counts()` turned around: {class: {split: n}}, every split of the data listed."""
-    by_split = dataset.counts()
-    return {name: {split: row[name] for split, row in by_split.items()} for name in dataset.classes}
+    task = task or dataset.target
+    by_split = dataset.counts(task)
+    return {name: {split: row[name] for split, row in by_split.items()} for name in dataset.tasks[task]}
 
 
 def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{split} {n}" for split, n in counts.items())
 
 
-def missing_classes(dataset: ImageDataset, splits: tuple[str, ...]) -> list[dict]:
+def missing_classes(dataset: ImageDataset, splits: tuple[str, ...], task: str | None = None) -> list[dict]:
     """Classes with no image in one of `splits`: {class, split, counts, message}, one entry per class."""
     found = []
-    for name, counts in counts_by_class(dataset).items():
+    for name, counts in counts_by_class(dataset, task).items():
         absent = [split for split in splits if counts.get(split, 0) == 0]
         if absent:
             words = " or ".join(SPLIT_WORDS[s] for s in absent)

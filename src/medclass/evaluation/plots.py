@@ -39,3 +39,19 @@ def plot_roc(y_true: np.ndarray, proba: np.ndarray, classes: list[str], positive
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_roc_findings(y: np.ndarray, proba: np.ndarray, findings: list[str], path: Path) -> Path:
+    """A multi-label task: one ROC curve per finding that has positive and negative images."""
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    for j, name in enumerate(findings):
+        if 0 < y[:, j].sum() < len(y):
+            RocCurveDisplay.from_predictions(y[:, j], proba[:, j], name=name, ax=ax)
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)",
+           title="ROC curve per finding")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

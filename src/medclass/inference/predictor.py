@@ -11,6 +11,7 @@ from PIL import Image
 
 from medclass.data.images import list_images, read_image
 from medclass.errors import MedclassError
+from medclass.heads import per_task, probabilities
 from medclass.inference.artifact import ModelArtifact
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -19,8 +20,11 @@ ImageInput = str | Path | Image.Image | np.ndarray
 class Predictor:
     """Predict with a trained medclass model.
 
-    `classes_` fixes the column order of `predict_proba`. Binary tasks decide by thresholding the positive
-    class's probability at the stored operating threshold, never by an argmax over a single output.
+    One task: `predict_proba` returns an array whose columns follow `classes_`, `predict` the class names (for a
+    multilabel task: a 0/1 matrix, one column per finding in `classes_`, as scikit-learn's multi-label estimators).
+    Several tasks: both return a dict keyed by task name holding those same per-task answers, and `classes_` is a
+    dict too. Binary tasks decide by thresholding the positive class's probability at the stored operating
+    threshold, never by an argmax over a single output.
     """
 
     def __init__(self, artifact: ModelArtifact | str | Path, device: str = "cpu", batch_size: int = 64):
@@ -29,7 +33,10 @@ class Predictor:
         self.batch_size = batch_size
         self.model = self.artifact.build_model().to(self.device)
         self.transform = self.artifact.preprocessing.eval_transform()
-        self.classes_ = np.array(self.artifact.classes)
+        self.heads = self.artifact.heads
+        self.multi_task = len(self.heads) > 1
+        classes = {h.name: np.array(h.classes) for h in self.heads}
+        self.classes_ = classes if self.multi_task else classes[self.heads[0].name]
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs) -> "Predictor":
@@ -46,26 +53,40 @@ class Predictor:
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device)
         views = [batch] + [batch.flip(-1) for name in self.artifact.tta if name == "hflip"]
-        return torch.stack([self.model(v).softmax(1) for v in views]).mean(0)
+        return torch.stack([probabilities(self.heads, self.model(v)) for v in views]).mean(0)
 
-    def predict_proba(self, images: Sequence[ImageInput]) -> np.ndarray:
-        """Class probabilities, shape (n_images, n_classes), columns in `classes_` order."""
+    def probabilities(self, images: Sequence[ImageInput]) -> dict[str, np.ndarray]:
+        """{task: probabilities (n_images, its classes)} for every task, whatever their number."""
         out = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             batch = torch.stack([self.transform(self._to_image(item)) for item in chunk])
             out.append(self._forward(batch).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
+        width = sum(h.outputs for h in self.heads)
+        return per_task(self.heads, np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32))
 
-    def decide(self, proba: np.ndarray) -> np.ndarray:
-        """Class index per row: threshold on the positive column for binary tasks, argmax otherwise."""
-        if self.artifact.is_binary:
-            positive = self.artifact.positive_index
-            return np.where(proba[:, positive] >= self.artifact.threshold, positive, 1 - positive)
-        return proba.argmax(1)
+    def decisions(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{task: decisions}: class indices (binary: thresholded; multiclass: argmax) or a 0/1 finding matrix."""
+        return {h.name: h.decide(proba[h.name]) for h in self.heads}
 
-    def predict(self, images: Sequence[ImageInput]) -> np.ndarray:
-        return self.classes_[self.decide(self.predict_proba(images))]
+    def predict_proba(self, images: Sequence[ImageInput]) -> np.ndarray | dict[str, np.ndarray]:
+        """One task: probabilities (n_images, n_classes), columns in `classes_` order. Several: a dict of them."""
+        return self._one_or_all(self.probabilities(images))
+
+    def decide(self, proba: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        """`decisions` for what `predict_proba` returned, in the same shape."""
+        by_task = proba if isinstance(proba, dict) else {self.heads[0].name: proba}
+        return self._one_or_all(self.decisions(by_task))
+
+    def predict(self, images: Sequence[ImageInput]) -> np.ndarray | dict[str, np.ndarray]:
+        """Class names per image (multilabel: the 0/1 finding matrix); several tasks: a dict of them."""
+        decided = self.decisions(self.probabilities(images))
+        labels = {h.name: decided[h.name] if h.kind == "multilabel" else np.array(h.classes)[decided[h.name]]
+                  for h in self.heads}
+        return self._one_or_all(labels)
+
+    def _one_or_all(self, by_task: dict):
+        return by_task if self.multi_task else by_task[self.heads[0].name]
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
 from torch import nn
 
 from medclass.errors import MedclassError
@@ -63,14 +64,18 @@ def model_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool | str | Path = False,
-                 head: str = "linear", **kwargs) -> nn.Module:
+                 head: str = "linear", task_outputs: list[int] | None = None, **kwargs) -> nn.Module:
     """Build a model by registered name or `timm:<arch>`.
 
     `pretrained`: False (random init), True (the published weights: downloaded, or the packaged file where one is
     installed), or the path of a local weights file (air-gapped use; `model.weights_report` then says which tensors
     loaded). `head`: linear, or mlp (pool -> Linear 256 -> ReLU -> Dropout -> Linear), always newly initialised.
+    `task_outputs`: several tasks, the outputs of each (summing to num_classes): one head per task on the shared
+    backbone (`TaskHeads`), their logits side by side.
     """
-    if num_classes < 2:
+    if task_outputs is not None and sum(task_outputs) != num_classes:
+        raise MedclassError(f"task_outputs {task_outputs} do not add up to num_classes {num_classes}")
+    if num_classes < 2 and not task_outputs:
         raise MedclassError(f"num_classes must be >= 2 (binary tasks use two outputs); got {num_classes}")
     if in_chans not in (1, 3):
         raise MedclassError(f"in_chans must be 1 (grayscale) or 3 (RGB); got {in_chans}")
@@ -79,19 +84,49 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: boo
     if isinstance(pretrained, (str, Path)) and not Path(pretrained).is_file():
         raise MedclassError(f"{pretrained}: pretrained weights file not found")
     model = model_entry(name).builder(num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, **kwargs)
-    if head == "mlp":
-        attach_mlp_head(model, num_classes, kwargs.get("drop_rate") or 0.0)
+    drop_rate = kwargs.get("drop_rate") or 0.0
+    if task_outputs and len(task_outputs) > 1:
+        replace_classifier(model, TaskHeads(linear_classifier(model, "several tasks").in_features, task_outputs, head,
+                                            drop_rate))
+    elif head == "mlp":
+        replace_classifier(model, classifier_head(linear_classifier(model, "--head mlp").in_features, num_classes,
+                                                  head, drop_rate))
     return model
 
 
-def attach_mlp_head(model: nn.Module, num_classes: int, drop_rate: float) -> None:
-    """Replace the final linear classifier in place, wherever the architecture keeps it (fc, classifier,
-    head, head.fc): the pooling and flattening before it stay the architecture's own."""
+def classifier_head(in_features: int, outputs: int, head: str, drop_rate: float) -> nn.Module:
+    if head == "linear":
+        return nn.Linear(in_features, outputs)
+    return nn.Sequential(nn.Linear(in_features, MLP_HIDDEN), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+                         nn.Linear(MLP_HIDDEN, outputs))
+
+
+class TaskHeads(nn.Module):
+    """One classifier per task (linear or MLP) on the shared pooled features; their logits side by side, in task
+    order (medclass/heads.py reads them). A single Linear over all outputs would compute the same linear heads, but
+    MLP heads must not share their hidden layer, and one module per task keeps each head's weights apart."""
+
+    def __init__(self, in_features: int, task_outputs: list[int], head: str, drop_rate: float):
+        super().__init__()
+        self.heads = nn.ModuleList(classifier_head(in_features, n, head, drop_rate) for n in task_outputs)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(features) for head in self.heads], 1)
+
+
+def linear_classifier(model: nn.Module, needed_by: str) -> nn.Linear:
     classifier = model.get_classifier()
     if not isinstance(classifier, nn.Linear):
-        raise MedclassError(f"--head mlp needs a linear classifier; this model's is {type(classifier).__name__}")
+        raise MedclassError(f"{needed_by} needs a linear classifier to replace; this model's is "
+                            f"{type(classifier).__name__}")
+    return classifier
+
+
+def replace_classifier(model: nn.Module, new: nn.Module) -> None:
+    """Put `new` where the architecture keeps its final classifier (fc, classifier, head, head.fc): the pooling
+    and flattening before it stay the architecture's own."""
+    classifier = model.get_classifier()
     path = next(name for name, module in model.named_modules() if module is classifier)
     parent_path, _, attr = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
-    setattr(parent, attr, nn.Sequential(nn.Linear(classifier.in_features, MLP_HIDDEN), nn.ReLU(inplace=True),
-                                        nn.Dropout(drop_rate), nn.Linear(MLP_HIDDEN, num_classes)))
+    setattr(parent, attr, new)

@@ -55,7 +55,11 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     img_size: int | None = None  # None: the data's own size (first training image)
     in_chans: int | None = None  # None: 1 when every sampled image is grayscale and the model is not pretrained
-    positive_class: str | None = None  # binary tasks; None: the second class
+    positive_class: str | None = None  # a binary main task's positive class; None: the second class
+    # Several tasks (data option --tasks): the loss is the sum of each task's loss times its weight (default 1), and
+    # the checkpoint is chosen on the mean validation AUC over tasks, or on `monitor_task`'s alone.
+    task_weights: dict = field(default_factory=dict)
+    monitor_task: str | None = None
     seed: int = 0
     patience: int = 10
     val_fraction: float = 0.15
@@ -115,6 +119,9 @@ class TrainConfig:
             check_choice("modality", self.modality, MODALITIES)
         if self.hflip not in (True, False, None):
             raise MedclassError(f"hflip must be true, false or unset (the modality's choice); got {self.hflip!r}")
+        for task, weight in self.task_weights.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                raise MedclassError(f"task_weights: the weight of task {task!r} must be a number >= 0; got {weight!r}")
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
 

@@ -13,11 +13,13 @@ import logging
 import os
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from medclass.data.base import ImageDataset
 from medclass.errors import MedclassError
+from medclass.heads import TaskHead, encode_targets, heads_for
 from medclass.training.augment import BatchAugment
 from medclass.transforms import Preprocessing
 
@@ -26,12 +28,13 @@ MAX_AUTO_WORKERS = 8
 
 
 class TorchImageDataset(Dataset):
-    """Per-image path: decode, then `transform` (the preprocessing's load_transform: a resized uint8 tensor)."""
+    """Per-image path: decode, then `transform` (the preprocessing's load_transform: a resized uint8 tensor).
+    `targets`: per image, what the loss compares with (heads.encode_targets); default: the target's class index."""
 
-    def __init__(self, data: ImageDataset, transform):
+    def __init__(self, data: ImageDataset, transform, targets: np.ndarray | None = None):
         self.data = data
         self.transform = transform
-        self.targets = torch.as_tensor(data.targets())
+        self.targets = torch.as_tensor(data.targets() if targets is None else targets)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -78,9 +81,10 @@ def training_bytes(data: ImageDataset, preprocessing: Preprocessing) -> int:
     return n_images * preprocessing.in_chans * preprocessing.img_size ** 2
 
 
-def decode_all(data: ImageDataset, preprocessing: Preprocessing, num_workers: int) -> TensorImages:
+def decode_all(data: ImageDataset, preprocessing: Preprocessing, num_workers: int,
+               targets: np.ndarray | None = None) -> TensorImages:
     """Decode and resize every image once, in parallel when workers are given, into one uint8 tensor."""
-    loader = DataLoader(TorchImageDataset(data, preprocessing.load_transform()), batch_size=256,
+    loader = DataLoader(TorchImageDataset(data, preprocessing.load_transform(), targets), batch_size=256,
                         num_workers=num_workers)
     images, targets = zip(*loader)
     return TensorImages(torch.cat(images), torch.cat(targets))
@@ -89,8 +93,9 @@ def decode_all(data: ImageDataset, preprocessing: Preprocessing, num_workers: in
 class ImageDataModule(L.LightningDataModule):
     def __init__(self, data: ImageDataset, preprocessing: Preprocessing, augment: BatchAugment, batch_size: int,
                  num_workers: int = 0, in_memory: bool = False, channels_last: bool = False,
-                 train_sampler: Sampler | None = None):
+                 train_sampler: Sampler | None = None, heads: list[TaskHead] | None = None):
         super().__init__()
+        self.heads = heads or heads_for(data)  # the tasks learnt: their encoded labels are the batches' targets
         self.train_sampler = train_sampler  # None: shuffle; else it decides the order (training/imbalance.py)
         self.data, self.preprocessing, self.augment = data, preprocessing, augment
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -102,10 +107,11 @@ class ImageDataModule(L.LightningDataModule):
             if split in self._splits:
                 continue
             subset = self.data.subset(split)
+            targets = encode_targets(self.heads, subset.samples, where=subset.name)
             if not self.in_memory:
-                self._splits[split] = TorchImageDataset(subset, self.preprocessing.load_transform())
+                self._splits[split] = TorchImageDataset(subset, self.preprocessing.load_transform(), targets)
                 continue
-            tensors = decode_all(subset, self.preprocessing, self.num_workers)
+            tensors = decode_all(subset, self.preprocessing, self.num_workers, targets)
             device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
             # on a GPU the whole split lives there: batches are index lookups, nothing crosses the bus
             self._splits[split] = tensors.to(device) if device.type == "cuda" else tensors

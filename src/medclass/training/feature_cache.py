@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from medclass.data.base import ImageDataset
+from medclass.heads import TaskHead, encode_targets, heads_for
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
 from medclass.training.datamodule import decode_all, split_loader
@@ -76,7 +77,8 @@ def backbone_key(model: nn.Module, model_name: str, model_kwargs: dict, preproce
     and do not change the features."""
     classifier = {id(t) for t in model.get_classifier().state_dict(keep_vars=True).values()}
     digest = hashlib.blake2b(digest_size=16)
-    options = {k: v for k, v in model_kwargs.items() if k != "drop_rate"}  # dropout acts after the cache
+    # dropout and the task heads act after the cache
+    options = {k: v for k, v in model_kwargs.items() if k not in ("drop_rate", "task_outputs")}
     digest.update(json.dumps([model_name, options, preprocessing.to_dict(), precision, views],
                              sort_keys=True).encode())
     for name, tensor in model.state_dict(keep_vars=True).items():
@@ -139,12 +141,17 @@ class FeatureStore:
 
 def cached_features(model: nn.Module, splits: dict[str, ImageDataset], preprocessing: Preprocessing,
                     model_name: str, model_kwargs: dict, views: int, device: torch.device, precision: str,
-                    num_workers: int) -> tuple[dict[str, TensorDataset], CacheReport]:
-    """Features and targets of each split, taken from the cache where present, computed (and added) where not."""
+                    num_workers: int, heads: list[TaskHead] | None = None
+                    ) -> tuple[dict[str, TensorDataset], CacheReport]:
+    """Features and targets (`heads`' encoding; default: the data's own tasks) of each split, taken from the cache
+    where present, computed (and added) where not."""
     model = model.to(device)
+    heads = heads or heads_for(next(iter(splits.values())))
     store = FeatureStore(backbone_key(model, model_name, model_kwargs, preprocessing, precision, views))
     known = store.load()
-    decoded = {split: decode_all(data, preprocessing, num_workers) for split, data in splits.items()}
+    decoded = {split: decode_all(data, preprocessing, num_workers, encode_targets(heads, data.samples,
+                                                                                  where=data.name))
+               for split, data in splits.items()}
     keys = {split: image_keys(tensors.images) for split, tensors in decoded.items()}
     missing = {split: [i for i, k in enumerate(keys[split]) if k not in known] for split in splits}
     computed = 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar, WeightAveraging
 from torch.optim.swa_utils import get_ema_avg_fn
@@ -26,8 +27,8 @@ from medclass.data import ImageDataset, open_dataset
 from medclass.data.audit import audit_dataset
 from medclass.data.coverage import missing_classes
 from medclass.data.splits import carve_validation, load_splits, save_splits, stratified_split
-from medclass.data.tasks import is_multi_label
 from medclass.errors import DataError, DataWarning, MedclassError
+from medclass.heads import TaskHead, encode_targets, heads_for, per_task
 from medclass.inference.artifact import ARTIFACT_NAME, ModelArtifact
 from medclass.models import model_entry
 from medclass.training.augment import BatchAugment
@@ -63,9 +64,7 @@ def prepare_data(config: TrainConfig, scanned: dict | None = None) -> ImageDatas
     here keeps duplicate clusters together unless --no-group-duplicates; the images it decodes for that go into
     `scanned` (facts by source), for the audit to reuse."""
     dataset = open_dataset(config.data, **config.reader_options)
-    if is_multi_label(dataset):
-        raise MedclassError(f"{config.data}: task {dataset.target!r} is multi-label; medclass trains one class per "
-                            "image for now: pick a finding with --positive FINDING (optionally --negative)")
+    task_heads(config, dataset)  # labels and task options checked before a split is made
     if config.splits:
         options = {"fold": config.fold} if config.fold is not None else {}
         dataset = load_splits(dataset, Path(config.splits), **options)
@@ -91,16 +90,18 @@ def report_split_grouping(dataset: ImageDataset, writes: bool = True) -> dict | 
 
 
 def check_class_coverage(dataset: ImageDataset) -> None:
-    """Stop before the first epoch when a class has no training or no validation image: it would never be learnt,
-    or the validation AUC that selects the checkpoint would be undefined. A class missing from test is a warning."""
-    problems = missing_classes(dataset, ("train", "val"))
+    """Stop before the first epoch when a class (a finding, for a multi-label task) of a task being learnt has no
+    training or no validation image: it would never be learnt, or the validation AUC that selects the checkpoint
+    would be undefined. A class missing from test is a warning."""
+    problems = [p for task in dataset.learned for p in missing_classes(dataset, ("train", "val"), task)]
     if problems:
         raise MedclassError(f"{dataset.name}: cannot train: {'; '.join(p['message'] for p in problems)}. Add images "
                             "of these classes, merge or drop them, or give a split file (--splits)")
     if any(s.split == "test" for s in dataset.samples):
-        for problem in missing_classes(dataset, ("test",)):
-            warnings.warn(f"{dataset.name}: {problem['message']}; test metrics will not measure it", DataWarning,
-                          stacklevel=3)
+        for task in dataset.learned:
+            for problem in missing_classes(dataset, ("test",), task):
+                warnings.warn(f"{dataset.name}: {problem['message']}; test metrics will not measure it", DataWarning,
+                              stacklevel=3)
 
 
 def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable: bool = False,
@@ -209,22 +210,48 @@ def check_input_size(model: str, img_size: int) -> None:
                             "Use a larger --img-size or a small-input model (resnet18_small, smallcnn)")
 
 
-def positive_index(config: TrainConfig, classes: list[str]) -> int | None:
-    if len(classes) != 2:
-        if config.positive_class:
-            raise MedclassError(f"--positive-class applies to binary tasks; this one has {len(classes)} classes")
-        return None
-    if config.positive_class is None:
-        return 1
-    if config.positive_class not in classes:
-        raise MedclassError(f"--positive-class {config.positive_class!r} is not a class; classes: {classes}")
-    return classes.index(config.positive_class)
+def task_heads(config: TrainConfig, dataset: ImageDataset) -> list[TaskHead]:
+    """The heads of the tasks learnt, every label checked against them before anything is written (a single-label
+    task with a several-label image is refused here, naming it), and the task options checked against them."""
+    heads = heads_for(dataset, config.positive_class)
+    encode_targets(heads, dataset.samples, where=str(config.data))
+    names = [h.name for h in heads]
+    unknown = sorted(set(config.task_weights) - set(names))
+    if unknown:
+        raise MedclassError(f"task_weights: no task {', '.join(map(repr, unknown))} is learnt; tasks: {', '.join(names)}")
+    if config.monitor_task is not None and config.monitor_task not in names:
+        raise MedclassError(f"--monitor-task {config.monitor_task!r} is not a task learnt; tasks: {', '.join(names)}")
+    return heads
 
 
-def class_weights(config: TrainConfig, dataset: ImageDataset) -> list[float] | None:
+def class_weights(config: TrainConfig, dataset: ImageDataset, heads: list[TaskHead]) -> dict[str, list[float]]:
+    """`balanced`, per task, from its labelled training images: inverse class frequency (single-label), or each
+    finding's negatives / positives as the weight of its positives (multi-label)."""
     if config.class_weights == "none":
+        return {}
+    train = dataset.subset("train")
+    targets = per_task(heads, encode_targets(heads, train.samples, where=train.name), "targets")
+    weights = {}
+    for head in heads:
+        labelled = targets[head.name][(targets[head.name] >= 0).all(1)]
+        if head.kind == "multilabel":
+            positives = labelled.sum(0)
+            weights[head.name] = ((len(labelled) - positives) / np.maximum(positives, 1)).tolist()
+        else:
+            weights[head.name] = balanced_class_weights(labelled[:, 0], len(head.classes))
+    return weights
+
+
+def train_sampler(config: TrainConfig, dataset: ImageDataset, head: TaskHead):
+    """Samplers balance the main task's classes, so they need one class per training image."""
+    if config.sampler == "none":
         return None
-    return balanced_class_weights(dataset.subset("train").targets(), len(dataset.classes))
+    targets = dataset.subset("train").targets() if head.kind != "multilabel" else None
+    if targets is None or (targets < 0).any():
+        why = "it is multi-label" if targets is None else "some have no label"
+        raise MedclassError(f"--sampler {config.sampler} balances the classes of the main task {head.name!r}, which "
+                            f"needs one class per training image ({why}); use --class-weights balanced instead")
+    return make_sampler(config.sampler, targets, config.seed)
 
 
 def check_logger_installed(kind: str) -> None:
@@ -284,15 +311,16 @@ def training_data(config: TrainConfig, dataset: ImageDataset, module: Classifier
     """Images augmented per batch, or, for a frozen backbone without random augmentation, its cached features
     (the module then trains its classifier on them). Returns the data module and, for cached features, the
     cache's report."""
-    sampler = make_sampler(config.sampler, dataset.subset("train").targets(), config.seed)
+    sampler = train_sampler(config, dataset, module.heads[0])
     if not uses_feature_cache(config, policy):
         return ImageDataModule(dataset, preprocessing, BatchAugment(preprocessing, policy),
                                config.batch_size, speed.num_workers, speed.in_memory, config.channels_last,
-                               sampler), None
+                               sampler, module.heads), None
     device = torch.device("cuda") if on_gpu(config.accelerator) else torch.device("cpu")
     splits = {split: dataset.subset(split) for split in ("train", "val")}
     features, report = cached_features(module.model, splits, preprocessing, config.model, config.model_kwargs,
-                                       2 if policy.hflip else 1, device, speed.precision, speed.num_workers)
+                                       2 if policy.hflip else 1, device, speed.precision, speed.num_workers,
+                                       module.heads)
     module.on_features = True
     return FeatureDataModule(features, config.batch_size, sampler), report
 
@@ -361,15 +389,18 @@ def train(config: TrainConfig) -> TrainResult:
     config = replace(config, model=resolve_model(config.model, img_size, config.pretrained))
     img_size = config.img_size or pretrained_input_size(config.model, config.pretrained) or img_size
     check_input_size(config.model, img_size)
-    classes, pos = dataset.classes, positive_index(config, dataset.classes)
+    heads = task_heads(config, dataset)
+    # several tasks: one head each on the shared backbone (models/registry.py: TaskHeads); the artefact keeps it
+    model_kwargs = config.model_kwargs | ({"task_outputs": [h.outputs for h in heads]} if len(heads) > 1 else {})
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = ClassifierModule(config.model, len(classes), in_chans, pretrained=config.pretrained, lr=config.lr,
+    module = ClassifierModule(config.model, heads, in_chans, pretrained=config.pretrained, lr=config.lr,
                               weight_decay=config.weight_decay, optimizer=config.optimizer,
                               scheduler=config.scheduler, label_smoothing=config.label_smoothing,
-                              class_weights=class_weights(config, dataset), hflip_tta=config.hflip,
-                              positive_index=pos, model_kwargs=config.model_kwargs, finetune=config.finetune,
+                              class_weights=class_weights(config, dataset, heads), hflip_tta=config.hflip,
+                              model_kwargs=model_kwargs, finetune=config.finetune,
                               head_epochs=config.head_epochs, backbone_lr_scale=config.backbone_lr_scale,
-                              loss=config.loss, focal_gamma=config.focal_gamma)
+                              loss=config.loss, focal_gamma=config.focal_gamma, task_weights=config.task_weights,
+                              monitor_task=config.monitor_task)
 
     with run_folder(run_dir) if writes else nullcontext():
         skipped = save_skipped(dataset, run_dir / "skipped.csv") if writes else 0
@@ -391,10 +422,13 @@ def train(config: TrainConfig) -> TrainResult:
         data, cache = training_data(config, dataset, module, preprocessing, speed, augment_policy)
         if cache and writes:
             print(f"feature cache: {cache.summary()}", file=sys.stderr, flush=True)
-        resolved = {"img_size": img_size, "in_chans": in_chans, "classes": classes, "task": dataset.target,
+        resolved = {"img_size": img_size, "in_chans": in_chans, "classes": list(heads[0].classes),
+                    "task": dataset.target, "positive_index": heads[0].positive_index,
+                    "tasks": [h.to_dict() for h in heads],
                     **({"pretrained_weights": weights.to_dict()} if weights else {}),
                     "augmentation": augment_policy.to_dict(),
-                    "positive_index": pos, "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
+                    "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
+                    **({"task_counts": {t: dataset.counts(t) for t in dataset.learned[1:]}} if len(heads) > 1 else {}),
                     "skipped_images": skipped, "unreadable_images": unreadable, "split_grouping": split_grouping,
                     **speed.to_dict(), **({"feature_cache": cache.to_dict()} if cache else {}),
                     "versions": _versions()}
@@ -410,9 +444,8 @@ def train(config: TrainConfig) -> TrainResult:
     best_path = checkpoint.best_model_path or str(last_ckpt)
     module.load_state_dict(load_checkpoint(best_path)["state_dict"])
     artifact = ModelArtifact(
-        model_name=config.model, classes=classes, preprocessing=preprocessing, task=dataset.target,
-        state_dict=module.model.state_dict(), positive_index=pos, model_kwargs=config.model_kwargs,
-        tta=["hflip"] if config.hflip else [],
+        model_name=config.model, heads=heads, preprocessing=preprocessing, state_dict=module.model.state_dict(),
+        model_kwargs=model_kwargs, tta=["hflip"] if config.hflip else [],
         provenance={"data": config.data, "run_dir": str(run_dir), "best_checkpoint": Path(best_path).name,
                     "best_val_auc": _score(checkpoint.best_model_score), "seed": config.seed, **_versions()})
     artifact_path = artifact.save(run_dir)

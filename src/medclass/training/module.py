@@ -1,4 +1,5 @@
-"""The LightningModule: one classifier, its loss, optimiser and schedule, and validation AUC for selection."""
+"""The LightningModule: one network answering one or more tasks, its loss, optimiser and schedule, and the
+validation AUC that selects the checkpoint (the mean over tasks, or one task's)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,37 @@ import torch
 from torch import nn
 
 from medclass.errors import MedclassError
-from medclass.evaluation.metrics import auc_score
+from medclass.evaluation.metrics import task_scores
+from medclass.heads import TaskHead, per_task, probabilities
 from medclass.models import create_model
 from medclass.training.feature_cache import classify_features
-from medclass.training.imbalance import FocalLoss
+from medclass.training.losses import TaskLoss
+
+
+def as_heads(heads: int | list) -> list[TaskHead]:
+    """TaskHeads from dicts (as checkpoints keep them), or a class count: one task 'label' with classes '0'...'n-1'."""
+    if isinstance(heads, int):
+        return [TaskHead("label", "binary" if heads == 2 else "multiclass", tuple(map(str, range(heads))))]
+    return [h if isinstance(h, TaskHead) else TaskHead.from_dict(h) for h in heads]
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model_name: str, num_classes: int, in_chans: int, pretrained=False, lr: float = 2e-3,
+    """`heads`: the tasks (TaskHead or their dicts), main task first, or a class count for one task. With several,
+    `model_kwargs["task_outputs"]` must give each task's outputs (fit.py sets it; the artefact keeps it)."""
+
+    def __init__(self, model_name: str, heads: int | list, in_chans: int, pretrained=False, lr: float = 2e-3,
                  weight_decay: float = 0.05, optimizer: str = "adamw", scheduler: str = "onecycle",
-                 label_smoothing: float = 0.1, class_weights: list[float] | None = None, hflip_tta: bool = True,
-                 positive_index: int | None = None, model_kwargs: dict | None = None, finetune: str = "full",
-                 head_epochs: int = 0, backbone_lr_scale: float = 1.0, loss: str = "ce", focal_gamma: float = 2.0):
+                 label_smoothing: float = 0.1, class_weights: dict[str, list[float]] | None = None,
+                 hflip_tta: bool = True, model_kwargs: dict | None = None, finetune: str = "full",
+                 head_epochs: int = 0, backbone_lr_scale: float = 1.0, loss: str = "ce", focal_gamma: float = 2.0,
+                 task_weights: dict[str, float] | None = None, monitor_task: str | None = None):
         super().__init__()
-        self.save_hyperparameters()
-        self.model = create_model(model_name, num_classes, in_chans, pretrained=pretrained,
+        self.heads = as_heads(heads)
+        self.save_hyperparameters(ignore=["heads"])
+        self.hparams["heads"] = [h.to_dict() for h in self.heads]  # plain data: checkpoints load weights-only
+        self.model = create_model(model_name, sum(h.outputs for h in self.heads), in_chans, pretrained=pretrained,
                                   **(model_kwargs or {}))
-        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        self.loss = (FocalLoss(focal_gamma, weight, label_smoothing) if loss == "focal"
-                     else nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing))
+        self.loss = TaskLoss(self.heads, task_weights, class_weights, label_smoothing, loss, focal_gamma)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._backbone_frozen = False
         # True when batches are cached backbone features (N, views, D) instead of images (training/feature_cache.py)
@@ -84,11 +97,11 @@ class ClassifierModule(L.LightningModule):
         return [x, x.flip(-1)] if self.hparams.hflip_tta else [x]
 
     def predict_proba(self, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Softmax averaged over the views (as the Predictor does); `logits`: the first view's, when already run."""
+        """Every head's probabilities averaged over the views (as the Predictor does); `logits`: the first view's,
+        when already run."""
         first, *others = self.views(x)
         logits = [self(first) if logits is None else logits, *map(self, others)]
-        # bf16 logits: sums off by >1e-3, which sklearn AUC refuses; hence .float()
-        return torch.stack([view.float().softmax(1) for view in logits]).mean(0)
+        return torch.stack([probabilities(self.heads, view) for view in logits]).mean(0)
 
     def _training_input(self, x: torch.Tensor) -> torch.Tensor:
         """Cached features: one view per image, drawn at random (the mirrored one half of the time when flips are
@@ -127,11 +140,18 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.world_size > 1:  # every rank holds part of the validation set under DDP
             proba, y = self.gather_validation(proba), self.gather_validation(y)
         proba_np, y_np = proba.float().cpu().numpy(), y.cpu().numpy()
-        auc = auc_score(y_np, proba_np, self.hparams.positive_index)
+        scores = task_scores(self.heads, per_task(self.heads, y_np, "targets"), per_task(self.heads, proba_np))
+        monitor = self.hparams.monitor_task
+        aucs = [scores[monitor]["auc"]] if monitor else [s["auc"] for s in scores.values()]
+        auc = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
         # NaN AUC (a class missing from a tiny validation set) must not win checkpoint selection.
         # every rank computed the same values from the gathered outputs: syncing them averages equal numbers
         self.log("val_auc", auc if np.isfinite(auc) else 0.0, prog_bar=True, sync_dist=True)
-        self.log("val_acc", float((proba_np.argmax(1) == y_np).mean()), prog_bar=True, sync_dist=True)
+        self.log("val_acc", float(np.nanmean([s["accuracy"] for s in scores.values()])), prog_bar=True,
+                 sync_dist=True)
+        if len(self.heads) > 1:  # each task's own AUC, in history.csv beside the mean that selects
+            for name, score in scores.items():
+                self.log(f"val_auc_{name}", score["auc"] if np.isfinite(score["auc"]) else 0.0, sync_dist=True)
 
     def gather_validation(self, local: torch.Tensor) -> torch.Tensor:
         """All ranks' validation outputs, each image once, in the validation set's order. Rank r validated images

@@ -1,0 +1,189 @@
+"""What a model's outputs mean: one `TaskHead` per task, and the one way to read them.
+
+A model ends in one logits vector per image: its heads' outputs side by side, in head order (the main task first).
+A binary or multiclass head owns one output per class (a softmax over them, never a single sigmoid with an argmax);
+a multilabel head one output per finding (a sigmoid each). Training, validation, evaluation and the Predictor turn
+logits into probabilities and decisions only through here, so none of them can disagree with another.
+
+Targets travel alike: one column per single-label head (the class index, -1 = no label) and one per finding for a
+multilabel head (1/0, -1 = no label), so a sample without a label for a task is masked in that task's loss and
+metrics only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from medclass.data.base import KINDS, ImageDataset, Sample
+from medclass.errors import DataError, MedclassError
+
+MISSING = -1  # target value of a sample that has no label for a task
+
+
+@dataclass(frozen=True)
+class TaskHead:
+    """One task a model answers: its name, kind, classes (findings, for multilabel) and how it decides.
+
+    `positive_index`: binary heads, the class whose probability is thresholded. `threshold`: binary heads, one
+    value (positive when its probability >= it); multilabel heads, one value per finding.
+    """
+
+    name: str
+    kind: str
+    classes: tuple[str, ...]
+    positive_index: int | None = None
+    threshold: float | tuple[float, ...] = 0.5
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if self.kind not in KINDS:
+            raise MedclassError(f"task {self.name!r}: kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
+        if self.kind == "binary" and len(self.classes) != 2:
+            raise MedclassError(f"task {self.name!r}: a binary task has 2 classes; got {len(self.classes)}")
+        if self.kind == "multiclass" and len(self.classes) < 2:
+            raise MedclassError(f"task {self.name!r}: needs at least 2 classes; got {list(self.classes)}")
+        if self.kind == "multilabel":
+            if not self.classes:
+                raise MedclassError(f"task {self.name!r}: a multi-label task needs at least one finding")
+            thresholds = self.threshold if isinstance(self.threshold, (tuple, list)) else \
+                (self.threshold,) * len(self.classes)
+            if len(thresholds) != len(self.classes):
+                raise MedclassError(f"task {self.name!r}: {len(thresholds)} thresholds for {len(self.classes)} "
+                                    "findings; expected one per finding")
+            object.__setattr__(self, "threshold", tuple(float(t) for t in thresholds))
+        elif self.kind == "binary" and self.positive_index is None:
+            object.__setattr__(self, "positive_index", 1)
+
+    @property
+    def outputs(self) -> int:
+        """Logits this head owns."""
+        return len(self.classes)
+
+    @property
+    def target_columns(self) -> int:
+        return len(self.classes) if self.kind == "multilabel" else 1
+
+    @property
+    def positive_class(self) -> str | None:
+        return self.classes[self.positive_index] if self.kind == "binary" else None
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        # float32: bf16 probabilities sum off by >1e-3, which scikit-learn's AUC refuses
+        logits = logits.float()
+        return logits.sigmoid() if self.kind == "multilabel" else logits.softmax(1)
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Binary: the positive class where its probability >= threshold; multiclass: the most probable class
+        (class indices); multilabel: a 0/1 matrix, one column per finding."""
+        if self.kind == "multilabel":
+            return (proba >= np.asarray(self.threshold)).astype(np.int64)
+        if self.kind == "binary":
+            positive = self.positive_index
+            return np.where(proba[:, positive] >= self.threshold, positive, 1 - positive)
+        return proba.argmax(1)
+
+    def describe_decision(self) -> str:
+        if self.kind == "binary":
+            return f"{self.positive_class} when its probability >= {self.threshold:g}"
+        if self.kind == "multilabel":
+            return "each finding present when its probability >= its threshold (" + ", ".join(
+                f"{c} {t:g}" for c, t in zip(self.classes, self.threshold)) + ")"
+        return "the most probable class"
+
+    def label_names(self, decisions: np.ndarray) -> list[str]:
+        """Decisions as text, one per image: a class name, or the findings joined by '|' ('' for none)."""
+        if self.kind == "multilabel":
+            return ["|".join(c for c, on in zip(self.classes, row) if on) for row in decisions]
+        return [self.classes[int(i)] for i in decisions]
+
+    def encode(self, sample: Sample, task: str, where: str) -> list[int]:
+        """The target columns of one sample's label for `task` (the dataset's name for this head's task)."""
+        value = sample.labels.get(task)
+        if value is None:
+            return [MISSING] * self.target_columns
+        if self.kind == "multilabel":
+            findings = (value,) if isinstance(value, str) else tuple(value)
+            unknown = [f for f in findings if f not in self.classes]
+            if unknown:
+                raise DataError(f"{where}: {sample.source}: finding(s) {', '.join(unknown)} of task {task!r} are "
+                                f"not among the model's ({', '.join(self.classes)})")
+            return [int(c in findings) for c in self.classes]
+        if isinstance(value, (tuple, list)):
+            raise DataError(f"{where}: {sample.source}: task {task!r} has several labels ({'|'.join(value)}) but "
+                            f"is single-label; pass --multilabel to learn every finding, or --positive FINDING")
+        if value not in self.classes:
+            raise DataError(f"{where}: {sample.source}: class {value!r} of task {task!r} is not among the model's "
+                            f"({', '.join(self.classes)})")
+        return [self.classes.index(value)]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        if isinstance(self.threshold, tuple):
+            data["threshold"] = list(self.threshold)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaskHead":
+        data = dict(data)
+        if isinstance(data.get("threshold"), list):
+            data["threshold"] = tuple(data["threshold"])
+        return cls(**data)
+
+
+def heads_for(dataset: ImageDataset, positive_class: str | None = None) -> list[TaskHead]:
+    """One head per task the dataset's model learns, main task first. `positive_class` names the positive class of
+    a binary main task (default: its second class); other binary tasks take their second class."""
+    heads = []
+    for i, task in enumerate(dataset.learned):
+        kind, classes = dataset.kind(task), dataset.tasks[task]
+        positive = None
+        if kind == "binary":
+            positive = 1
+            if i == 0 and positive_class is not None:
+                if positive_class not in classes:
+                    raise MedclassError(f"--positive-class {positive_class!r} is not a class of task {task!r}; "
+                                        f"classes: {', '.join(classes)}")
+                positive = classes.index(positive_class)
+        elif i == 0 and positive_class is not None:
+            raise MedclassError(f"--positive-class applies to binary tasks; task {task!r} is {kind} "
+                                f"({len(classes)} classes)")
+        heads.append(TaskHead(task, kind, tuple(classes), positive))
+    return heads
+
+
+def output_slices(heads: Sequence[TaskHead]) -> list[slice]:
+    return _slices([h.outputs for h in heads])
+
+
+def target_slices(heads: Sequence[TaskHead]) -> list[slice]:
+    return _slices([h.target_columns for h in heads])
+
+
+def _slices(widths: list[int]) -> list[slice]:
+    ends = np.cumsum([0, *widths])
+    return [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+
+
+def probabilities(heads: Sequence[TaskHead], logits: torch.Tensor) -> torch.Tensor:
+    """Every head's probabilities, side by side in the logits' layout."""
+    return torch.cat([h.probabilities(logits[:, s]) for h, s in zip(heads, output_slices(heads))], 1)
+
+
+def per_task(heads: Sequence[TaskHead], values, layout: str = "outputs") -> dict:
+    """Columns of a side-by-side array cut into {task: columns}; `layout` outputs (probabilities) or targets."""
+    slices = output_slices(heads) if layout == "outputs" else target_slices(heads)
+    return {h.name: values[:, s] for h, s in zip(heads, slices)}
+
+
+def encode_targets(heads: Sequence[TaskHead], samples: Sequence[Sample], tasks: Sequence[str] | None = None,
+                   where: str = "data") -> np.ndarray:
+    """(N, target columns) int64. `tasks[i]`: the samples' task name that head i answers (default: its own name)."""
+    tasks = list(tasks or [h.name for h in heads])
+    width = sum(h.target_columns for h in heads)
+    rows = [[v for h, t in zip(heads, tasks) for v in h.encode(s, t, where)] for s in samples]
+    return np.array(rows, dtype=np.int64).reshape(len(samples), width)
