@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
-    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,medmnist] [--minutes 15]
-    python benchmarks/{speed,throughput,recipes,split_leaks,transfer}.py       medclass benchmark medmnist --root DIR
+    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,medmnist] [--minutes 15]
+    python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask}.py       medclass benchmark medmnist --root DIR
 
-Data: MedMNIST npz files and BUSI under $MEDCLASS_DATA or ../shared/data; a part whose files are missing is skipped.
+Data: MedMNIST npz files, BUSI and brain MRI under $MEDCLASS_DATA or ../shared/data; a part whose files are missing is skipped.
 The tables are printed at the end and written to runs/bench/results.md.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import multitask  # noqa: E402
 import speed  # noqa: E402
 import split_leaks  # noqa: E402
 import recipes  # noqa: E402
@@ -36,12 +37,12 @@ def medmnist_table(minutes: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="speed,throughput,recipes,splits,transfer,medmnist")
+    parser.add_argument("--parts", default="speed,throughput,recipes,splits,transfer,multitask,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
              "recipes": lambda: recipes.main([]), "splits": lambda: split_leaks.main([]),
-             "transfer": lambda: transfer.main([]),
+             "transfer": lambda: transfer.main([]), "multitask": lambda: multitask.main([]),
              "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):

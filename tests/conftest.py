@@ -54,3 +54,36 @@ def kermany_like(root: Path, n_children: int = 24, layout: str = "flat") -> Path
             value = (child * 7 + k * 3) % 256
             Image.fromarray(np.full((8, 8), value, np.uint8)).save(folder / f"person{child}_{kind}_{k}.jpeg")
     return root
+
+
+MULTI_CANCER = {"Brain Cancer": ("brain", "Brain"), "Breast Cancer": ("breast", "Breast"),
+                "Lung Cancer": ("lung", "Lung")}
+
+
+def multi_cancer_like(root: Path, n_per_class: int = 12, size: int = 32, seed: int = 0) -> tuple[Path, Path]:
+    """The Kaggle Multi Cancer layout, ROOT/<Organ Cancer>/<organ>_<benign|malignant>/*.png, and a mapping YAML
+    giving each class folder its organ and malignancy. Organs differ in their background (stripes in one
+    direction each), malignancy as in the demo phantoms (smooth oval vs spiculated lesion)."""
+    from medclass.data.demo import phantom
+
+    rng = np.random.default_rng(seed)
+    mapping = []
+    for k, (folder, (prefix, organ)) in enumerate(MULTI_CANCER.items()):
+        stripes = np.sin(np.arange(size) * (0.6 + 0.5 * k))
+        background = stripes[:, None] if k == 0 else stripes[None, :] if k == 1 else np.add.outer(stripes, stripes) / 2
+        for malignancy in ("benign", "malignant"):
+            out = root / folder / f"{prefix}_{malignancy}"
+            out.mkdir(parents=True, exist_ok=True)
+            mapping.append(f"{prefix}_{malignancy}: {{organ: {organ}, malignancy: {malignancy}}}")
+            for i in range(n_per_class):
+                pixels, _ = phantom(rng, malignancy, size)
+                image = np.clip(pixels * 0.7 + 60 * (1 + background), 0, 255).astype(np.uint8)
+                Image.fromarray(image).save(out / f"{prefix}_{malignancy}_{i:03d}.png")
+    mapping_file = root.parent / f"{root.name}_mapping.yaml"
+    mapping_file.write_text("\n".join(mapping) + "\n")
+    return root, mapping_file
+
+
+@pytest.fixture(scope="session")
+def multi_cancer(tmp_path_factory):
+    return multi_cancer_like(tmp_path_factory.mktemp("multicancer") / "Multi Cancer")

@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 
 COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_acc", "lr", "train_seconds", "train_images_per_s"]
+TASK_AUC = "val_auc_"  # several tasks: each task's validation AUC gets a column after COLUMNS
 
 
 class HistoryWriter(L.Callback):
@@ -33,7 +34,7 @@ class HistoryWriter(L.Callback):
         if trainer.is_global_zero and self.path.exists():
             kept = [r for r in read_history(self.path) if r["epoch"] <= trainer.current_epoch]
             with open(self.path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS)
+                writer = csv.DictWriter(f, fieldnames=header(self.path))
                 writer.writeheader()
                 writer.writerows({k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in kept)
 
@@ -46,12 +47,19 @@ class HistoryWriter(L.Callback):
                "train_seconds": round(seconds, 3), "train_images_per_s": round(self._images / max(seconds, 1e-9), 1)}
         self._train_seconds = 0.0
         row |= {k: float(metrics[k]) for k in COLUMNS[1:5] if k in metrics}
+        row |= {k: float(v) for k, v in metrics.items() if k.startswith(TASK_AUC)}
         new_file = not self.path.exists()
+        fields = COLUMNS + sorted(k for k in row if k.startswith(TASK_AUC)) if new_file else header(self.path)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=fields)
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
+
+
+def header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), None) or COLUMNS
 
 
 def read_history(path: Path) -> list[dict]:

@@ -1,0 +1,54 @@
+"""TaskHead: the one reading of a model's logits and of a sample's labels, for every task kind."""
+
+import numpy as np
+import pytest
+import torch
+
+from medclass.data.base import Sample
+from medclass.errors import DataError, MedclassError
+from medclass.heads import MISSING, TaskHead, encode_targets, per_task, probabilities
+
+ORGAN = TaskHead("organ", "multiclass", ("Brain", "Breast", "Lung"))
+MALIGNANCY = TaskHead("malignancy", "binary", ("benign", "malignant"), positive_index=1, threshold=0.3)
+FINDINGS = TaskHead("findings", "multilabel", ("Effusion", "Mass", "Nodule"), threshold=(0.5, 0.2, 0.9))
+
+
+def test_decisions_threshold_binary_argmax_multiclass_and_one_threshold_per_finding():
+    assert MALIGNANCY.decide(np.array([[0.75, 0.25], [0.65, 0.35]])).tolist() == [0, 1]  # 0.35 >= 0.3, not argmax
+    assert ORGAN.decide(np.array([[0.2, 0.5, 0.3]])).tolist() == [1]
+    assert FINDINGS.decide(np.array([[0.5, 0.19, 0.95]])).tolist() == [[1, 0, 1]]
+    assert FINDINGS.label_names(np.array([[1, 0, 1], [0, 0, 0]])) == ["Effusion|Nodule", ""]
+
+
+def test_probabilities_keep_the_logits_layout_softmax_per_head_sigmoid_per_finding():
+    heads = [ORGAN, MALIGNANCY, FINDINGS]
+    logits = torch.randn(4, 8)
+    proba = probabilities(heads, logits)
+    split = per_task(heads, proba.numpy())
+    np.testing.assert_allclose(split["organ"].sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(split["malignancy"], logits[:, 3:5].softmax(1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(split["findings"], logits[:, 5:].sigmoid().numpy(), atol=1e-6)
+
+
+def test_targets_encode_classes_findings_and_missing_labels():
+    samples = [Sample("a.png", {"organ": "Lung", "malignancy": "malignant", "findings": ("Mass",)}),
+               Sample("b.png", {"organ": "Brain", "findings": ()}),  # no malignancy label; no finding
+               Sample("c.png", {"organ": "Breast", "malignancy": "benign"})]  # no findings label at all
+    y = encode_targets([ORGAN, MALIGNANCY, FINDINGS], samples)
+    assert y.tolist() == [[2, 1, 0, 1, 0], [0, MISSING, 0, 0, 0], [1, 0, MISSING, MISSING, MISSING]]
+
+
+def test_labels_a_head_cannot_take_are_named():
+    with pytest.raises(DataError, match=r"a.png: class 'Kidney' of task 'organ' is not among the model's"):
+        encode_targets([ORGAN], [Sample("a.png", {"organ": "Kidney"})])
+    with pytest.raises(DataError, match=r"b.png: task 'organ' has several labels \(Brain\|Lung\).*--multilabel"):
+        encode_targets([ORGAN], [Sample("b.png", {"organ": ("Brain", "Lung")})])
+    with pytest.raises(MedclassError, match="3 thresholds for 2 findings"):
+        TaskHead("f", "multilabel", ("A", "B"), threshold=(0.1, 0.2, 0.3))
+    with pytest.raises(MedclassError, match="a binary task has 2 classes"):
+        TaskHead("m", "binary", ("a", "b", "c"))
+
+
+def test_head_dicts_round_trip():
+    for head in (ORGAN, MALIGNANCY, FINDINGS):
+        assert TaskHead.from_dict(head.to_dict()) == head
