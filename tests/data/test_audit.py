@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -163,8 +164,6 @@ def test_popcount_lookup_table_agrees_with_numpy():
 
 
 def test_tasks_section_and_copies_differing_only_in_the_second_task_conflict():
-    from dataclasses import replace
-
     seeds = {"x1": 1, "x2": 1, "y1": 2, "y2": 2, "z": 3, "w": 4}  # x1/x2 and y1/y2: the same pixels
     pixels = {name: Image.fromarray(pattern(seed)) for name, seed in seeds.items()}
     samples = [Sample("x1", {"organ": "liver", "malignancy": "benign"}, "train"),

@@ -1,4 +1,5 @@
-"""CSV label files: columns, multi-label cells, one row per box, patients, splits, missing images, binary tasks."""
+"""CSV label files: columns, task columns (--tasks), multi-label cells and --multilabel, one row per box, conflicting and
+repeated rows, patients, splits, missing images, binary tasks."""
 
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""Nested folders ROOT/<group>/<class>/: class and group tasks, mapping YAML, and which layouts are claimed."""
+"""Nested folders ROOT/<group>/<class>/: class and group tasks, mapping YAML (null: no label), --tasks, and which
+layouts are claimed."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""MedMNIST .npz files and medmnist:NAME lookup."""
+"""MedMNIST .npz files (class indices, or 0/1 columns of findings) and medmnist:NAME lookup."""
 
 import numpy as np
 import pytest

@@ -1,15 +1,17 @@
-"""Splits: grouped by patient, stratified, k-fold, dedupe, and the split CSV round trip."""
+"""Splits: grouped by patient, stratified on the main task, k-fold, dedupe, per-task summaries, and the split CSV
+round trip."""
 
 import sys
 import types
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.splits import (load_splits, make_splits, patients_in_several_splits, save_splits, select_fold,
-                                  stratified_split, stratify_keys)
+                                  split_summary, stratified_split, stratify_keys)
 from medclass.errors import DataError
 
 
@@ -141,8 +143,6 @@ def two_task_dataset(n=60) -> ImageDataset:
 def test_strata_come_from_the_main_task_with_one_for_missing_labels():
     ds = two_task_dataset()
     assert stratify_keys(ds)[:4] == ["a", "b", "a", "b"]
-    from dataclasses import replace
-
     by_malignancy = replace(ds, target="malignancy", selected=("malignancy", "organ"))
     assert stratify_keys(by_malignancy)[:5] == ["(no label)", "x", "y", "(no label)", "x"]
     by_findings = replace(ds, target="findings", selected=())
@@ -150,8 +150,6 @@ def test_strata_come_from_the_main_task_with_one_for_missing_labels():
 
 
 def test_split_summary_per_task_counts_images_without_a_label():
-    from medclass.data.splits import split_summary
-
     out = make_splits(two_task_dataset(), seed=0, by_patient=False)
     main = split_summary(out)
     assert list(main[0]) == ["split", "images", "patients", "a", "b"]
