@@ -94,3 +94,25 @@ def test_missing_path_is_one_line_naming_it(tmp_path):
     result = runner.invoke(app, ["audit", str(missing)])
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0 and str(missing) in result.stderr
+
+
+def test_a_class_table_per_task(tmp_path):
+    lines = ["filename,organ,malignancy,split"]
+    for i in range(8):
+        Image.fromarray(pattern(i)).save(tmp_path / f"{i}.png")
+        malignancy = "" if i == 7 else "benign" if i < 4 else "malignant"
+        lines.append(f"{i}.png,{'liver' if i % 2 else 'lung'},{malignancy},{'train' if i < 6 else 'test'}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["audit", str(tmp_path / "labels.csv"), "--tasks", "organ,malignancy"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout.splitlines()
+    assert text[0].endswith("8 images, target 'organ' (tasks learned: organ, malignancy)")
+    assert [line.split() for line in text[2:5]] == [["split", "liver", "lung", "total"], ["train", "3", "3", "6"],
+                                                     ["test", "1", "1", "2"]]
+    assert text[6:11] == ["task 'malignancy' (binary):"] + text[7:10] + ["1 image(s) without a label for 'malignancy'"]
+    assert [line.split() for line in text[7:10]] == [["split", "benign", "malignant", "total"],
+                                                     ["train", "4", "2", "6"], ["test", "0", "1", "1"]]
+    assert "  - task 'malignancy': class 'benign' has no test image (train 4, test 0)" in text
+    report = json.loads(runner.invoke(app, ["audit", str(tmp_path / "labels.csv"), "--tasks", "organ,malignancy",
+                                            "--json"]).stdout)
+    assert report["tasks"]["malignancy"]["unlabelled"] == 1 and report["tasks"]["organ"]["kind"] == "binary"

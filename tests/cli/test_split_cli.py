@@ -84,3 +84,26 @@ def test_split_keeps_duplicate_clusters_together_unless_told_not_to(tmp_path):
     result = invoke([str(tmp_path / "data"), "--no-group-duplicates", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "grouped by none (36 groups, 0 with more than one image)" in result.output
+
+
+def test_several_tasks_print_one_table_per_task(tmp_path):
+    (tmp_path / "images").mkdir()
+    lines = ["filename,organ,malignancy"]
+    for i in range(30):
+        Image.new("L", (8, 8)).save(tmp_path / "images" / f"{i}.png")
+        malignancy = "" if i % 3 == 0 else ["benign", "malignant"][i % 4 // 2]
+        lines.append(f"{i}.png,{['liver', 'lung'][i % 2]},{malignancy}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "s.csv"
+    result = invoke([str(tmp_path / "labels.csv"), "--tasks", "organ,malignancy", "--no-group-duplicates",
+                     "--out", str(out)])  # the images are blank copies of each other
+    assert result.exit_code == 0, result.output
+    text = result.stdout.splitlines()
+    assert "tasks organ, malignancy (main 'organ')" in text[0]
+    assert text[1].split() == ["split", "images", "patients", "liver", "lung"]
+    at = text.index("task 'malignancy' (binary):")
+    assert text[at + 1].split() == ["split", "images", "patients", "benign", "malignant", "(no", "label)"]
+    rows = [line.split() for line in text[at + 2:at + 5]]
+    assert [r[0] for r in rows] == ["train", "val", "test"]
+    assert sum(int(r[5]) for r in rows) == 10 and all(int(r[1]) == sum(map(int, r[3:6])) for r in rows)
+    assert {r["label"] for r in read_rows(out)} == {"liver", "lung"}  # the split file keeps the main task

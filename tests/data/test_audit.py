@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -160,3 +161,31 @@ def test_popcount_lookup_table_agrees_with_numpy():
     words = np.array([0, 1, 2**64 - 1, 0xF0F0_0000_0000_0001], dtype=np.uint64)
     by_table = _BYTE_POPCOUNT[words.view(np.uint8).reshape(-1, 8)].sum(axis=-1)
     assert by_table.tolist() == _popcount(words).tolist() == [0, 1, 64, 9]
+
+
+def test_tasks_section_and_copies_differing_only_in_the_second_task_conflict():
+    seeds = {"x1": 1, "x2": 1, "y1": 2, "y2": 2, "z": 3, "w": 4}  # x1/x2 and y1/y2: the same pixels
+    pixels = {name: Image.fromarray(pattern(seed)) for name, seed in seeds.items()}
+    samples = [Sample("x1", {"organ": "liver", "malignancy": "benign"}, "train"),
+               Sample("x2", {"organ": "liver", "malignancy": "malignant"}, "train"),
+               Sample("y1", {"organ": "lung", "malignancy": "benign"}, "train"),
+               Sample("y2", {"organ": "lung", "malignancy": "benign"}, "train"),
+               Sample("z", {"organ": "lung"}, "test"),
+               Sample("w", {"organ": "liver", "malignancy": "malignant"}, "test")]
+    dataset = ImageDataset("two tasks", samples, {"organ": ["liver", "lung"], "malignancy": ["benign", "malignant"]},
+                           loader=lambda s: pixels[s.source], target="organ", selected=("organ", "malignancy"))
+    report = audit_dataset(dataset)
+    assert report["tasks"] == {
+        "organ": {"kind": "binary", "classes": ["liver", "lung"], "unlabelled": 0,
+                  "counts": {"train": {"liver": 2, "lung": 2}, "test": {"liver": 1, "lung": 1}}},
+        "malignancy": {"kind": "binary", "classes": ["benign", "malignant"], "unlabelled": 1,
+                       "counts": {"train": {"benign": 3, "malignant": 1}, "test": {"benign": 0, "malignant": 1}}}}
+    assert json.loads(json.dumps(report))["tasks"] == report["tasks"]
+    [conflict] = report["conflicting_label_duplicates"]
+    assert [m["path"] for m in conflict["members"]] == ["x1", "x2"]
+    assert conflict["labels"] == ["liver / benign", "liver / malignant"]
+    assert conflict["members"][1]["label"] == "liver"
+    assert conflict["members"][1]["labels"] == {"organ": "liver", "malignancy": "malignant"}
+    assert len(report["duplicates"]) == 2 and report["summary"]["conflicting_label_duplicate_groups"] == 1
+    organ_only = audit_dataset(replace(dataset, selected=()))  # the organ alone: the copies agree
+    assert organ_only["conflicting_label_duplicates"] == [] and list(organ_only["tasks"]) == ["organ"]

@@ -1,4 +1,5 @@
-"""CSV label files: columns, multi-label cells, one row per box, patients, splits, missing images, binary tasks."""
+"""CSV label files: columns, task columns (--tasks), multi-label cells and --multilabel, one row per box, conflicting and
+repeated rows, patients, splits, missing images, binary tasks."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ from PIL import Image
 
 from medclass.data import open_dataset
 from medclass.data.base import Box
-from medclass.errors import DataError
+from medclass.data.tasks import check_single_label, is_multi_label
+from medclass.errors import DataError, DataWarning
 
 
 def write_images(folder: Path, names) -> None:
@@ -39,7 +41,8 @@ def test_multi_label_cells_become_tuples_for_every_row(tmp_path):
     ds = open_dataset(csv)
     assert ds.classes == ["Effusion", "Mass", "No Finding"]
     assert [s.labels["label"] for s in ds.samples] == [("Effusion", "Mass"), ("No Finding",), ("Mass",)]
-    assert ds.meta["multi_label"] == ["label"]
+    # issue 9: tuples alone no longer declare the task multi-label; --multilabel does
+    assert ds.meta["multi_label"] == [] and ds.multilabel == () and ds.kind() == "multiclass"
 
 
 def test_one_row_per_box_merges_into_one_sample_with_boxes(tmp_path):
@@ -151,3 +154,89 @@ def test_unknown_positive_or_target_lists_what_exists(tmp_path):
         open_dataset(nih_like(tmp_path), positive="Hernia")
     with pytest.raises(DataError, match=r"no task 'group'; tasks found: label"):
         open_dataset(nih_like(tmp_path), target="group")
+
+
+def organ_csv(tmp_path: Path, rows: list[str]) -> Path:
+    write_images(tmp_path, [f"{i}.png" for i in range(len(rows))])
+    return write_csv(tmp_path / "labels.csv", ["filename,organ,malignancy,note"] + rows)
+
+
+def test_tasks_are_label_columns_and_an_empty_cell_is_no_label(tmp_path):
+    csv = organ_csv(tmp_path, ["0.png,liver,benign,x", "1.png,lung,,y", "2.png,liver,malignant,z"])
+    ds = open_dataset(csv, tasks="organ,malignancy")
+    assert ds.tasks == {"organ": ["liver", "lung"], "malignancy": ["benign", "malignant"]}
+    assert ds.target == "organ" and ds.selected == ("organ", "malignancy") and ds.learned == ["organ", "malignancy"]
+    assert ds.samples[1].labels == {"organ": "lung"}  # absent, not '' nor None
+    assert ds.targets("malignancy").tolist() == [0, -1, 1]
+    assert ds.kind("organ") == "binary" and ds.kind("malignancy") == "binary" and ds.multilabel == ()
+    assert ds.meta["rows"][str(tmp_path / "1.png")] == 3
+    reversed_order = open_dataset(csv, tasks=["malignancy", "organ"])
+    assert reversed_order.target == "malignancy" and reversed_order.selected == ("malignancy", "organ")
+    assert open_dataset(csv, tasks="note").selected == ()  # one task is the same as --target
+
+
+def test_tasks_errors_name_the_column_or_the_row(tmp_path):
+    csv = organ_csv(tmp_path, ["0.png,liver,benign,x", "1.png,,,y"])
+    with pytest.raises(DataError, match=r"labels.csv: row 3: no label in any task column \(organ, malignancy\)"):
+        open_dataset(csv, tasks="organ,malignancy")
+    with pytest.raises(DataError, match=r"labels.csv: no column 'stage' \(named in --tasks\); "
+                                        r"columns found: filename, organ, malignancy, note"):
+        open_dataset(csv, tasks="organ,stage")
+    with pytest.raises(DataError, match=r"give either --tasks organ,malignancy or --target organ"):
+        open_dataset(csv, tasks="organ,malignancy", target="organ")
+    with pytest.raises(DataError, match=r"--positive benign .*cannot go with --tasks"):
+        open_dataset(csv, tasks="organ,malignancy", positive="benign")
+
+
+def test_one_image_with_different_labels_on_two_rows_names_both_rows(tmp_path):
+    write_images(tmp_path, ["a.png", "b.png"])
+    csv = write_csv(tmp_path / "labels.csv", ["filename,label", "a.png,benign", "b.png,normal", "a.png,malignant"])
+    with pytest.raises(DataError, match=r"labels.csv: rows 2 and 4 name the same image 'a.png' with different "
+                                        r"labels in column label \('benign' vs 'malignant'\)"):
+        open_dataset(csv)
+    tasks = organ_csv(tmp_path, ["0.png,liver,benign,x", "0.png,liver,malignant,y"])
+    with pytest.raises(DataError, match=r"rows 2 and 3 .*'0.png' .*column malignancy \('benign' vs 'malignant'\)"):
+        open_dataset(tasks, tasks="organ,malignancy")
+
+
+def test_identical_repeated_rows_are_merged_with_one_warning(tmp_path):
+    write_images(tmp_path, ["a.png", "b.png"])
+    csv = write_csv(tmp_path / "labels.csv", ["filename,label", "a.png,x", "b.png,y", "a.png,x", "b.png,y",
+                                               "a.png,x"])
+    with pytest.warns(DataWarning) as caught:
+        ds = open_dataset(csv)
+    assert [str(w.message) for w in caught] == [
+        f"{csv}: 3 repeated rows merged into the rows they repeat (rows 4, 5, 6)"]
+    assert [s.labels["label"] for s in ds.samples] == ["x", "y"] and ds.meta["rows"][str(tmp_path / "b.png")] == 3
+
+
+def test_multilabel_reads_findings_and_no_finding_is_the_empty_set(tmp_path):
+    write_images(tmp_path / "images", [f"{i}.png" for i in range(4)])
+    csv = write_csv(tmp_path / "labels.csv", ["Image Index,Finding Labels", "0.png,Mass|Effusion",
+                                               "1.png,No Finding", "2.png,no finding", "3.png,Nodule",
+                                               "3.png,Mass"])  # with --multilabel, rows of one image unite
+    ds = open_dataset(csv, multilabel=True)
+    assert ds.classes == ["Effusion", "Mass", "Nodule"] and ds.multilabel == ("label",)
+    assert ds.kind() == "multilabel" and ds.meta["multi_label"] == ["label"]
+    assert [s.labels["label"] for s in ds.samples] == [("Effusion", "Mass"), (), (), ("Mass", "Nodule")]
+    assert ds.counts() == {"all": {"Effusion": 1, "Mass": 2, "Nodule": 1}}
+    check_single_label(ds)  # declared multi-label: nothing to refuse
+    binary = open_dataset(csv, multilabel=True, positive="Mass", negative="No Finding")
+    assert binary.classes == ["No Finding", "Mass"] and binary.targets().tolist() == [1, 0, 0, 1]
+    assert binary.selected == () and binary.multilabel == ("label",) and binary.kind() == "binary"
+    bad = write_csv(tmp_path / "bad.csv", ["Image Index,Finding Labels", "0.png,Mass|No Finding"])
+    with pytest.raises(DataError, match=r"bad.csv: row 2, column Finding Labels: expected findings or 'No Finding' "
+                                        r"alone, found 'Mass\|No Finding'"):
+        open_dataset(bad, multilabel=True)
+
+
+def test_several_labels_without_multilabel_are_refused_naming_the_row(tmp_path):
+    write_images(tmp_path, ["a.png", "b.png", "c.png"])
+    csv = write_csv(tmp_path / "labels.csv", ["filename,label", "a.png,Mass", "b.png,Mass|Effusion", "c.png,Nodule"])
+    ds = open_dataset(csv)
+    assert is_multi_label(ds) and not is_multi_label(open_dataset(csv, positive="Mass"))
+    with pytest.raises(DataError, match=r"labels.csv: row 3, column label: expected one class for the single-label "
+                                        r"task 'label', found 2 \('Effusion\|Mass'\); pass --multilabel .*"
+                                        r"--positive FINDING"):
+        check_single_label(ds)
+    check_single_label(open_dataset(csv, positive="Mass"))

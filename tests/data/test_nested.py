@@ -1,4 +1,5 @@
-"""Nested folders ROOT/<group>/<class>/: class and group tasks, mapping YAML, and which layouts are claimed."""
+"""Nested folders ROOT/<group>/<class>/: class and group tasks, mapping YAML (null: no label), --tasks, and which
+layouts are claimed."""
 
 from pathlib import Path
 
@@ -77,3 +78,40 @@ def test_flat_and_split_folders_are_left_to_the_folder_reader(tmp_path):
     for root in (flat, split, class_then_split):
         assert not is_nested_layout(root)
         assert open_dataset(root).meta["format"] == "folders"
+
+
+def test_null_in_the_mapping_is_no_label_and_tasks_selects_several(tmp_path):
+    root = make_tree(tmp_path / "mc", {"Breast": ["breast_benign", "breast_malignant", "breast_normal"]})
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("breast_benign: {malignancy: benign}\nbreast_malignant: {malignancy: malignant}\n"
+                       "breast_normal: {malignancy: null}\n")
+    ds = open_dataset(root, mapping=str(mapping), tasks="group,malignancy")
+    assert ds.target == "group" and ds.selected == ("group", "malignancy") and ds.learned == ["group", "malignancy"]
+    assert ds.tasks["malignancy"] == ["benign", "malignant"]
+    normal = [s for s in ds.samples if s.labels["class"] == "breast_normal"]
+    assert len(normal) == 2 and all("malignancy" not in s.labels for s in normal)
+    assert ds.targets("malignancy").tolist() == [0, 0, 1, 1, -1, -1]
+    assert ds.counts("malignancy") == {"all": {"benign": 2, "malignant": 2}}
+    assert open_dataset(root, mapping=str(mapping), tasks="class").selected == ()
+
+
+def test_tasks_option_errors_name_the_task_and_the_alternative(tmp_path):
+    root = make_tree(tmp_path / "mc", LAYOUT)
+    with pytest.raises(DataError, match=r"mc: no task 'organ' \(named in --tasks\); tasks found: class, group"):
+        open_dataset(root, tasks="group,organ")
+    with pytest.raises(DataError, match=r"give either --tasks group,class or --target group, not both; --target is "
+                                        r"the one-task form"):
+        open_dataset(root, tasks="group,class", target="group")
+    with pytest.raises(DataError, match=r"--tasks names class more than once"):
+        open_dataset(root, tasks="class,group,class")
+
+
+def test_binary_from_a_task_with_missing_labels_drops_and_counts_them(tmp_path):
+    root = make_tree(tmp_path / "mc", {"Breast": ["breast_benign", "breast_malignant", "breast_normal"]})
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("breast_benign: {malignancy: benign}\nbreast_malignant: {malignancy: malignant}\n"
+                       "breast_normal: {malignancy: ~}\n")
+    ds = open_dataset(root, mapping=str(mapping), target="malignancy", positive="malignant")
+    assert ds.classes == ["no malignant", "malignant"] and ds.targets().tolist() == [0, 0, 1, 1]
+    assert ds.meta["binary"]["unlabelled"] == 2 and ds.meta["binary"]["dropped"] == 2
+    assert ds.selected == () and ds.multilabel == ()

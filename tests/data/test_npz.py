@@ -1,4 +1,4 @@
-"""MedMNIST .npz files and medmnist:NAME lookup."""
+"""MedMNIST .npz files (class indices, or 0/1 columns of findings) and medmnist:NAME lookup."""
 
 import numpy as np
 import pytest
@@ -45,9 +45,9 @@ def test_labels_not_matching_images_is_an_error(tmp_path):
         open_dataset(path)
 
 
-def test_multilabel_npz_is_refused_clearly(tmp_path):
-    path = write_npz(tmp_path / "multi.npz", train_labels=np.zeros((8, 14), np.uint8))
-    with pytest.raises(DataError, match="multi-label"):
+def test_multilabel_train_labels_beside_single_label_splits_are_refused_clearly(tmp_path):
+    path = write_npz(tmp_path / "multi.npz", train_labels=np.zeros((8, 14), np.uint8))  # val/test: (N, 1)
+    with pytest.raises(DataError, match="train_labels has 14 findings per image \\(multi-label\\) but val_labels"):
         open_dataset(path)
 
 
@@ -80,3 +80,48 @@ def test_files_that_are_not_npz_archives_are_named_as_such(tmp_path):
     np.savez(tmp_path / "objects.npz", train_images=np.array([{"a": 1}] * 2, dtype=object), train_labels=np.zeros(2))
     with pytest.raises(DataError, match=r"objects.npz: train_images holds pickled Python objects"):
         open_dataset(tmp_path / "objects.npz")
+
+
+def multi_hot(n: int, width: int = 3) -> np.ndarray:
+    """Row i has finding i % width, plus finding 0 on every fourth row, and none on rows 3, 7, ...; 0/1 uint8."""
+    labels = np.zeros((n, width), np.uint8)
+    for i in range(n):
+        if i % 4 != 3:
+            labels[i, i % width] = 1
+        if i % 4 == 0:
+            labels[i, 0] = 1
+    return labels
+
+
+def test_multi_hot_labels_become_a_multilabel_task(tmp_path):
+    path = write_npz(tmp_path / "toy3.npz", train_labels=multi_hot(8), val_labels=multi_hot(4),
+                     test_labels=multi_hot(4))
+    ds = open_dataset(path)
+    assert ds.classes == ["0", "1", "2"] and ds.multilabel == ("label",) and ds.kind() == "multilabel"
+    train = [s.labels["label"] for s in ds.samples if s.split == "train"]
+    assert train == [("0",), ("1",), ("2",), (), ("0", "1"), ("2",), ("0",), ()]
+    assert ds.counts()["train"] == {"0": 3, "1": 2, "2": 2}  # images with each finding
+
+
+def test_chestmnist_findings_get_their_names(tmp_path):
+    pytest.importorskip("medmnist")
+    labels = np.zeros((8, 14), np.uint8)
+    labels[0, [2, 4]] = 1  # effusion and mass
+    path = write_npz(tmp_path / "chestmnist.npz", train_labels=labels, val_labels=np.zeros((4, 14), np.uint8),
+                     test_labels=np.zeros((4, 14), np.uint8))
+    ds = open_dataset(path)
+    assert ds.classes[:3] == ["atelectasis", "cardiomegaly", "effusion"] and len(ds.classes) == 14
+    assert ds.samples[0].labels["label"] == ("effusion", "mass") and ds.samples[1].labels["label"] == ()
+
+
+def test_multi_hot_values_other_than_0_and_1_name_the_key(tmp_path):
+    bad = multi_hot(4)
+    bad[1, 2] = 2
+    path = write_npz(tmp_path / "bad.npz", train_labels=multi_hot(8), val_labels=bad, test_labels=multi_hot(4))
+    with pytest.raises(DataError, match=r"bad.npz: val_labels is multi-label, shape \(4, 3\) .*expected only 0 and 1, "
+                                        r"found 2"):
+        open_dataset(path)
+    mixed = write_npz(tmp_path / "mixed.npz", train_labels=multi_hot(8), test_labels=multi_hot(4, width=5))
+    with pytest.raises(DataError, match=r"mixed.npz: train_labels has 3 findings per image \(multi-label\) but "
+                                        r"val_labels has one class index per image"):
+        open_dataset(mixed)

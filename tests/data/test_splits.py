@@ -1,15 +1,17 @@
-"""Splits: grouped by patient, stratified, k-fold, dedupe, and the split CSV round trip."""
+"""Splits: grouped by patient, stratified on the main task, k-fold, dedupe, per-task summaries, and the split CSV
+round trip."""
 
 import sys
 import types
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.splits import (load_splits, make_splits, patients_in_several_splits, save_splits, select_fold,
-                                  stratified_split, stratify_keys)
+                                  split_summary, stratified_split, stratify_keys)
 from medclass.errors import DataError
 
 
@@ -127,3 +129,36 @@ def test_old_api_round_trip_and_bad_split_value(tmp_path):
 def test_fractions_are_checked():
     with pytest.raises(DataError, match=r"val=0.6, test=0.5"):
         make_splits(patient_dataset(), val=0.6, test=0.5)
+
+
+def two_task_dataset(n=60) -> ImageDataset:
+    """Main task organ on every image; malignancy missing on every third image, a finding set (multi-label) too."""
+    samples = [Sample(f"s{i}", {"organ": "ab"[i % 2], **({"malignancy": "xy"[i % 4 // 2]} if i % 3 else {}),
+                                "findings": ("f",) if i % 5 == 0 else ()}) for i in range(n)]
+    return ImageDataset("toy", samples, {"organ": ["a", "b"], "malignancy": ["x", "y"], "findings": ["f"]},
+                        loader=lambda s: None, target="organ", selected=("organ", "malignancy"),
+                        multilabel=("findings",))
+
+
+def test_strata_come_from_the_main_task_with_one_for_missing_labels():
+    ds = two_task_dataset()
+    assert stratify_keys(ds)[:4] == ["a", "b", "a", "b"]
+    by_malignancy = replace(ds, target="malignancy", selected=("malignancy", "organ"))
+    assert stratify_keys(by_malignancy)[:5] == ["(no label)", "x", "y", "(no label)", "x"]
+    by_findings = replace(ds, target="findings", selected=())
+    assert stratify_keys(by_findings)[:6] == ["f", "(no finding)", "(no finding)", "(no finding)", "(no finding)", "f"]
+
+
+def test_split_summary_per_task_counts_images_without_a_label():
+    out = make_splits(two_task_dataset(), seed=0, by_patient=False)
+    main = split_summary(out)
+    assert list(main[0]) == ["split", "images", "patients", "a", "b"]
+    rows = split_summary(out, "malignancy")
+    assert list(rows[0]) == ["split", "images", "patients", "x", "y", "(no label)"]
+    for row in rows:
+        part = [s for s in out.samples if s.split == row["split"]]
+        assert row["(no label)"] == sum("malignancy" not in s.labels for s in part) and row["images"] == len(part)
+        assert row["x"] + row["y"] + row["(no label)"] == len(part)
+    assert sum(r["(no label)"] for r in rows) == 20
+    findings = split_summary(out, "findings")
+    assert sum(r["f"] for r in findings) == 12 and sum(r["(no finding)"] for r in findings) == 48

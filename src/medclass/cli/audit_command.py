@@ -77,8 +77,15 @@ def _write_json(report: dict, out: Path) -> None:
 def format_report(report: dict) -> str:
     """The report as text: a counts table, then every finding with up to EXAMPLES examples."""
     summary, root = report["summary"], report.get("path")
-    lines = [f"Audit of {report['dataset']}: {summary['images']} images, target {report['target']!r}", ""]
-    lines += _counts_table(report["counts"], report["classes"], report.get("patients")) + [""]
+    tasks = report.get("tasks", {})
+    learned = f" (tasks learned: {', '.join(tasks)})" if len(tasks) > 1 else ""
+    lines = [f"Audit of {report['dataset']}: {summary['images']} images, target {report['target']!r}{learned}", ""]
+    lines += _counts_table(report["counts"], report["classes"], report.get("patients"))
+    lines += _unlabelled(tasks.get(report["target"]), report["target"]) + [""]
+    for task, info in tasks.items():
+        if task != report["target"]:
+            lines += [f"task {task!r} ({info['kind']}):"] + _counts_table(info["counts"], info["classes"], None)
+            lines += _unlabelled(info, task) + [""]
     lines.append("sizes: " + _top(report["images"]["sizes"]) + "   modes: " + _top(report["images"]["modes"]))
     sections = [
         ("corrupt files", report["corrupt"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
@@ -121,6 +128,11 @@ def _counts_table(counts: dict, classes: list[str], patients: dict | None) -> li
             for r in [header] + rows]
 
 
+def _unlabelled(info: dict | None, task: str) -> list[str]:
+    n = info["unlabelled"] if info else 0
+    return [f"{n} image(s) without a label for {task!r}"] if n else []
+
+
 def _section(title: str, items: list, describe) -> list[str]:
     lines = [f"{title}: {len(items)}"]
     lines += [f"  - {describe(item)}" for item in items[:EXAMPLES]]
@@ -130,7 +142,10 @@ def _section(title: str, items: list, describe) -> list[str]:
 
 
 def _group(group: dict, root: str | None) -> str:
-    return " = ".join(f"{_short(m['path'], root)} [{m['label']}{'/' + m['split'] if m['split'] else ''}]"
+    def label(member: dict) -> str:  # every learned task's label, so that a conflict in any of them shows
+        return " / ".join(member["labels"].values()) if "labels" in member else member["label"]
+
+    return " = ".join(f"{_short(m['path'], root)} [{label(m)}{'/' + m['split'] if m['split'] else ''}]"
                       for m in group["members"])
 
 

@@ -1,8 +1,9 @@
 """The options of the dataset readers, declared once for every command that reads a dataset.
 
 `@reader_options` adds them all to a command and hands the ones the user gave to the command as one
-`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`. The chosen reader refuses any option
-it does not use, so every command accepts the same options and none of them is silently ignored.
+`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag (--multilabel) is passed only
+when given. The chosen reader refuses any option it does not use, so every command accepts the same options and
+none of them is silently ignored.
 """
 
 from __future__ import annotations
@@ -23,18 +24,23 @@ def _option(flag: str, help: str):
 READER_OPTIONS = {
     "data_root": _option("--data-root", "MedMNIST: folder holding the .npz files (offline use)."),
     "image_col": _option("--image-col", "CSV: column with the image path."),
-    "label_col": _option("--label-col", "CSV: column with the label(s); 'A|B' is multi-label."),
+    "label_col": _option("--label-col", "CSV: column with the label(s); 'A|B' lists several (see --multilabel)."),
     "patient_col": _option("--patient-col", "CSV: column with the patient id."),
     "split_col": _option("--split-col", "CSV: column with train/val/test."),
     "images_dir": _option("--images-dir", "CSV: folder the image paths are relative to (default: the CSV's folder, "
                                           "then images/)."),
     "label_sep": _option("--label-sep", "CSV: separator of several labels in one cell (default '|')."),
+    "multilabel": Annotated[Optional[bool], typer.Option(
+        "--multilabel", help="CSV: every label column is a set of findings ('A|B'), one output each; 'No Finding' "
+                             "means none of them.", rich_help_panel=PANEL)],
     "patient_pattern": _option("--patient-pattern", r"Folders and CSV: regex with one group, the patient id, "
                                                     r"searched in the file name, e.g. '^(person\d+)_'."),
     "patient_from": _option("--patient-from", "Where --patient-pattern looks: name (the file name, default) or "
                                               "path (the path relative to the dataset root)."),
     "mapping": _option("--mapping", "Nested organ/class folders: YAML mapping class -> extra labels."),
     "target": _option("--target", "Task to classify when the data has several (e.g. group or class)."),
+    "tasks": _option("--tasks", "Tasks a model learns, main task first, e.g. group,class (nested folders) or "
+                                "organ,malignancy (CSV columns); --target is the one-task form."),
     "positive": _option("--positive", "Binary task: this finding is the positive class."),
     "negative": _option("--negative", "Binary task: only images with this finding are negatives (default: all "
                                       "others)."),

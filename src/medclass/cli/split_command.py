@@ -57,7 +57,9 @@ def split(
 
 def describe(dataset) -> str:
     info, grouping = dataset.meta["split"], dataset.meta["split_grouping"]
-    lines = [f"{dataset.name}: {len(dataset)} images, target {dataset.target!r}, grouped by {grouping['by']} "
+    learned = dataset.learned
+    tasks = f"target {dataset.target!r}" if len(learned) == 1 else f"tasks {', '.join(learned)} (main {learned[0]!r})"
+    lines = [f"{dataset.name}: {len(dataset)} images, {tasks}, grouped by {grouping['by']} "
              f"({grouping['groups']} groups, {grouping['multi_image_groups']} with more than one image), "
              f"stratified by {info['stratify']}, seed {info['seed']}"]
     if "dedupe" in dataset.meta:
@@ -65,6 +67,8 @@ def describe(dataset) -> str:
         lines.append(f"dedupe: {d['groups']} duplicate groups, {d['conflicting']} with conflicting labels, "
                      f"{d['dropped']} images dropped")
     lines += table(split_summary(dataset))
+    for task in learned[1:]:  # splits are stratified on the main task; show how the others fell
+        lines += ["", f"task {task!r} ({dataset.kind(task)}):"] + table(split_summary(dataset, task))
     if any(s.patient for s in dataset.samples):  # the leak this command exists to prevent, counted for the user
         lines.append(f"patients in more than one split: {len(patients_in_several_splits(dataset))}")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from medclass.data.csv_reader import CsvReader
 from medclass.data.folders import FolderReader
 from medclass.data.nested import NestedFolderReader
 from medclass.data.npz import MedMNISTReader, NpzReader
-from medclass.data.tasks import TASK_OPTIONS, apply_task_options
+from medclass.data.tasks import TASK_OPTIONS, apply_task_options, check_task_options
 from medclass.errors import DataError
 
 # Tried in order; the first whose can_read() accepts the spec reads it.
@@ -19,19 +19,22 @@ READERS: list[Reader] = [MedMNISTReader(), NpzReader(), CsvReader(), NestedFolde
 def open_dataset(spec: str | Path, **options) -> ImageDataset:
     """Read a dataset from a path or spec (`file.npz`, `medmnist:NAME[@SIZE]`, a class folder, a CSV).
 
-    `options` are the chosen reader's own (see its `options`) plus target/positive/negative, which apply to every
-    format after the reader. An option the reader does not use is an error, never silently ignored; None means
-    not given.
+    `options` are the chosen reader's own (see its `options`) plus target/tasks/positive/negative, which apply to
+    every format after the reader. An option in both sets goes to both (the CSV reader reads `tasks` as its label
+    columns). An option the reader does not use is an error, never silently ignored; None means not given.
     """
     spec = str(spec)
     reader = find_reader(spec)
     given = {name: value for name, value in options.items() if value is not None}
     unused = [name for name in given if name not in reader.options and name not in TASK_OPTIONS]
     if unused:
+        taken = list(dict.fromkeys(reader.options + TASK_OPTIONS))  # each once, though `tasks` may be in both
         raise DataError(f"{spec}: {cli_flags(unused)} not used by the {reader.name} reader ({reader.description}); "
-                        f"it takes {cli_flags(reader.options + TASK_OPTIONS)}")
+                        f"it takes {cli_flags(taken)}")
+    task_options = {k: v for k, v in given.items() if k in TASK_OPTIONS}
+    check_task_options(spec, **task_options)  # before reading: a large file need not be read to refuse them
     dataset = reader.read(spec, **{k: v for k, v in given.items() if k in reader.options})
-    return apply_task_options(dataset, **{k: v for k, v in given.items() if k in TASK_OPTIONS})
+    return apply_task_options(dataset, **task_options)
 
 
 def find_reader(spec: str) -> Reader:

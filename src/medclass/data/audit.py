@@ -1,9 +1,9 @@
 """Audit a dataset for the problems that make a classifier look better than it is, before training on it.
 
-`audit_dataset` decodes every image once and returns a JSON-serialisable report: counts, image sizes and modes,
-unreadable files, exact and near duplicates (and which of them cross splits or carry different labels),
-mask-like files, class-dependent sizes or modes (a shortcut a model can learn instead of the disease), and
-patients present in more than one split.
+`audit_dataset` decodes every image once and returns a JSON-serialisable report: counts (of every task a model
+learns), image sizes and modes, unreadable files, exact and near duplicates (and which of them cross splits or
+carry different labels in any learned task), mask-like files, class-dependent sizes or modes (a shortcut a model
+can learn instead of the disease), and patients present in more than one split.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import coverage_findings
 from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
-from medclass.data.splits import split_summary
+from medclass.data.splits import NO_FINDING, NO_LABEL, split_summary
 
 # Measured on BUSI and Brain Tumor MRI: with thumbnail correlation >= 0.95 no pair of different-label images
 # survives up to 8 phash bits, and 4 bits keeps ~85% of the pairs found at 8, so 4 costs little recall.
@@ -76,6 +76,7 @@ def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
                      "near_min_correlation": near_min_correlation, "artefact_share_gap": ARTEFACT_SHARE_GAP,
                      "artefact_min_class_images": ARTEFACT_MIN_CLASS_IMAGES},
         "counts": {split: dict(row) for split, row in dataset.counts().items()},
+        "tasks": _tasks(dataset),
         "patients": _patients_per_split(dataset),
         "skipped": dataset.meta.get("skipped", []),
         "class_coverage": coverage_findings(dataset),
@@ -93,23 +94,41 @@ def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
     return report
 
 
+def _tasks(dataset: ImageDataset) -> dict[str, dict]:
+    """Kind, classes, images per split and class, and images without a label, of every task a model learns."""
+    return {task: {"kind": dataset.kind(task), "classes": list(dataset.tasks[task]), "counts": dataset.counts(task),
+                   "unlabelled": sum(s.labels.get(task) is None for s in dataset.samples)}
+            for task in dataset.learned}
+
+
 class _Describer:
-    """Turns sample indices into the JSON a reader needs: path, label (of the target task) and split."""
+    """Turns sample indices into the JSON a reader needs: path, label of the target task (and, when a model learns
+    several tasks, of each of them) and split."""
 
     def __init__(self, dataset: ImageDataset):
         self.samples = dataset.samples
         self.target = dataset.target
+        self.tasks = dataset.learned
 
-    def label(self, index: int) -> str:
-        value = self.samples[index].labels[self.target]
-        return "|".join(value) if isinstance(value, (tuple, list)) else str(value)
+    def label(self, index: int, task: str | None = None) -> str:
+        value = self.samples[index].labels.get(task or self.target)
+        if value is None:
+            return NO_LABEL
+        return ("|".join(value) or NO_FINDING) if isinstance(value, (tuple, list)) else str(value)
+
+    def labels(self, index: int) -> str:
+        """The labels of every learned task: copies of one image conflict when they differ in any of them."""
+        return " / ".join(self.label(index, task) for task in self.tasks)
 
     def member(self, index: int) -> dict:
         sample = self.samples[index]
-        return {"path": sample.source, "label": self.label(index), "split": sample.split}
+        found = {"path": sample.source, "label": self.label(index), "split": sample.split}
+        if len(self.tasks) > 1:
+            found["labels"] = {task: self.label(index, task) for task in self.tasks}
+        return found
 
     def group(self, indices: list[int]) -> dict:
-        labels = sorted({self.label(i) for i in indices})
+        labels = sorted({self.labels(i) for i in indices})
         splits = sorted({self.samples[i].split for i in indices if self.samples[i].split is not None})
         return {"members": [self.member(i) for i in indices], "labels": labels, "splits": splits,
                 "cross_split": len(splits) > 1, "conflicting_labels": len(labels) > 1}

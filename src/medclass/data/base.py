@@ -19,6 +19,8 @@ from medclass.errors import DataError
 SPLITS = ("train", "val", "test")
 DEFAULT_TASK = "label"
 KINDS = ("binary", "multiclass", "multilabel")
+# In a multi-label task this label means "none of the findings": the empty tuple, not a class of its own.
+NO_FINDING = "No Finding"
 
 
 @dataclass(frozen=True)

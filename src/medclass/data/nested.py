@@ -1,7 +1,9 @@
 """Nested class folders: `ROOT/<group>/<class>/...` (the Kaggle Multi Cancer layout, e.g. `Brain Cancer/brain_glioma`).
 
 Tasks: "class" (class folder name, the default target) and "group" (the folder above it). A mapping YAML
-(`{brain_glioma: {malignancy: malignant}, ...}`) adds one task per key it gives each class.
+(`{brain_glioma: {malignancy: malignant}, ...}`) adds one task per key it gives each class; a value `null`
+(`breast_normal: {malignancy: null}`) means the class has no label for that task. Learn several with
+`tasks="group,malignancy"`.
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def read_nested_folders(root: Path, mapping: Path | None = None, patients: Patie
                         loader=read_sample_file, meta=meta)
 
 
-def load_mapping(path: Path) -> dict[str, dict[str, str]]:
-    """Read `{class: {task: value}}`; every value becomes a class name (a string)."""
+def load_mapping(path: Path) -> dict[str, dict[str, str | None]]:
+    """Read `{class: {task: value}}`; every value becomes a class name (a string), or stays None: no label."""
     data = read_yaml(path, "mapping file", DataError)
     if not isinstance(data, dict) or not data:
         raise DataError(f"{path}: expected a mapping class -> {{task: value}}, e.g. "
@@ -87,11 +89,12 @@ def load_mapping(path: Path) -> dict[str, dict[str, str]]:
     for name, entry in data.items():
         if not isinstance(entry, dict) or not entry:
             raise DataError(f"{path}: class {name!r}: expected {{task: value}}, found {entry!r}")
-    return {str(name): {str(k): str(v) for k, v in entry.items()} for name, entry in data.items()}
+    return {str(name): {str(k): None if v is None else str(v) for k, v in entry.items()}
+            for name, entry in data.items()}
 
 
-def apply_mapping(samples: list[Sample], mapping: dict[str, dict[str, str]], path: Path):
-    """Add the mapped tasks to every sample; returns (samples, {task: classes})."""
+def apply_mapping(samples: list[Sample], mapping: dict[str, dict[str, str | None]], path: Path):
+    """Add the mapped tasks to every sample (a null value adds nothing); returns (samples, {task: classes})."""
     names = sorted({task for entry in mapping.values() for task in entry})
     clash = [t for t in names if t in (CLASS_TASK, GROUP_TASK)]
     if clash:
@@ -102,9 +105,15 @@ def apply_mapping(samples: list[Sample], mapping: dict[str, dict[str, str]], pat
             raise DataError(f"{path}: no entry for class {class_name!r}; every class folder must be mapped "
                             f"(classes in the file: {', '.join(mapping)})")
         absent = [t for t in names if t not in entry]
-        if absent:
-            raise DataError(f"{path}: class {class_name!r}: expected a value for {', '.join(absent)}, "
-                            f"found only {', '.join(entry)}")
-    mapped = [Sample(source=s.source, labels={**s.labels, **mapping[s.labels[CLASS_TASK]]}, split=s.split,
-                     patient=s.patient, boxes=s.boxes) for s in samples]
-    return mapped, {t: sorted({s.labels[t] for s in mapped}) for t in names}
+        if absent:  # null is a value ("no label"); a missing key is more likely a typo
+            raise DataError(f"{path}: class {class_name!r}: expected a value for {', '.join(absent)}, found only "
+                            f"{', '.join(entry)} (null is the value for 'no label')")
+    mapped = [Sample(source=s.source, split=s.split, patient=s.patient, boxes=s.boxes,
+                     labels={**s.labels, **{t: v for t, v in mapping[s.labels[CLASS_TASK]].items() if v is not None}})
+              for s in samples]
+    tasks = {t: sorted({s.labels[t] for s in mapped if t in s.labels}) for t in names}
+    unlabelled = [t for t, classes in tasks.items() if not classes]
+    if unlabelled:
+        raise DataError(f"{path}: task(s) {', '.join(unlabelled)}: null for every class folder found; expected a "
+                        "class name for at least one")
+    return mapped, tasks

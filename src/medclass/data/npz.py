@@ -1,4 +1,9 @@
-"""MedMNIST-style `.npz` files: keys `{train,val,test}_images` and `{train,val,test}_labels`."""
+"""MedMNIST-style `.npz` files: keys `{train,val,test}_images` and `{train,val,test}_labels`.
+
+Labels are one class index per image, shape (N,) or (N, 1), or one 0/1 column per finding, shape (N, L), as
+ChestMNIST stores its 14 findings: then the task "label" is multi-label and an image's label is the tuple of its
+findings (empty: no finding).
+"""
 
 from __future__ import annotations
 
@@ -56,16 +61,23 @@ def read_npz(path: Path, flag: str | None = None) -> ImageDataset:
             if f"{split}_labels" not in archive.files:
                 raise DataError(f"{path}: has {split}_images but no {split}_labels")
             arrays[split] = _as_images(_array(archive, path, f"{split}_images"), path, f"{split}_images")
-            labels[split] = _as_class_indices(_array(archive, path, f"{split}_labels"), path, f"{split}_labels",
-                                              len(arrays[split]))
+            labels[split] = _as_labels(_array(archive, path, f"{split}_labels"), path, f"{split}_labels",
+                                       len(arrays[split]))
 
     flag = flag or path.stem.split("_")[0].lower()
-    n_classes = int(max(lab.max() for lab in labels.values())) + 1
-    classes = medmnist_class_names(flag, n_classes)
-    samples = [Sample(source=f"{path}#{split}/{i}", labels={DEFAULT_TASK: classes[int(y)]}, split=split)
-               for split in present for i, y in enumerate(labels[split])]
+    multilabel = _same_layout(labels, path)
+    if multilabel:
+        classes = medmnist_class_names(flag, next(iter(labels.values())).shape[1])
+        named = {split: [tuple(sorted(classes[j] for j in np.flatnonzero(row))) for row in rows]
+                 for split, rows in labels.items()}
+    else:
+        classes = medmnist_class_names(flag, int(max(lab.max() for lab in labels.values())) + 1)
+        named = {split: [classes[int(y)] for y in indices] for split, indices in labels.items()}
+    samples = [Sample(source=f"{path}#{split}/{i}", labels={DEFAULT_TASK: label}, split=split)
+               for split in present for i, label in enumerate(named[split])]
     return ImageDataset(name=path.name, samples=samples, tasks={DEFAULT_TASK: classes}, loader=NpzImages(path, arrays),
-                        meta={"format": "npz", "path": str(path), "medmnist_flag": flag})
+                        meta={"format": "npz", "path": str(path), "medmnist_flag": flag},
+                        multilabel=(DEFAULT_TASK,) if multilabel else ())
 
 
 def open_npz(path: Path):
@@ -127,10 +139,35 @@ def _as_images(images: np.ndarray, path: Path, key: str) -> np.ndarray:
     return images
 
 
-def _as_class_indices(labels: np.ndarray, path: Path, key: str, n_images: int) -> np.ndarray:
+def _as_labels(labels: np.ndarray, path: Path, key: str, n_images: int) -> np.ndarray:
+    """Class indices (N,), or for multi-label arrays (N, L) one boolean column per finding."""
     if labels.ndim == 2 and labels.shape[1] > 1:
-        raise DataError(f"{path}: {key} has shape {labels.shape}: multi-label npz files are not supported yet; "
-                        "expected one class index per image, shape (N,) or (N, 1)")
+        if len(labels) != n_images:
+            raise DataError(f"{path}: {key} has {len(labels)} rows of labels for {n_images} images")
+        wrong = np.unique(labels[~np.isin(labels, (0, 1))])
+        if wrong.size:
+            raise DataError(f"{path}: {key} is multi-label, shape {labels.shape} (one column per finding); expected "
+                            f"only 0 and 1, found {', '.join(map(str, wrong[:5].tolist()))}")
+        return labels.astype(bool)
+    return _as_class_indices(labels, path, key, n_images)
+
+
+def _same_layout(labels: dict[str, np.ndarray], path: Path) -> bool:
+    """True when every split is multi-label with the same findings, False when every split has class indices."""
+    width = {split: array.shape[1] if array.ndim == 2 else 0 for split, array in labels.items()}
+    first = next(iter(width))
+    other = next((split for split in width if width[split] != width[first]), None)
+    if other is not None:
+        raise DataError(f"{path}: {first}_labels has {_layout_text(width[first])} but {other}_labels has "
+                        f"{_layout_text(width[other])}; expected the same labels in every split")
+    return width[first] > 0
+
+
+def _layout_text(width: int) -> str:
+    return f"{width} findings per image (multi-label)" if width else "one class index per image"
+
+
+def _as_class_indices(labels: np.ndarray, path: Path, key: str, n_images: int) -> np.ndarray:
     labels = labels.reshape(-1)
     if len(labels) != n_images:
         raise DataError(f"{path}: {key} has {len(labels)} labels for {n_images} images")

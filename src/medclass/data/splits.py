@@ -28,6 +28,8 @@ from medclass.errors import DataError
 # val/test are cut as whole folds of a stratified group k-fold, so fractions are honoured to the nearest 1/20.
 FRACTION_FOLDS = 20
 EXCLUDED = "excluded"  # written for images dropped by dedupe, so a split file still accounts for every image
+# Strata and summary columns of images without a label for a task, and of multi-label images without a finding.
+NO_LABEL, NO_FINDING = "(no label)", "(no finding)"
 
 
 def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0, by_patient: bool = True,
@@ -106,16 +108,23 @@ def stratified_split(dataset: ImageDataset, val: float = 0.15, test: float = 0.1
 
 
 def stratify_keys(dataset: ImageDataset) -> list[str]:
-    """One hashable class per sample to stratify on.
+    """One hashable class per sample to stratify on, from the main task (`dataset.target`) only.
 
     Multi-label images (NIH: 'Effusion|Mass') stratify on their rarest label over the dataset: spreading the rare
-    findings evenly is what matters, the common ones follow by sheer numbers.
+    findings evenly is what matters, the common ones follow by sheer numbers. Images without a label for the main
+    task form one stratum of their own, and so do multi-label images without any finding.
     """
-    if not is_multi_label(dataset):
-        return [s.labels[dataset.target] for s in dataset.samples]
-    frequency = Counter(name for s in dataset.samples for name in labels_of(s, dataset.target))
-    return [min(labels_of(s, dataset.target), key=lambda n: (frequency[n], n), default="(none)")
-            for s in dataset.samples]
+    task = dataset.target
+    multi = is_multi_label(dataset, task)
+    frequency = Counter(name for s in dataset.samples for name in labels_of(s, task))
+
+    def key(sample: Sample) -> str:
+        value = sample.labels.get(task)
+        if value is None:
+            return NO_LABEL
+        return min(value, key=lambda n: (frequency[n], n), default=NO_FINDING) if multi else value
+
+    return [key(s) for s in dataset.samples]
 
 
 def fold_count(keys: list[str], groups: list[str], wanted: int = FRACTION_FOLDS) -> int:
@@ -212,8 +221,10 @@ def _audit_duplicate_groups(dataset: ImageDataset) -> list[list[str]]:
     return exact_duplicate_groups(dataset)
 
 
-def split_summary(dataset: ImageDataset) -> list[dict]:
-    """Per split (and per fold): images, patients, images per class of the target task."""
+def split_summary(dataset: ImageDataset, task: str | None = None) -> list[dict]:
+    """Per split (and per fold): images, patients, images per class of `task` (default: the target), and columns
+    counting the images without a label, or (multi-label) without a finding, when there are any."""
+    task = task or dataset.target
     folds = dataset.meta.get("folds") or {}
     parts: dict[str, list[Sample]] = {}
     for s in dataset.samples:
@@ -222,14 +233,25 @@ def split_summary(dataset: ImageDataset) -> list[dict]:
             parts.setdefault(f"fold {folds[s.source]}", []).append(s)
     order = [name for name in ("train", "val", "test", "all") if name in parts]
     order += [f"fold {i}" for i in sorted(set(folds.values()))]
-    return [_summary_row(name, parts[name], dataset) for name in order]
+    extra = {column: test for column, test in ((NO_LABEL, _unlabelled), (NO_FINDING, _without_finding))
+             if any(test(s, task) for s in dataset.samples)}
+    return [_summary_row(parts[name], name, dataset, task, extra) for name in order]
 
 
-def _summary_row(name: str, samples: list[Sample], dataset: ImageDataset) -> dict:
-    per_class = Counter(label for s in samples for label in labels_of(s, dataset.target))
+def _unlabelled(sample: Sample, task: str) -> bool:
+    return sample.labels.get(task) is None
+
+
+def _without_finding(sample: Sample, task: str) -> bool:
+    return sample.labels.get(task) == ()
+
+
+def _summary_row(samples: list[Sample], name: str, dataset: ImageDataset, task: str, extra: dict) -> dict:
+    per_class = Counter(label for s in samples for label in labels_of(s, task))
     patients = {s.patient for s in samples if s.patient}
     return {"split": name, "images": len(samples), "patients": len(patients) if patients else None,
-            **{c: per_class.get(c, 0) for c in dataset.classes}}
+            **{c: per_class.get(c, 0) for c in dataset.tasks[task]},
+            **{column: sum(test(s, task) for s in samples) for column, test in extra.items()}}
 
 
 def patients_in_several_splits(dataset: ImageDataset) -> list[str]:
