@@ -27,6 +27,7 @@ from medclass.data import ImageDataset, open_dataset
 from medclass.data.audit import audit_dataset
 from medclass.data.coverage import missing_classes
 from medclass.data.splits import carve_validation, load_splits, save_splits, stratified_split
+from medclass.data.tasks import check_single_label
 from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.heads import TaskHead, encode_targets, heads_for, per_task
 from medclass.inference.artifact import ARTIFACT_NAME, ModelArtifact
@@ -64,7 +65,9 @@ def prepare_data(config: TrainConfig, scanned: dict | None = None) -> ImageDatas
     here keeps duplicate clusters together unless --no-group-duplicates; the images it decodes for that go into
     `scanned` (facts by source), for the audit to reuse."""
     dataset = open_dataset(config.data, **config.reader_options)
-    task_heads(config, dataset)  # labels and task options checked before a split is made
+    for task in dataset.learned:  # an image with several labels in a single-label task, named by its CSV row
+        check_single_label(dataset, task)
+    task_heads(config, dataset)  # every label and the task options checked before a split is made
     if config.splits:
         options = {"fold": config.fold} if config.fold is not None else {}
         dataset = load_splits(dataset, Path(config.splits), **options)
