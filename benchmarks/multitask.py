@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> str:
     missing = [str(rel) for rel in (BRAIN, BUSI) if find(rel) is None]
     if missing:
         return f"multi-task benchmark skipped: {', '.join(missing)} not found in {', '.join(map(str, data_roots()))}"
-    out = out_dir("runs/bench", "multitask")
+    out = out_dir("runs/bench", "multitask").resolve()  # train() resolves the data path; the split file must match
     data, mapping = build_layout(out, args.per_class)
     splits = one_split(data, mapping, out, args.seed)
     options = dict(epochs=args.epochs, patience=args.epochs, img_size=args.img_size, in_chans=1, seed=args.seed,
