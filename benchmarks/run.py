@@ -1,9 +1,11 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
     python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,medmnist] [--minutes 15]
-    python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask}.py       medclass benchmark medmnist --root DIR
+    python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask}.py
+    medclass benchmark medmnist --root DIR
 
-Data: MedMNIST npz files, BUSI and brain MRI under $MEDCLASS_DATA or ../shared/data; a part whose files are missing is skipped.
+Data: MedMNIST npz files, BUSI and brain MRI under $MEDCLASS_DATA or ../shared/data; a part whose files are missing
+is skipped.
 The tables are printed at the end and written to runs/bench/results.md.
 """
 

@@ -64,7 +64,8 @@ def test_several_labels_in_a_single_label_task_ask_for_multilabel_or_a_binary_ta
     rows = ["image,label", f"{demo_data}/benign/benign_0000.png,Mass|Effusion",
             f"{demo_data}/normal/normal_0000.png,No Finding", f"{demo_data}/benign/benign_0001.png,Mass"]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(MedclassError, match=r"labels.csv: row 2, column label: expected one class.*--multilabel.*--positive FINDING"):
+    expected = r"labels.csv: row 2, column label: expected one class.*--multilabel.*--positive FINDING"
+    with pytest.raises(MedclassError, match=expected):
         train(_config(tmp_path / "labels.csv", tmp_path / "run"))
 
 

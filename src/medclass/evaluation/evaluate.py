@@ -126,7 +126,8 @@ def task_figures(head: TaskHead, metrics: dict, y: np.ndarray, proba: np.ndarray
         return {"ROC curves per finding": plot_roc_findings(y, proba, list(head.classes),
                                                             out / f"{stem}roc_curves.png")}
     classes = list(head.classes)
-    return {"Confusion matrix": plot_confusion(metrics["confusion_matrix"], classes, out / f"{stem}confusion_matrix.png"),
+    confusion = plot_confusion(metrics["confusion_matrix"], classes, out / f"{stem}confusion_matrix.png")
+    return {"Confusion matrix": confusion,
             "ROC curve": plot_roc(y[:, 0], proba, classes, head.positive_index, out / f"{stem}roc_curve.png")}
 
 

@@ -30,4 +30,4 @@ def task_lines(metrics: dict) -> list[str]:
             lines.append(f"{name:<20} {m['positives']:>9} {m['auc']:>7.4f}  {interval}")
         return lines
     lines = [f"{key:>18}: {metrics[key]:.4f}{_ci(ci.get(key))}" for key in ("auc", "accuracy", "balanced_accuracy")]
-    return lines + [f"{'f1_macro':>18}: {metrics['f1_macro']:.4f}", f"{'f1_weighted':>18}: {metrics['f1_weighted']:.4f}"]
+    return lines + [f"{key:>18}: {metrics[key]:.4f}" for key in ("f1_macro", "f1_weighted")]

@@ -221,7 +221,8 @@ def task_heads(config: TrainConfig, dataset: ImageDataset) -> list[TaskHead]:
     names = [h.name for h in heads]
     unknown = sorted(set(config.task_weights) - set(names))
     if unknown:
-        raise MedclassError(f"task_weights: no task {', '.join(map(repr, unknown))} is learnt; tasks: {', '.join(names)}")
+        raise MedclassError(f"task_weights: no task {', '.join(map(repr, unknown))} is learnt; "
+                            f"tasks: {', '.join(names)}")
     if config.monitor_task is not None and config.monitor_task not in names:
         raise MedclassError(f"--monitor-task {config.monitor_task!r} is not a task learnt; tasks: {', '.join(names)}")
     return heads
