@@ -133,3 +133,22 @@ def test_packaged_efficientnet_lite0_weights_map_onto_timm(tmp_path, monkeypatch
     with torch.no_grad():
         proba = imagenet(squares.expand(1, 3, 224, 224)).softmax(1)
     assert proba.max() > 20 / 1000
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_task_heads_are_separate_classifiers_on_the_shared_pooled_features(head):
+    from medclass.models.registry import TaskHeads
+    from medclass.training.feature_cache import classify_features
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", 5, 1, head=head, task_outputs=[3, 2], drop_rate=0.0).eval()
+    heads = model.get_classifier()
+    assert isinstance(heads, TaskHeads) and len(heads.heads) == 2
+    x = torch.randn(2, 1, 32, 32)
+    pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+    logits = model(x)
+    assert logits.shape == (2, 5)
+    torch.testing.assert_close(logits, classify_features(model, pooled, False, 0.0))  # what the feature cache runs
+    torch.testing.assert_close(logits[:, 3:], heads.heads[1](pooled))
+    shared = {id(p) for p in heads.heads[0].parameters()} & {id(p) for p in heads.heads[1].parameters()}
+    assert not shared
