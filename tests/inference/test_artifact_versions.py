@@ -1,38 +1,73 @@
 """Artefacts written by an older medclass keep loading and predicting exactly as they did."""
 
-import json
-from pathlib import Path
-
 import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
 
 from medclass.heads import TaskHead
 from medclass.inference import ModelArtifact, Predictor
 from medclass.models import create_model
 from medclass.transforms import Preprocessing
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "artifact_v1"
 
 
-def test_format_1_artefacts_load_as_one_head_and_predict_what_they_predicted():
-    images = list(np.load(FIXTURES / "inputs.npz")["images"])
-    expected = json.loads((FIXTURES / "expected.json").read_text())
-    for name in ("binary", "multiclass"):
-        payload = __import__("torch").load(FIXTURES / f"{name}.pt", weights_only=True)
-        assert payload["format_version"] == 1 and "heads" not in payload  # really the old format
-        predictor = Predictor(FIXTURES / f"{name}.pt")
-        np.testing.assert_allclose(predictor.predict_proba(images), expected[name]["proba"], rtol=0, atol=1e-6)
-        assert predictor.predict(images).tolist() == expected[name]["predict"]
-    binary = ModelArtifact.load(FIXTURES / "binary.pt")
-    assert binary.heads == [TaskHead("label", "binary", ("benign", "malignant"), 1, 0.6)]
-    assert (binary.classes, binary.positive_index, binary.threshold) == (["benign", "malignant"], 1, 0.6)
+def fitted_smallcnn(n_classes: int, width: int) -> torch.nn.Module:
+    """A small model whose outputs differ from image to image (brightness decides the class)."""
+    torch.manual_seed(1)
+    model = create_model("smallcnn", n_classes, 1, width=width, drop_rate=0.3)
+    x = torch.rand(64, 1, 16, 16)
+    y = (x.mean((1, 2, 3)) * n_classes).long().clamp(max=n_classes - 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        opt.zero_grad()
+        F.cross_entropy(model((x - 0.5) / 0.5), y).backward()
+        opt.step()
+    return model.eval()
 
 
-def test_a_format_1_artefact_saved_again_is_format_2_and_predicts_the_same(tmp_path):
-    images = list(np.load(FIXTURES / "inputs.npz")["images"])
-    old = ModelArtifact.load(FIXTURES / "binary.pt")
-    path = old.save(tmp_path / "model.pt")
-    assert __import__("torch").load(path, weights_only=True)["format_version"] == 2
-    np.testing.assert_array_equal(Predictor(path).predict_proba(images), Predictor(old).predict_proba(images))
+def write_format_1(path, model, classes: list[str], threshold: float) -> None:
+    """The payload medclass's format-1 writer saved (ModelArtifact.save up to commit 1a0ecb2), key for key: one
+    task's classes, positive_index and threshold beside the weights; no head list."""
+    torch.save({"model_name": "smallcnn", "classes": classes, "task": "label",
+                "positive_index": 1 if len(classes) == 2 else None, "threshold": threshold, "tta": ["hflip"],
+                "model_kwargs": {"width": model.features[0][0].out_channels, "drop_rate": 0.3, "head": "linear"},
+                "provenance": {"written_by": "tests: format 1"}, "format": "medclass-model", "format_version": 1,
+                "preprocessing": {"img_size": 16, "in_chans": 1, "mean": [0.5], "std": [0.5],
+                                  "interpolation": "bilinear"},
+                "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}, path)
+
+
+def format_1_prediction(model, images, classes, threshold):
+    """What format 1 meant: resize to 16 px, scale to [-1, 1], softmax averaged over the image and its mirror;
+    binary: the positive class (index 1) where its probability >= threshold, else the argmax."""
+    x = torch.stack([Preprocessing(16, 1, (0.5,), (0.5,)).eval_transform()(Image.fromarray(i)) for i in images])
+    with torch.no_grad():
+        proba = torch.stack([model(v).softmax(1) for v in (x, x.flip(-1))]).mean(0).numpy()
+    index = (proba[:, 1] >= threshold).astype(int) if len(classes) == 2 else proba.argmax(1)
+    return proba, [classes[i] for i in index]
+
+
+def test_format_1_artefacts_load_as_one_head_and_predict_as_format_1_did(tmp_path):
+    rng = np.random.default_rng(0)
+    levels = np.array([20, 60, 100, 150, 200, 240])
+    images = list(np.clip(levels[:, None, None] + rng.normal(0, 25, (6, 20, 20)), 0, 255).astype(np.uint8))
+    for classes, width, threshold in ((["benign", "malignant"], 8, 0.6), (["a", "b", "c"], 4, 0.5)):
+        model = fitted_smallcnn(len(classes), width)
+        path = tmp_path / f"{len(classes)}.pt"
+        write_format_1(path, model, classes, threshold)
+        proba, labels = format_1_prediction(model, images, classes, threshold)
+        predictor = Predictor(path)
+        np.testing.assert_allclose(predictor.predict_proba(images), proba, rtol=0, atol=1e-6)
+        assert predictor.predict(images).tolist() == labels
+        if len(classes) == 2:
+            assert len(set(labels)) == 2  # the threshold is exercised on both sides
+            binary = ModelArtifact.load(path)
+            assert binary.heads == [TaskHead("label", "binary", ("benign", "malignant"), 1, 0.6)]
+            assert (binary.classes, binary.positive_index, binary.threshold) == (classes, 1, 0.6)
+            resaved = binary.save(tmp_path / "resaved.pt")  # saved again: format 2, same predictions
+            assert torch.load(resaved, weights_only=True)["format_version"] == 2
+            np.testing.assert_array_equal(Predictor(resaved).predict_proba(images), predictor.predict_proba(images))
 
 
 def test_two_task_artefact_round_trip_keeps_heads_and_outputs(tmp_path):
