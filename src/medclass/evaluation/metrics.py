@@ -36,9 +36,8 @@ def bootstrap_ci(y_true: np.ndarray, proba: np.ndarray, y_pred: np.ndarray, posi
         samples["auc"].append(auc_score(yt, proba[idx], positive_index))
         samples["accuracy"].append(float(np.mean(yt == yp)))
         samples["balanced_accuracy"].append(_balanced_accuracy(yt, yp))
-    tail = (1 - level) / 2 * 100
-    return {name: [float(np.nanpercentile(vals, tail)), float(np.nanpercentile(vals, 100 - tail))]
-            for name, vals in samples.items()} | {"level": level, "n_boot": n_boot}
+    return {name: _percentiles(values, level) for name, values in samples.items()} | {"level": level,
+                                                                                        "n_boot": n_boot}
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

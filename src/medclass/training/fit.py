@@ -67,7 +67,7 @@ def prepare_data(config: TrainConfig, scanned: dict | None = None) -> ImageDatas
     dataset = open_dataset(config.data, **config.reader_options)
     for task in dataset.learned:  # an image with several labels in a single-label task, named by its CSV row
         check_single_label(dataset, task)
-    task_heads(config, dataset)  # every label and the task options checked before a split is made
+    task_heads(config, dataset)  # the task options checked before a split is made
     if config.splits:
         options = {"fold": config.fold} if config.fold is not None else {}
         dataset = load_splits(dataset, Path(config.splits), **options)
@@ -214,10 +214,8 @@ def check_input_size(model: str, img_size: int) -> None:
 
 
 def task_heads(config: TrainConfig, dataset: ImageDataset) -> list[TaskHead]:
-    """The heads of the tasks learnt, every label checked against them before anything is written (a single-label
-    task with a several-label image is refused here, naming it), and the task options checked against them."""
+    """The heads of the tasks learnt, with the task options (weights, monitored task) checked against them."""
     heads = heads_for(dataset, config.positive_class)
-    encode_targets(heads, dataset.samples, where=str(config.data))
     names = [h.name for h in heads]
     unknown = sorted(set(config.task_weights) - set(names))
     if unknown:
