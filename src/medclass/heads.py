@@ -12,6 +12,7 @@ metrics only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -22,6 +23,13 @@ from medclass.data.base import KINDS, ImageDataset, Sample
 from medclass.errors import DataError, MedclassError
 
 MISSING = -1  # target value of a sample that has no label for a task
+# A binary task's class named like a disease is its positive class ("sensitivity" then means finding the disease).
+DISEASE_WORDS = re.compile(r"malignan|pneumonia|mass|tumou?r|cancer|carcinoma|abnormal|positive|disease|lesion|"
+                           r"melanoma|covid|tuberculosis|glioma|effusion|nodule|fracture|metasta", re.IGNORECASE)
+# ...unless the name negates it ("no tumor", "non-malignant", "negative", "normal, benign").
+NEGATION = re.compile(r"\b(no|non|not|without|free|negative|normal|benign|healthy)\b|^no[a-z]*?(tumou?r|malign|"
+                      r"cancer|lesion|disease|pneumonia|mass)", re.IGNORECASE)
+UNTUNED = "fixed 0.5 (not tuned)"
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,10 @@ class TaskHead:
     """One task a model answers: its name, kind, classes (findings, for multilabel) and how it decides.
 
     `positive_index`: binary heads, the class whose probability is thresholded. `threshold`: binary heads, one
-    value (positive when its probability >= it); multilabel heads, one value per finding.
+    value (positive when its probability >= it); multilabel heads, one value per finding; `threshold_source` says
+    which split and rule chose it. `temperature` divides the logits before the softmax/sigmoid (temperature
+    scaling fitted on validation; 1 = uncalibrated). `ordinal`: a multiclass task whose classes are ordered grades
+    (scored also by quadratic-weighted kappa).
     """
 
     name: str
@@ -37,6 +48,9 @@ class TaskHead:
     classes: tuple[str, ...]
     positive_index: int | None = None
     threshold: float | tuple[float, ...] = 0.5
+    threshold_source: str = UNTUNED
+    temperature: float = 1.0
+    ordinal: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -57,6 +71,10 @@ class TaskHead:
             object.__setattr__(self, "threshold", tuple(float(t) for t in thresholds))
         elif self.kind == "binary" and self.positive_index is None:
             object.__setattr__(self, "positive_index", 1)
+        if self.ordinal and self.kind == "multilabel":
+            raise MedclassError(f"task {self.name!r}: ordinal grades need a single-label task, not multilabel")
+        if not self.temperature > 0:
+            raise MedclassError(f"task {self.name!r}: temperature must be positive; got {self.temperature}")
 
     @property
     def outputs(self) -> int:
@@ -73,7 +91,7 @@ class TaskHead:
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         # float32: bf16 probabilities sum off by >1e-3, which scikit-learn's AUC refuses
-        logits = logits.float()
+        logits = logits.float() / self.temperature
         return logits.sigmoid() if self.kind == "multilabel" else logits.softmax(1)
 
     def decide(self, proba: np.ndarray) -> np.ndarray:
@@ -88,10 +106,10 @@ class TaskHead:
 
     def describe_decision(self) -> str:
         if self.kind == "binary":
-            return f"{self.positive_class} when its probability >= {self.threshold:g}"
+            return f"{self.positive_class} when its probability >= {self.threshold:.4g} ({self.threshold_source})"
         if self.kind == "multilabel":
             return "each finding present when its probability >= its threshold (" + ", ".join(
-                f"{c} {t:g}" for c, t in zip(self.classes, self.threshold)) + ")"
+                f"{c} {t:.4g}" for c, t in zip(self.classes, self.threshold)) + f"; {self.threshold_source})"
         return "the most probable class"
 
     def label_names(self, decisions: np.ndarray) -> list[str]:
@@ -135,15 +153,26 @@ class TaskHead:
         return cls(**data)
 
 
+def default_positive(classes: Sequence[str]) -> tuple[int, str]:
+    """A binary task's positive class when none is named, and why: the one class named like a disease
+    (malignant, pneumonia, tumour, ...; not "no tumour" or "benign"), else the second class."""
+    diseased = [i for i, c in enumerate(classes) if DISEASE_WORDS.search(c) and not NEGATION.search(c)]
+    if len(diseased) == 1:
+        return diseased[0], "its name means disease"
+    return 1, "the second class; no single class is named like a disease"
+
+
 def heads_for(dataset: ImageDataset, positive_class: str | None = None) -> list[TaskHead]:
     """One head per task the dataset's model learns, main task first. `positive_class` names the positive class of
-    a binary main task (default: its second class); other binary tasks take their second class."""
+    a binary main task; otherwise binary tasks take `default_positive`. Tasks the dataset marks ordinal
+    (`meta["ordinal"]`, e.g. RetinaMNIST's grades) are scored as such."""
     heads = []
+    ordinal = set(dataset.meta.get("ordinal", ()))
     for i, task in enumerate(dataset.learned):
         kind, classes = dataset.kind(task), dataset.tasks[task]
         positive = None
         if kind == "binary":
-            positive = 1
+            positive = default_positive(classes)[0]
             if i == 0 and positive_class is not None:
                 if positive_class not in classes:
                     raise MedclassError(f"--positive-class {positive_class!r} is not a class of task {task!r}; "
@@ -152,7 +181,7 @@ def heads_for(dataset: ImageDataset, positive_class: str | None = None) -> list[
         elif i == 0 and positive_class is not None:
             raise MedclassError(f"--positive-class applies to binary tasks; task {task!r} is {kind} "
                                 f"({len(classes)} classes)")
-        heads.append(TaskHead(task, kind, tuple(classes), positive))
+        heads.append(TaskHead(task, kind, tuple(classes), positive, ordinal=task in ordinal and kind == "multiclass"))
     return heads
 
 
@@ -187,3 +216,10 @@ def encode_targets(heads: Sequence[TaskHead], samples: Sequence[Sample], tasks: 
     width = sum(h.target_columns for h in heads)
     rows = [[v for h, t in zip(heads, tasks) for v in h.encode(s, t, where)] for s in samples]
     return np.array(rows, dtype=np.int64).reshape(len(samples), width)
+
+
+def view_probabilities(heads: Sequence[TaskHead], logits: np.ndarray) -> np.ndarray:
+    """Probabilities from the logits of every test-time view, (views, images, outputs): each view's probabilities
+    (temperature applied), averaged over views, as the Predictor and evaluation both compute them."""
+    tensor = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    return torch.stack([probabilities(heads, view) for view in tensor]).mean(0).numpy()

@@ -1,104 +1,85 @@
-"""`evaluate_run`: the run's model on a split of its own data (or on other labelled data): metrics and a report section
-per task."""
+"""`evaluate_run`: the run's model on a split of its own data (or on other labelled data), in three steps:
+predict the split once (raw logits kept), score each task (with calibration and, when patients have several
+images, patient-level numbers), write metrics.json, predictions.csv, figures and report.html."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from medclass.data import ImageDataset, open_dataset
-from medclass.data.splits import load_splits
 from medclass.errors import MedclassError
-from medclass.evaluation.metrics import classification_metrics, labelled_rows, multilabel_metrics
-from medclass.evaluation.plots import plot_confusion, plot_roc, plot_roc_findings
+from medclass.evaluation.calibration import calibration_events, calibration_report
+from medclass.evaluation.metrics import labelled_rows, task_metrics
+from medclass.evaluation.patients import patient_level
+from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_error_grid, plot_pr, plot_pr_findings,
+                                       plot_reliability, plot_roc, plot_roc_findings)
+from medclass.evaluation.predictions import SplitOutputs, predict_split
 from medclass.evaluation.report import write_report
-from medclass.heads import TaskHead, encode_targets, per_task
+from medclass.heads import TaskHead, view_probabilities
 from medclass.inference.batch import prediction_cells, prediction_header, truth_text
 from medclass.inference.predictor import Predictor
-from medclass.training.config import TrainConfig
+from medclass.rundir import RunDir
+
+ERRORS_SHOWN = 8
 
 
-class DatasetImages:
-    """A lazy, sliceable view of a dataset's images, so prediction decodes one batch at a time."""
-
-    def __init__(self, dataset: ImageDataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self.dataset.load_image(i) for i in range(*index.indices(len(self)))]
-        return self.dataset.load_image(index)
-
-
-def evaluation_data(run_dir: Path, data: str | None, split: str, reader_options: dict) -> ImageDataset:
+def evaluation_data(run: RunDir, data: str | None, split: str, reader_options: dict) -> ImageDataset:
     """The run's own data with the run's recorded split, or `data` (its `split` if it has splits, else all)."""
     if data is None:
-        config = TrainConfig.load(run_dir / "config.yaml")
-        dataset = load_splits(open_dataset(config.data, **config.reader_options), run_dir / "splits.csv")
-        return dataset.subset(split)
+        return run.dataset(split)
     dataset = open_dataset(data, **reader_options)
     return dataset.subset(split) if dataset.has_splits else dataset
 
 
-def dataset_tasks(dataset: ImageDataset, heads: list[TaskHead]) -> list[str]:
-    """The dataset's task each head is scored on: one head, the dataset's target (other data may name its task
-    differently); several, the task of the head's own name."""
-    if len(heads) == 1:
-        return [dataset.target]
-    absent = [h.name for h in heads if h.name not in dataset.tasks]
-    if absent:
-        raise MedclassError(f"{dataset.name}: has no task {', '.join(map(repr, absent))} of the model's "
-                            f"({', '.join(h.name for h in heads)}); its tasks: {', '.join(dataset.tasks)}")
-    return [h.name for h in heads]
-
-
-def score_task(head: TaskHead, y: np.ndarray, proba: np.ndarray, decided: np.ndarray, n_boot: int,
-               seed: int) -> dict:
+def score_task(head: TaskHead, y: np.ndarray, proba: np.ndarray, decided: np.ndarray, n_boot: int = 1000,
+               seed: int = 0, groups: np.ndarray | None = None) -> dict:
     """One task's metrics on the images labelled for it (y: its target columns, -1 rows already dropped)."""
-    if head.kind == "multilabel":
-        metrics = multilabel_metrics(y, proba, decided, list(head.classes), n_boot=n_boot, seed=seed)
-    else:
-        metrics = classification_metrics(y[:, 0], proba, decided, list(head.classes), head.positive_index,
-                                         n_boot=n_boot, seed=seed)
+    truth = y if head.kind == "multilabel" else y[:, 0]
+    metrics = task_metrics(head.kind, truth, proba, decided, list(head.classes), head.positive_index, head.ordinal,
+                           n_boot=n_boot, seed=seed, groups=groups)
     threshold = list(head.threshold) if head.kind == "multilabel" else head.threshold if head.kind == "binary" \
         else None
-    return metrics | {"task": head.name, "kind": head.kind, "threshold": threshold,
+    return metrics | {"task": head.name, "kind": head.kind, "ordinal": head.ordinal, "threshold": threshold,
+                      "threshold_source": head.threshold_source if threshold is not None else "argmax",
                       "decision": head.describe_decision()}
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test", out_dir: str | Path | None = None,
                  reader_options: dict | None = None, n_boot: int = 1000, seed: int = 0) -> tuple[dict, Path]:
-    """Predict, score each task and write `metrics.json`, `predictions.csv` and `report.html` (a section per task).
+    """Predict, score each task and write `metrics.json`, `predictions.csv`, figures and `report.html`.
 
-    Returns (metrics, out_dir). One task: its metrics at the top level, as always. Several: `tasks` maps each task
-    to its metrics, and `mean_auc` is their mean AUC (what selected the checkpoint, unless one task was chosen)."""
-    run_dir = Path(run_dir)
-    predictor = Predictor.from_run(run_dir)
+    Returns (metrics, out_dir). One task: its metrics at the top level. Several: `tasks` maps each task to its
+    metrics, and `mean_auc` is their mean AUC (what selected the checkpoint, unless one task was chosen)."""
+    run = RunDir(run_dir).check()
+    predictor = Predictor(run.artifact())
     heads = predictor.heads
-    dataset = evaluation_data(run_dir, data, split, reader_options or {})
-    targets = per_task(heads, encode_targets(heads, dataset.samples, dataset_tasks(dataset, heads), dataset.name),
-                       "targets")
-    proba = predictor.probabilities(DatasetImages(dataset))
-    decided = predictor.decisions(proba)
-    out = Path(out_dir) if out_dir else run_dir / "evaluation" / split
+    dataset = evaluation_data(run, data, split, reader_options or {})
+    outputs = predict_split(predictor, dataset)
+    out = Path(out_dir) if out_dir else run.evaluation_dir(split)
     out.mkdir(parents=True, exist_ok=True)
+    proba = outputs.probabilities(heads)
+    decided = {h.name: h.decide(proba[h.name]) for h in heads}
+    patients = outputs.patients
     sections, figures = {}, {}
     for head in heads:
-        keep = labelled_rows(targets[head.name])
-        y, p, d = targets[head.name][keep], proba[head.name][keep], decided[head.name][keep]
+        keep = labelled_rows(outputs.targets[head.name])
         if not keep.any():
             raise MedclassError(f"{dataset.name}: no image of split {split!r} has a label for task {head.name!r}")
-        sections[head.name] = score_task(head, y, p, d, n_boot, seed) | {"unlabelled": int((~keep).sum())}
-        figures[head.name] = task_figures(head, sections[head.name], y, p, out, len(heads) > 1)
-    own_data = predictor.artifact.provenance.get("data", "the run's data")
-    common = {"split": split, "data": data or f"{own_data} (the run's recorded split)",
+        y, p, d = outputs.targets[head.name][keep], proba[head.name][keep], decided[head.name][keep]
+        groups = patients[keep] if patients is not None else None
+        section = score_task(head, y, p, d, n_boot, seed, groups) | {"unlabelled": int((~keep).sum())}
+        section["calibration"] = calibration_report(head, outputs.head_logits(head.name)[:, keep], y)
+        if groups is not None:
+            section["patient_level"] = patient_level(head, y, p, groups, n_boot, seed)
+        sections[head.name] = section
+        figures[head.name] = task_figures(head, section, outputs, keep, p, out, len(heads) > 1)
+    common = {"split": split, "data": data or f"{run.settings()['config']['data']} (the run's recorded split)",
               # rows of the data file the reader could not use (e.g. a CSV row whose image is missing), any split
               "skipped": dataset.meta.get("skipped", [])}
     if len(heads) == 1:
@@ -107,43 +88,84 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
         aucs = [m["auc"] for m in sections.values()]
         metrics = {"n": len(dataset), "tasks": sections, "mean_auc": float(np.nanmean(aucs)), **common}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _write_predictions(out / "predictions.csv", dataset, heads, targets, proba, decided)
-    artifact = predictor.artifact
-    info = {"run": str(run_dir), "model": artifact.model_name, "data": common["data"], "split": split,
-            "images": str(len(dataset)), "tasks": ", ".join(f"{h.name} ({h.kind})" for h in heads),
-            "input": f"{artifact.preprocessing.img_size} px, {artifact.preprocessing.in_chans} channel(s)",
-            "test-time augmentation": ", ".join(artifact.tta) or "none"}
-    if common["skipped"]:
-        info["skipped rows"] = f"{len(common['skipped'])} row(s) of the data could not be used (listed in metrics.json)"
-    write_report(sections, info, figures, {"Training curves": run_dir / "training_curves.png"}, out / "report.html")
+    rows = prediction_rows(outputs, heads, proba, decided)
+    write_prediction_rows(out / "predictions.csv", rows)
+    write_report(out / "report.html", run, predictor.artifact, sections, figures, common, rows, len(dataset))
     return metrics, out
 
 
-def task_figures(head: TaskHead, metrics: dict, y: np.ndarray, proba: np.ndarray, out: Path,
-                 prefixed: bool) -> dict[str, Path]:
-    stem = f"{safe_name(head.name)}_" if prefixed else ""
-    if head.kind == "multilabel":
-        return {"ROC curves per finding": plot_roc_findings(y, proba, list(head.classes),
-                                                            out / f"{stem}roc_curves.png")}
+def task_figures(head: TaskHead, metrics: dict, outputs: SplitOutputs, keep: np.ndarray, proba: np.ndarray,
+                 out: Path, prefixed: bool) -> dict[str, Path]:
+    """The figures of one task: decisions, ranking, confidence, calibration and its most confident errors."""
+    stem = out / (f"{safe_name(head.name)}_" if prefixed else "")
+    y = outputs.targets[head.name][keep]
     classes = list(head.classes)
-    confusion = plot_confusion(metrics["confusion_matrix"], classes, out / f"{stem}confusion_matrix.png")
-    return {"Confusion matrix": confusion,
-            "ROC curve": plot_roc(y[:, 0], proba, classes, head.positive_index, out / f"{stem}roc_curve.png")}
+    uncalibrated = view_probabilities([replace(head, temperature=1.0)], outputs.head_logits(head.name)[:, keep])
+    figures = {}
+    if head.kind == "multilabel":
+        figures["ROC curves per finding"] = plot_roc_findings(y, proba, classes, Path(f"{stem}roc_curves.png"),
+                                                              thresholds=list(head.threshold))
+        figures["Precision-recall curves per finding"] = plot_pr_findings(
+            y, proba, classes, Path(f"{stem}pr_curves.png"), thresholds=list(head.threshold))
+        truth = y
+    else:
+        threshold = head.threshold if head.kind == "binary" else None
+        figures["Confusion matrix"] = plot_confusion(metrics["confusion_matrix"], classes,
+                                                     Path(f"{stem}confusion_matrix.png"))
+        figures["ROC curve"] = plot_roc(y[:, 0], proba, classes, head.positive_index, Path(f"{stem}roc_curve.png"),
+                                        threshold=threshold)
+        figures["Precision-recall curve"] = plot_pr(y[:, 0], proba, classes, head.positive_index,
+                                                    Path(f"{stem}pr_curve.png"), threshold=threshold)
+        truth = y[:, 0]
+    figures["Confidence per class"] = plot_confidence(truth, proba, classes, Path(f"{stem}confidence.png"))
+    temperature = metrics["calibration"]["temperature"]
+    curves = {"uncalibrated (T=1)": calibration_events(head.kind, y, uncalibrated)}
+    if temperature != 1.0:
+        curves[f"calibrated (T={temperature:.3g})"] = calibration_events(head.kind, y, proba)
+    figures["Reliability diagram"] = plot_reliability(curves, Path(f"{stem}reliability.png"))
+    rows = np.flatnonzero(keep)
+    chosen = confident_errors(head, y, proba)
+    figures["Most confident errors"] = plot_error_grid([outputs.dataset.load_image(int(rows[i])) for i, _ in chosen],
+                                                       [caption for _, caption in chosen],
+                                                       Path(f"{stem}confident_errors.png"))
+    return figures
+
+
+def confident_errors(head: TaskHead, y: np.ndarray, proba: np.ndarray, k: int = ERRORS_SHOWN
+                     ) -> list[tuple[int, str]]:
+    """(row, caption) of the k wrong decisions the model was surest of. Single-label: ranked by the probability of
+    the class it chose; multi-label: by how far a wrong finding's probability sits from its truth."""
+    decided = head.decide(proba)
+    if head.kind == "multilabel":
+        wrong = np.argwhere(decided != y)
+        distance = np.abs(proba[wrong[:, 0], wrong[:, 1]] - y[wrong[:, 0], wrong[:, 1]])
+        order = np.argsort(-distance, kind="stable")[:k]
+        return [(int(wrong[i, 0]), f"{head.classes[wrong[i, 1]]}: p={proba[wrong[i, 0], wrong[i, 1]]:.2f}\n"
+                 f"truth: {'present' if y[wrong[i, 0], wrong[i, 1]] else 'absent'}") for i in order]
+    wrong = np.flatnonzero(decided != y[:, 0])
+    confidence = proba[wrong, decided[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")[:k]]
+    return [(int(i), f"true: {head.classes[y[i, 0]]}\npredicted: {head.classes[decided[i]]}\n"
+             f"p={proba[i, decided[i]]:.2f}") for i in order]
 
 
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _write_predictions(path: Path, dataset: ImageDataset, heads: list[TaskHead], targets: dict, proba: dict,
-                       decided: dict) -> None:
+def prediction_rows(outputs: SplitOutputs, heads: list[TaskHead], proba: dict, decided: dict) -> list[list[str]]:
+    """The per-image table (header first): source, then per task its decision, probabilities and truth."""
     names = {h.name: h.label_names(decided[h.name]) for h in heads}
-    truth = {h.name: truth_text(h, targets[h.name]) for h in heads}
+    truth = {h.name: truth_text(h, outputs.targets[h.name]) for h in heads}
+    rows = [["source", *prediction_header(heads, truth=True)]]
+    for i, sample in enumerate(outputs.dataset.samples):
+        row_truth = {task: text[i] for task, text in truth.items()}
+        row_names = {task: text[i] for task, text in names.items()}
+        row_proba = {task: p[i] for task, p in proba.items()}
+        rows.append([sample.source, *prediction_cells(heads, row_names, row_proba, row_truth)])
+    return rows
+
+
+def write_prediction_rows(path: Path, rows: list[list[str]]) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["source", *prediction_header(heads, truth=True)])
-        for i, sample in enumerate(dataset.samples):
-            row_truth = {task: text[i] for task, text in truth.items()}
-            row_names = {task: text[i] for task, text in names.items()}
-            row_proba = {task: p[i] for task, p in proba.items()}
-            writer.writerow([sample.source, *prediction_cells(heads, row_names, row_proba, row_truth)])
+        csv.writer(f).writerows(rows)

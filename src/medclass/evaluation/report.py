@@ -1,99 +1,197 @@
-"""A self-contained HTML report (figures embedded), readable offline and attachable to an email: the run, then a
-section per task (summary with bootstrap intervals, a per-class or per-finding table, its figures)."""
+"""report.html: one self-contained file (figures embedded, no script, no link outside it), readable offline and on a
+phone, attachable to an email. Sections: the evaluation; the data (counts per split and class, how it was split, the
+audit's findings); the model and its training config; per task the metrics with intervals, where the operating point
+came from, calibration, patient-level numbers and figures; training curves; the per-image predictions."""
 
 from __future__ import annotations
 
 import base64
 import html
+from datetime import datetime, timezone
 from pathlib import Path
 
-SINGLE_LABEL_ROWS = [("Accuracy", "accuracy"), ("Balanced accuracy", "balanced_accuracy"), ("F1 macro", "f1_macro"),
-                     ("F1 weighted", "f1_weighted"), ("Precision weighted", "precision_weighted"),
-                     ("Recall weighted", "recall_weighted")]
-MULTILABEL_ROWS = [("ROC-AUC micro", "auc_micro"), ("F1 macro", "f1_macro"), ("F1 micro", "f1_micro"),
+HEADLINE = {
+    "binary": [("ROC-AUC", "auc"), ("PR-AUC (average precision)", "pr_auc"), ("Sensitivity", "sensitivity"),
+               ("Specificity", "specificity"), ("PPV (precision)", "ppv"), ("NPV", "npv"), ("F1", "f1"),
+               ("Accuracy", "accuracy"), ("Balanced accuracy", "balanced_accuracy")],
+    "multiclass": [("ROC-AUC (macro one-vs-rest)", "auc"), ("Accuracy", "accuracy"),
+                   ("Balanced accuracy", "balanced_accuracy"), ("Quadratic-weighted kappa", "kappa_quadratic"),
+                   ("F1 macro", "f1_macro"), ("F1 weighted", "f1_weighted"), ("Precision weighted", "precision_weighted"),
+                   ("Recall weighted", "recall_weighted")],
+    "multilabel": [("ROC-AUC macro", "auc"), ("ROC-AUC micro", "auc_micro"), ("PR-AUC macro", "pr_auc"),
+                   ("PR-AUC micro", "pr_auc_micro"), ("F1 macro", "f1_macro"), ("F1 micro", "f1_micro"),
                    ("Label accuracy (image-finding pairs)", "label_accuracy"),
-                   ("Subset accuracy (every finding right)", "subset_accuracy")]
+                   ("Subset accuracy (every finding right)", "subset_accuracy")],
+}
+PREDICTION_ROWS_SHOWN = 1000
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1rem auto; max-width: 1000px; padding: 0 0.8rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.2rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
+.scroll { overflow-x: auto; max-width: 100%; }
+figure { display: inline-block; margin: 0.4rem; max-width: 100%; } img { max-width: 100%; height: auto; }
+small, figcaption { color: #555; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2rem; margin-top: 2rem; }
+.warn { color: #a40; }
+"""
 
 
-def _img(path: Path, alt: str) -> str:
-    if not path.is_file():
-        return ""
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
+def esc(value) -> str:
+    return html.escape(str(value))
 
 
-def _fmt(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.3f}"
+    return esc(value)
 
 
-def _ci(bounds) -> str:
+def interval(bounds) -> str:
     return f" <small>({bounds[0]:.3f}–{bounds[1]:.3f})</small>" if bounds else ""
 
 
-def _with_ci(metrics: dict, key: str) -> str:
-    return _fmt(metrics[key]) + _ci(metrics.get("ci", {}).get(key))
+def table(rows: list[list[str]], header: list[str] | None = None) -> str:
+    """Cells are HTML already (escape text with esc/fmt)."""
+    head = "<tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table>{head}{body}</table></div>'
 
 
-def _rows(cells: list[list[str]], header: list[str]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def pairs(items: dict) -> str:
+    return table([[f"<b>{esc(k)}</b>", esc(v)] for k, v in items.items()])
 
 
-def task_section(metrics: dict, figures: dict[str, Path], heading: bool) -> str:
-    level = int(metrics.get("ci", {}).get("level", 0.95) * 100)
-    multilabel = metrics.get("kind") == "multilabel"
-    keys = MULTILABEL_ROWS if multilabel else SINGLE_LABEL_ROWS
-    summary = [("ROC-AUC (" + metrics["auc_kind"] + ")", _with_ci(metrics, "auc"))]
-    summary += [(name, _with_ci(metrics, key)) for name, key in keys if key in metrics]
-    summary_html = "".join(f"<tr><th>{html.escape(n)}</th><td>{v}</td></tr>" for n, v in summary)
-    if multilabel:
-        table = _rows([[html.escape(name), str(m["positives"]), _fmt(m["auc"]) + _ci(m.get("auc_ci")),
-                        f"{m['recall']:.3f}", f"{m['specificity']:.3f}", f"{m['precision']:.3f}", f"{m['f1']:.3f}"]
-                       for name, m in metrics["per_finding"].items()],
-                      ["finding", "positive images", "AUC", "sensitivity", "specificity", "precision", "F1"])
-        table_title = "Per finding"
-    else:
-        table = _rows([[html.escape(name), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
-                        _fmt(m["auc_ovr"]), str(m["support"])] for name, m in metrics["per_class"].items()],
-                      ["class", "precision", "recall (sensitivity)", "F1", "AUC one-vs-rest", "support"])
-        table_title = "Per class"
+def figure(path: Path, caption: str) -> str:
+    if not path or not Path(path).is_file():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return (f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def headline(metrics: dict) -> str:
+    ci = metrics.get("ci", {})
+    rows = [[esc(name), fmt(metrics[key]) + interval(ci.get(key))] for name, key in HEADLINE[metrics["kind"]]
+            if key in metrics]
+    return table(rows)
+
+
+def class_table(metrics: dict) -> str:
+    if metrics["kind"] == "multilabel":
+        return table([[esc(name), str(m["positives"]), fmt(m["auc"]) + interval(m.get("auc_ci")), fmt(m["pr_auc"]),
+                       fmt(m["recall"]), fmt(m["specificity"]), fmt(m["precision"]), fmt(m["f1"])]
+                      for name, m in metrics["per_finding"].items()],
+                     ["finding", "positive images", "ROC-AUC", "PR-AUC", "sensitivity", "specificity", "precision",
+                      "F1"])
+    return table([[esc(name), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), fmt(m["auc_ovr"]),
+                   fmt(m["pr_auc_ovr"]), str(m["support"])] for name, m in metrics["per_class"].items()],
+                 ["class", "precision", "recall (sensitivity)", "F1", "ROC-AUC one-vs-rest", "PR-AUC one-vs-rest",
+                  "images"])
+
+
+def calibration_table(cal: dict) -> str:
+    rows = [[esc(name), fmt(cal[key]["ece"]), fmt(cal[key]["brier"])]
+            for name, key in (("uncalibrated (temperature 1)", "uncalibrated"),
+                              (f"calibrated (temperature {cal['temperature']:.3g})", "calibrated"))]
+    return table(rows, ["probabilities", "ECE (15 bins)", "Brier score"])
+
+
+def task_section(metrics: dict, figures: dict[str, Path], several: bool) -> str:
+    ci = metrics.get("ci", {})
+    title = f"Task {esc(metrics['task'])} ({esc(metrics['kind'])}{', ordinal' if metrics.get('ordinal') else ''})"
     unlabelled = metrics.get("unlabelled")
-    title = (f"<h2>Task {html.escape(metrics.get('task', ''))} ({html.escape(metrics.get('kind', ''))})</h2>"
-             if heading else "<h2>Summary</h2>")
-    return f"""{title}
-<p>{metrics['n']} images{f' ({unlabelled} more have no label for this task)' if unlabelled else ''}. Decision:
-{html.escape(metrics.get('decision', ''))}. Brackets: {level}% percentile bootstrap interval over images
-({metrics.get('ci', {}).get('n_boot', 0)} resamples).</p>
-<table>{summary_html}</table>
-<h3>{table_title}</h3>
-{table}
-{''.join(_img(p, name) for name, p in figures.items())}
-"""
+    parts = [f"<h2>{title if several else 'Results: ' + title}</h2>",
+             f"<p>{metrics['n']} images{f' ({unlabelled} more have no label for this task)' if unlabelled else ''}. "
+             f"<b>Decision:</b> {esc(metrics['decision'])}. <b>Operating point chosen by:</b> "
+             f"{esc(metrics['threshold_source'])}; nothing is tuned on the split evaluated here.</p>",
+             f"<p><small>Brackets: {int(ci.get('level', 0.95) * 100)}% percentile bootstrap interval, "
+             f"{ci.get('n_boot', 0)} resamples of {esc(ci.get('resampled', 'images'))}, stratified "
+             f"{esc(ci.get('stratified', ''))}.</small></p>" if ci else "",
+             headline(metrics), "<h3>Per " + ("finding" if metrics["kind"] == "multilabel" else "class") + "</h3>",
+             class_table(metrics)]
+    if "calibration" in metrics:
+        parts += ["<h3>Calibration</h3><p>Temperature scaling fitted on the validation split; lower is better.</p>",
+                  calibration_table(metrics["calibration"])]
+    if "patient_level" in metrics:
+        pl = metrics["patient_level"]
+        parts += [f"<h3>Per patient</h3><p>{pl['patients']} patients ({pl['images']} images); probabilities "
+                  f"averaged over each patient's images; {pl['patients_with_disagreeing_labels']} patient(s) whose "
+                  "images carry different labels.</p>", headline(pl | {"kind": metrics["kind"]})]
+    parts.append("".join(figure(path, name) for name, path in figures.items()))
+    return "\n".join(parts)
 
 
-def write_report(sections: dict[str, dict], info: dict, figures: dict[str, dict[str, Path]],
-                 run_figures: dict[str, Path], path: Path) -> Path:
-    """`sections` and `figures`: per task, its metrics and its figures; `run_figures`: the run's own (curves)."""
-    info_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
+def data_section(run, evaluated: dict, n_images: int) -> str:
+    settings = run.settings() if run.config_file.is_file() else {}
+    config, resolved = settings.get("config", {}), settings.get("resolved", {})
+    parts = ["<h2>Data</h2>"]
+    counts = resolved.get("counts") or {}
+    if counts:
+        classes = list(next(iter(counts.values())))
+        parts += [f"<p>The run's data ({esc(config.get('data', ''))}), images per split and class of task "
+                  f"{esc(resolved.get('task', ''))}:</p>",
+                  table([[esc(split)] + [str(row.get(c, 0)) for c in classes] + [str(sum(row.values()))]
+                         for split, row in counts.items()], ["split", *map(esc, classes), "total"])]
+    grouping = resolved.get("split_grouping")
+    if config.get("splits"):
+        method = f"from the split file {config['splits']}" + (f", fold {config['fold']}" if config.get("fold") else "")
+    elif grouping:
+        method = (f"made by medclass, grouped by {grouping['by']} ({grouping['groups']} groups, "
+                  f"{grouping['multi_image_groups']} with several images), stratified by class")
+    else:
+        method = "the data's own split" if counts else "unknown (no config.yaml)"
+    parts.append(f"<p><b>Split:</b> {esc(method)}. <b>Evaluated here:</b> {esc(evaluated['data'])}, split "
+                 f"{esc(evaluated['split'])}, {n_images} images.</p>")
+    audit = run.audit()
+    if audit:
+        summary = audit.get("summary", {})
+        found = {k.replace("_", " "): v for k, v in summary.items() if v and k not in ("images", "readable")}
+        parts.append("<p><b>Audit before training:</b></p>" + (pairs(found) if found else "<p>nothing found</p>"))
+    else:
+        parts.append("<p><b>Audit:</b> none recorded (trained with --no-audit).</p>")
+    if evaluated.get("skipped"):
+        parts.append(f'<p class="warn">{len(evaluated["skipped"])} row(s) of the data could not be used (listed in '
+                     "metrics.json).</p>")
+    return "\n".join(parts)
+
+
+def model_section(run, artifact) -> str:
+    config = run.settings().get("config", {}) if run.config_file.is_file() else {}
+    summary = {"model": artifact.model_name,
+               "tasks": "; ".join(f"{h.name}: {h.kind}, {', '.join(h.classes)}" for h in artifact.heads),
+               "input": f"{artifact.preprocessing.img_size} px, {artifact.preprocessing.in_chans} channel(s)",
+               "test-time augmentation": ", ".join(artifact.tta) or "none",
+               "best validation AUC": f"{artifact.provenance.get('best_val_auc', float('nan')):.4f}",
+               "versions": ", ".join(f"{k} {artifact.provenance[k]}" for k in ("medclass", "torch", "timm")
+                                     if k in artifact.provenance)}
+    options = table([[esc(k), esc(v)] for k, v in config.items()])
+    return (f"<h2>Model and training</h2>{pairs(summary)}<details><summary>Training config (config.yaml)"
+            f"</summary>{options}</details>")
+
+
+def predictions_section(rows: list[list[str]]) -> str:
+    header, body = rows[0], rows[1:]
+    shown = body[:PREDICTION_ROWS_SHOWN]
+    more = f" (the first {len(shown)} of {len(body)})" if len(body) > len(shown) else ""
+    return (f"<h2>Per-image predictions</h2><p>Also in <a href=\"predictions.csv\">predictions.csv</a>{more}.</p>"
+            f"<details><summary>{len(body)} images</summary>"
+            f"{table([[esc(c) for c in row] for row in shown], [esc(h) for h in header])}</details>")
+
+
+def write_report(path: Path, run, artifact, sections: dict[str, dict], figures: dict[str, dict[str, Path]],
+                 evaluated: dict, prediction_rows: list[list[str]], n_images: int) -> Path:
+    """`sections` and `figures`: per task, its metrics and figures; `evaluated`: data and split scored."""
+    info = {"run": str(run.path), "evaluated": f"{evaluated['data']}, split {evaluated['split']}",
+            "images": n_images, "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     several = len(sections) > 1
-    body = "".join(task_section(metrics, figures.get(task, {}), several) for task, metrics in sections.items())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>medclass report: {html.escape(str(info.get('run', '')))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1000px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: left; }}
-figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 460px; }}
-small {{ color: #666; }}
-</style></head><body>
-<h1>medclass evaluation report</h1>
-<table>{info_rows}</table>
-{body}
-<h2>Training</h2>
-{''.join(_img(p, name) for name, p in run_figures.items())}
-</body></html>
-"""
-    path.write_text(page)
-    return path
+    body = [f"<h1>medclass evaluation: {esc(run.path.name)}</h1>", pairs(info),
+            *(task_section(metrics, figures.get(task, {}), several) for task, metrics in sections.items()),
+            data_section(run, evaluated, n_images), model_section(run, artifact),
+            "<h2>Training curves</h2>" + (figure(run.curves_file, "loss and validation metrics per epoch")
+                                          or "<p>none recorded</p>"),
+            predictions_section(prediction_rows)]
+    page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>medclass report: {esc(run.path.name)}</title><style>{STYLE}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    Path(path).write_text(page)
+    return Path(path)

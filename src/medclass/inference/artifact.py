@@ -5,7 +5,8 @@ threshold(s) each), test-time augmentation and provenance. Training, evaluation,
 it the same way. It is saved with `torch.save` and loaded with `weights_only=True`, so opening an artefact from
 elsewhere runs no pickled code.
 
-Format 2 keeps a list of heads; format 1 (up to medclass 0.x of November 2026) kept one task's classes,
+Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added within format 2,
+with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass 0.x of November 2026) kept one task's classes,
 positive_index and threshold, and still loads, as a single head.
 """
 
@@ -20,11 +21,11 @@ from torch import nn
 from medclass.errors import MedclassError
 from medclass.heads import TaskHead
 from medclass.models import create_model
+from medclass.rundir import ARTIFACT as ARTIFACT_NAME
 from medclass.transforms import Preprocessing
 
 FORMAT = "medclass-model"
 FORMAT_VERSION = 2
-ARTIFACT_NAME = "model.pt"
 
 
 @dataclass

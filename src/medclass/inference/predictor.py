@@ -11,7 +11,7 @@ from PIL import Image
 
 from medclass.data.images import list_images, read_image
 from medclass.errors import MedclassError
-from medclass.heads import per_task, probabilities
+from medclass.heads import per_task, view_probabilities
 from medclass.inference.artifact import ModelArtifact
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -49,21 +49,33 @@ class Predictor:
             return Image.fromarray(item)
         return read_image(item)
 
+    @property
+    def views(self) -> int:
+        """Test-time views per image: the image itself, plus its mirror image with flip TTA."""
+        return 1 + sum(name == "hflip" for name in self.artifact.tta)
+
     @torch.no_grad()
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Raw logits of every view: (views, images, outputs)."""
         batch = batch.to(self.device)
         views = [batch] + [batch.flip(-1) for name in self.artifact.tta if name == "hflip"]
-        return torch.stack([probabilities(self.heads, self.model(v)) for v in views]).mean(0)
+        return torch.stack([self.model(v).float() for v in views])
 
-    def probabilities(self, images: Sequence[ImageInput]) -> dict[str, np.ndarray]:
-        """{task: probabilities (n_images, its classes)} for every task, whatever their number."""
+    def logits(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """The model's raw outputs before any temperature, softmax or sigmoid: (views, n_images, outputs), the heads'
+        outputs side by side. What calibration is fitted on; `probabilities` is computed from them."""
         out = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             batch = torch.stack([self.transform(self._to_image(item)) for item in chunk])
             out.append(self._forward(batch).cpu().numpy())
         width = sum(h.outputs for h in self.heads)
-        return per_task(self.heads, np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32))
+        return np.concatenate(out, 1) if out else np.zeros((self.views, 0, width), dtype=np.float32)
+
+    def probabilities(self, images: Sequence[ImageInput]) -> dict[str, np.ndarray]:
+        """{task: probabilities (n_images, its classes)} for every task, whatever their number: each view's
+        probabilities at the task's calibrated temperature, averaged over the views."""
+        return per_task(self.heads, view_probabilities(self.heads, self.logits(images)))
 
     def decisions(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{task: decisions}: class indices (binary: thresholded; multiclass: argmax) or a 0/1 finding matrix."""

@@ -55,7 +55,13 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     img_size: int | None = None  # None: the data's own size (first training image)
     in_chans: int | None = None  # None: 1 when every sampled image is grayscale and the model is not pretrained
-    positive_class: str | None = None  # a binary main task's positive class; None: the second class
+    positive_class: str | None = None  # a binary main task's positive class; None: heads.default_positive
+    # After training, on the validation split (evaluation/tuning.py): temperature scaling, then the operating point
+    # of binary and multi-label tasks: 0.5 | youden | sensitivity:0.95 | specificity:0.9 (operating_point.py).
+    # 0.5 by default: the argmax, which the temperature leaves unchanged; a rule is a clinical choice to state.
+    operating_point: str = "0.5"
+    calibrate: bool = True
+    ordinal: bool = False  # the main task's classes are ordered grades (also scored by quadratic-weighted kappa)
     # Several tasks (data option --tasks): the loss is the sum of each task's loss times its weight (default 1), and
     # the checkpoint is chosen on the mean validation AUC over tasks, or on `monitor_task`'s alone.
     task_weights: dict = field(default_factory=dict)
@@ -122,6 +128,9 @@ class TrainConfig:
         for task, weight in self.task_weights.items():
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
                 raise MedclassError(f"task_weights: the weight of task {task!r} must be a number >= 0; got {weight!r}")
+        from medclass.evaluation.operating_point import ThresholdRule
+
+        ThresholdRule.parse(self.operating_point)  # refuses a malformed rule before anything runs
         if self.class_weights not in ("none", "balanced"):
             raise MedclassError(f"class_weights must be none or balanced; got {self.class_weights!r}")
 

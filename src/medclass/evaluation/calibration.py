@@ -1,0 +1,94 @@
+"""Calibration: temperature scaling fitted on validation (Guo et al. 2017), and the numbers that show it worked.
+
+One temperature per task divides its logits before the softmax (sigmoid for multi-label): it leaves every argmax and
+every 0.5 decision unchanged and makes the probabilities say how often the model is right. It is fitted on the
+validation split by minimising the negative log-likelihood of the probabilities the Predictor reports (the mean over
+test-time views), stored in the artefact, and applied by every prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+from sklearn.metrics import brier_score_loss
+
+from medclass.heads import TaskHead, view_probabilities
+
+N_BINS = 15
+MIN_T, MAX_T = 0.05, 20.0
+
+
+def fit_temperature(head: TaskHead, logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising the NLL of `head`'s view-averaged probabilities on labelled rows.
+
+    logits: (views, images, head outputs); y: the head's target columns (-1 = no label)."""
+    keep = (y >= 0).all(1) if head.kind != "multilabel" else np.ones(len(y), bool)
+    z = torch.as_tensor(np.asarray(logits, dtype=np.float32)[:, keep])
+    target = torch.as_tensor(y[keep])
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def nll():
+        optimizer.zero_grad()
+        t = log_t.exp()
+        if head.kind == "multilabel":
+            p = torch.sigmoid(z / t).mean(0).clamp(1e-7, 1 - 1e-7)
+            known = target >= 0
+            loss = -(target * p.log() + (1 - target) * (1 - p).log())[known].mean()
+        else:
+            p = torch.softmax(z / t, -1).mean(0).clamp_min(1e-12)
+            loss = -p.log().gather(1, target[:, :1]).mean()
+        loss.backward()
+        return loss
+
+    if len(target):
+        optimizer.step(nll)
+    return float(np.clip(log_t.detach().exp().item(), MIN_T, MAX_T))
+
+
+def calibrated(head: TaskHead, logits: np.ndarray, y: np.ndarray) -> TaskHead:
+    return replace(head, temperature=fit_temperature(replace(head, temperature=1.0), logits, y))
+
+
+def calibration_events(kind: str, y: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stated probability, whether it came true) per event. Single-label: the top class's probability and whether
+    it is the true class (top-label calibration). Multi-label: every image-finding probability and the finding."""
+    if kind == "multilabel":
+        return proba.ravel(), y.ravel().astype(float)
+    return proba.max(1), (proba.argmax(1) == y[:, 0]).astype(float)
+
+
+def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = N_BINS) -> float:
+    """Sum over equal-width bins of |mean stated probability - observed frequency|, weighted by bin size."""
+    if not len(confidence):
+        return float("nan")
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        total += inside.mean() * abs(confidence[inside].mean() - outcome[inside].mean())
+    return float(total)
+
+
+def brier_score(kind: str, y: np.ndarray, proba: np.ndarray, positive_index: int | None = None) -> float:
+    """Binary: scikit-learn's Brier score of the positive class's probability. Multiclass: the mean over images of
+    the squared distance to the one-hot truth (Brier's original form). Multi-label: the mean over image-finding
+    pairs."""
+    if kind == "binary":
+        return float(brier_score_loss(y[:, 0] == positive_index, proba[:, positive_index]))
+    if kind == "multilabel":
+        return float(np.mean((proba - y) ** 2))
+    onehot = np.eye(proba.shape[1])[y[:, 0]]
+    return float(np.mean(np.sum((proba - onehot) ** 2, 1)))
+
+
+def calibration_report(head: TaskHead, logits: np.ndarray, y: np.ndarray) -> dict:
+    """ECE and Brier score of `head`'s probabilities at temperature 1 and at its own temperature."""
+    result = {"temperature": head.temperature}
+    for name, h in (("uncalibrated", replace(head, temperature=1.0)), ("calibrated", head)):
+        proba = view_probabilities([h], logits)
+        result[name] = {"ece": expected_calibration_error(*calibration_events(head.kind, y, proba)),
+                        "brier": brier_score(head.kind, y, proba, head.positive_index)}
+    return result

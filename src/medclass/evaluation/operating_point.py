@@ -1,0 +1,111 @@
+"""Operating points: the probability at which a binary task (or each finding of a multi-label task) is called
+positive, chosen on the validation split by a stated rule and stored in the artefact (scikit-learn's
+`TunedThresholdClassifierCV` does the same for its estimators). The test split never chooses anything.
+
+Rules (`--operating-point`): `0.5` (or any fixed value; with a softmax over two classes 0.5 is the argmax),
+`youden` (maximise sensitivity + specificity - 1), `sensitivity:0.95` (the highest threshold that still reaches that
+sensitivity, so the most specific one) and `specificity:0.9` (the lowest threshold keeping that specificity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from medclass.errors import MedclassError
+from medclass.heads import TaskHead
+
+RULES = ("fixed", "youden", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    kind: str  # one of RULES
+    value: float | None = None  # fixed: the threshold; sensitivity/specificity: the target
+
+    @classmethod
+    def parse(cls, text: str | float) -> "ThresholdRule":
+        text = str(text).strip().lower()
+        if text in ("argmax", "default"):
+            return cls("fixed", 0.5)
+        if text == "youden":
+            return cls("youden")
+        name, sep, value = text.partition(":")
+        try:
+            if not sep:
+                rule = cls("fixed", float(name))
+            elif name in ("sensitivity", "specificity"):
+                rule = cls(name, float(value))
+            else:
+                raise ValueError
+        except ValueError:
+            raise MedclassError(f"operating point: expected 0.5 (or another fixed threshold), youden, "
+                                f"sensitivity:TARGET or specificity:TARGET (e.g. sensitivity:0.95); got {text!r}") from None
+        if not 0 <= rule.value <= 1:
+            raise MedclassError(f"operating point {text!r}: the value must lie in [0, 1]")
+        return rule
+
+    @property
+    def tunes(self) -> bool:
+        return self.kind != "fixed"
+
+    def describe(self, split: str, n: int) -> str:
+        if self.kind == "fixed":
+            return f"fixed {self.value:g}" + (" (not tuned)" if self.value == 0.5 else "")
+        what = "Youden's J" if self.kind == "youden" else f"{self.kind} >= {self.value:g}"
+        return f"{what} on the {split} split ({n} images)"
+
+    def __str__(self) -> str:
+        return {"fixed": f"{self.value:g}", "youden": "youden"}.get(self.kind, f"{self.kind}:{self.value:g}")
+
+
+def choose_threshold(positive: np.ndarray, score: np.ndarray, rule: ThresholdRule) -> float:
+    """The threshold `rule` picks on these labels (bool) and positive-class scores; decisions are score >= it."""
+    if rule.kind == "fixed":
+        return float(rule.value)
+    positive = np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        raise MedclassError(f"operating point {rule}: needs positive and negative images to choose on; the split has "
+                            f"{int(positive.sum())} positive of {len(positive)}")
+    fpr, tpr, thresholds = roc_curve(positive, score, drop_intermediate=False)
+    thresholds = np.minimum(thresholds, 1.0)  # the first is +inf (nothing called positive)
+    if rule.kind == "youden":
+        best = int(np.argmax(tpr - fpr))
+    elif rule.kind == "sensitivity":
+        best = int(np.flatnonzero(tpr >= rule.value - 1e-12)[0])  # thresholds fall: the first is the most specific
+    else:
+        best = int(np.flatnonzero(1 - fpr >= rule.value - 1e-12)[-1])  # the last keeping it is the most sensitive
+    return float(thresholds[best])
+
+
+def tune_head(head: TaskHead, y: np.ndarray, proba: np.ndarray, rule: ThresholdRule, split: str) -> TaskHead:
+    """`head` with threshold(s) chosen by `rule` on its labelled rows `y` / probabilities `proba`. Binary: one
+    threshold on the positive class; multilabel: one per finding. Multiclass heads decide by argmax: refused."""
+    if head.kind == "multiclass":
+        raise MedclassError(f"task {head.name!r} is multiclass and decides by the most probable class; operating "
+                            "points apply to binary and multi-label tasks")
+    source = rule.describe(split, len(y))
+    if head.kind == "binary":
+        positive = y[:, 0] == head.positive_index
+        return replace(head, threshold=choose_threshold(positive, proba[:, head.positive_index], rule),
+                       threshold_source=source)
+    thresholds = tuple(choose_threshold(y[:, j] == 1, proba[:, j], rule) for j in range(len(head.classes)))
+    return replace(head, threshold=thresholds, threshold_source=source)
+
+
+def operating_characteristics(head: TaskHead, y: np.ndarray, proba: np.ndarray) -> dict:
+    """Sensitivity and specificity at the head's threshold(s): per finding for multi-label."""
+    decided = head.decide(proba)
+    if head.kind == "binary":
+        truth, called = y[:, 0] == head.positive_index, decided == head.positive_index
+        return {"threshold": head.threshold, **_sens_spec(truth, called)}
+    return {name: {"threshold": t, **_sens_spec(y[:, j] == 1, decided[:, j] == 1)}
+            for j, (name, t) in enumerate(zip(head.classes, head.threshold))}
+
+
+def _sens_spec(truth: np.ndarray, called: np.ndarray) -> dict:
+    pos, neg = truth.sum(), (~truth).sum()
+    return {"sensitivity": float((truth & called).sum() / pos) if pos else float("nan"),
+            "specificity": float((~truth & ~called).sum() / neg) if neg else float("nan")}

@@ -1,0 +1,89 @@
+"""After training, and whenever `medclass threshold` asks: calibrate and choose operating points on the run's
+validation split, write them into the artefact and record what was chosen, how, and how it scored there
+(RUN/calibration.json). Retraining is never needed, and the test split is never looked at."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from medclass.data import ImageDataset
+from medclass.errors import MedclassError
+from medclass.evaluation.calibration import calibrated, calibration_report
+from medclass.evaluation.metrics import labelled_rows
+from medclass.evaluation.operating_point import ThresholdRule, operating_characteristics, tune_head
+from medclass.evaluation.predictions import predict_split
+from medclass.heads import view_probabilities
+from medclass.rundir import RunDir
+
+SPLIT = "val"
+
+
+def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bool | None = None,
+             tasks: list[str] | None = None, val_data: ImageDataset | None = None, device: str = "cpu") -> dict:
+    """Fit temperatures (`calibrate`) and/or choose thresholds by `rule` for `tasks` (default: every task a rule
+    applies to; multiclass tasks keep the argmax) on the validation split; save the artefact; return the record.
+
+    calibrate None/False keeps the stored temperatures; rule None keeps the stored thresholds. Thresholds are
+    chosen after calibrating, on the calibrated probabilities they will be applied to. (A new temperature leaves the
+    0.5 decisions unchanged, but moves any other threshold: retune after recalibrating.)"""
+    from medclass.inference.predictor import Predictor
+
+    run = RunDir(run)
+    rule = ThresholdRule.parse(rule) if isinstance(rule, str) else rule
+    artifact = run.artifact()
+    names = [h.name for h in artifact.heads]
+    unknown = [t for t in tasks or [] if t not in names]
+    if unknown:
+        raise MedclassError(f"{run}: the model has no task {', '.join(map(repr, unknown))}; its tasks: "
+                            f"{', '.join(names)}")
+    kinds = {h.name: h.kind for h in artifact.heads}
+    targeted = [t for t in tasks or names if kinds[t] != "multiclass"]
+    if rule is not None and rule.tunes and (not targeted or tasks and len(targeted) < len(tasks)):
+        multiclass = [t for t in tasks or names if kinds[t] == "multiclass"]
+        raise MedclassError(f"task(s) {', '.join(multiclass)} of {run} decide by the most probable class; operating "
+                            "points apply to binary and multi-label tasks")
+    dataset = val_data if val_data is not None else run.dataset(SPLIT)
+    outputs = predict_split(Predictor(artifact, device=device), dataset)
+    heads, record = [], {}
+    for head in artifact.heads:
+        y = outputs.targets[head.name]
+        keep = labelled_rows(y)
+        logits, y = outputs.head_logits(head.name)[:, keep], y[keep]
+        chosen = tasks is None or head.name in tasks
+        if calibrate and chosen:
+            head = calibrated(head, logits, y)
+        if chosen and rule is not None and head.kind != "multiclass":
+            head = tune_head(head, y, view_probabilities([head], logits), rule, SPLIT)
+        heads.append(head)
+        record[head.name] = {"kind": head.kind, "images": int(len(y)), "threshold_source": head.threshold_source,
+                             "calibration": calibration_report(head, logits, y)}
+        if head.kind != "multiclass":
+            record[head.name]["operating_point"] = operating_characteristics(head, y,
+                                                                             view_probabilities([head], logits))
+    artifact.heads = heads
+    artifact.save(run.artifact_file)
+    saved = {"split": SPLIT, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),
+             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": record}
+    run.calibration_file.write_text(json.dumps(saved, indent=2))
+    return saved
+
+
+
+def tuning_summary(record: dict) -> list[str]:
+    """One line per task: its temperature with the validation ECE before and after, and its operating point."""
+    lines = []
+    for task, info in record["tasks"].items():
+        cal = info["calibration"]
+        line = (f"task {task}: temperature {cal['temperature']:.3g} (val ECE {cal['uncalibrated']['ece']:.3f} -> "
+                f"{cal['calibrated']['ece']:.3f}, Brier {cal['uncalibrated']['brier']:.3f} -> "
+                f"{cal['calibrated']['brier']:.3f})")
+        point = info.get("operating_point")
+        if point and "sensitivity" in point:
+            line += (f"; threshold {point['threshold']:.4g}: val sensitivity {point['sensitivity']:.3f}, "
+                     f"specificity {point['specificity']:.3f} ({info['threshold_source']})")
+        elif point:
+            line += f"; thresholds per finding ({info['threshold_source']})"
+        lines.append(line)
+    return lines

@@ -1,0 +1,91 @@
+"""The run folder: one place that knows its layout, used by training, evaluation, thresholds, comparison and the CLI.
+
+    RUN/config.yaml          the resolved training config (`config`) and what was resolved at run time (`resolved`)
+    RUN/splits.csv           source,split,label,patient of every image the run used
+    RUN/model.pt             the model artefact (inference/artifact.py)
+    RUN/history.csv          per-epoch metrics; RUN/training_curves.png their plot
+    RUN/audit.json           the data audit before training
+    RUN/calibration.json     temperature and operating points chosen on validation, with their validation numbers
+    RUN/evaluation/SPLIT/    metrics.json, predictions.csv, report.html and figures of `medclass evaluate`
+
+It reads config.yaml as plain YAML, so evaluation and inference need nothing from training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from medclass.errors import MedclassError
+
+CONFIG = "config.yaml"
+SPLITS = "splits.csv"
+ARTIFACT = "model.pt"
+HISTORY = "history.csv"
+CURVES = "training_curves.png"
+AUDIT = "audit.json"
+CALIBRATION = "calibration.json"
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    config_file = property(lambda self: self.path / CONFIG)
+    splits_file = property(lambda self: self.path / SPLITS)
+    artifact_file = property(lambda self: self.path / ARTIFACT)
+    history_file = property(lambda self: self.path / HISTORY)
+    curves_file = property(lambda self: self.path / CURVES)
+    audit_file = property(lambda self: self.path / AUDIT)
+    calibration_file = property(lambda self: self.path / CALIBRATION)
+
+    def evaluation_dir(self, split: str) -> Path:
+        return self.path / "evaluation" / split
+
+    def check(self) -> "RunDir":
+        """A finished run: refuse anything else with the reason."""
+        if not self.path.is_dir():
+            raise MedclassError(f"{self.path}: no such run folder")
+        if not self.artifact_file.is_file():
+            raise MedclassError(f"{self.path}: holds no {ARTIFACT} (not a finished medclass run; a stopped one "
+                                "continues with `medclass train --out RUN --resume`)")
+        return self
+
+    def settings(self) -> dict:
+        """config.yaml as written: {"config": ..., "resolved": ...}."""
+        if not self.config_file.is_file():
+            raise MedclassError(f"{self.config_file}: run config not found (is this a medclass run folder?)")
+        return yaml.safe_load(self.config_file.read_text()) or {}
+
+    def dataset(self, split: str | None = None):
+        """The run's data, read as it was for training, with the run's recorded split (`split`: only that part)."""
+        from medclass.data import open_dataset
+        from medclass.data.splits import load_splits
+
+        config = self.settings().get("config", {})
+        dataset = load_splits(open_dataset(config["data"], **(config.get("reader_options") or {})), self.splits_file)
+        if split is None:
+            return dataset
+        part = dataset.subset(split)
+        if not len(part):
+            raise MedclassError(f"{self.splits_file}: the run has no {split!r} images")
+        return part
+
+    def artifact(self):
+        from medclass.inference.artifact import ModelArtifact
+
+        return ModelArtifact.load(self.check().artifact_file)
+
+    def audit(self) -> dict | None:
+        return json.loads(self.audit_file.read_text()) if self.audit_file.is_file() else None
+
+    def calibration(self) -> dict | None:
+        return json.loads(self.calibration_file.read_text()) if self.calibration_file.is_file() else None
