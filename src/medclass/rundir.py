@@ -30,8 +30,8 @@ CALIBRATION = "calibration.json"
 
 
 class RunDir:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: "str | Path | RunDir"):
+        self.path = path.path if isinstance(path, RunDir) else Path(path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from medclass.data import ImageDataset, open_dataset
-from medclass.evaluation.evaluate import DatasetImages
-from medclass.evaluation.metrics import auc_score, bootstrap_ci
+from medclass.evaluation.metrics import auc_score, task_metrics
+from medclass.evaluation.predictions import DatasetImages
 from medclass.inference import Predictor
 from medclass.training import TrainConfig, train
 from medclass.training.fit import resolve_model
@@ -161,7 +161,8 @@ def benchmark_dataset(name: str, root: str | None, out: Path, minutes: float, ep
     proba = chosen.predict_test()
     y_pred = proba.argmax(1)
     auc = auc_score(y_test, proba, positive)
-    ci = bootstrap_ci(y_test, proba, y_pred, positive, n_boot=1000)
+    kind = "binary" if positive is not None else "multiclass"
+    ci = task_metrics(kind, y_test, proba, y_pred, dataset.classes, positive, n_boot=1000)["ci"]
     for m in members:
         m.val_auc = auc_score(y_val, m.val_proba, positive)
     result = BenchmarkResult(name, float((y_pred == y_test).mean()), float(auc), ci, chosen.name,

@@ -89,7 +89,16 @@ def train(
     focal_gamma: Annotated[Optional[float], typer.Option(help="--loss focal: the focusing exponent.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Weight EMA decay (0 = off).")] = None,
     drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the classifier.")] = None,
-    positive_class: Annotated[Optional[str], typer.Option(help="Binary main task: the positive class.")] = None,
+    positive_class: Annotated[Optional[str], typer.Option(
+        help="Binary main task: the positive class (default: the class named like a disease, else the second).")
+    ] = None,
+    operating_point: Annotated[Optional[str], typer.Option(
+        help="Binary/multi-label decision threshold, chosen on validation after training: 0.5, youden, "
+             "sensitivity:0.95 or specificity:0.9 (`medclass threshold` re-chooses it later).")] = None,
+    calibrate: Annotated[Optional[bool], typer.Option(
+        help="Temperature scaling fitted on validation after training (default on).")] = None,
+    ordinal: Annotated[Optional[bool], typer.Option(
+        "--ordinal", help="The main task's classes are ordered grades (adds quadratic-weighted kappa).")] = None,
     task_weights: Annotated[Optional[str], typer.Option(
         help="Several tasks (--tasks): each task's weight in the loss, e.g. organ=1,malignancy=2 (default 1).")
     ] = None,
@@ -191,6 +200,62 @@ def evaluate(
     for line in summary_lines(metrics):
         typer.echo(line)
     typer.echo(f"report: {out_dir / 'report.html'}")
+
+
+@app.command()
+@user_errors
+def threshold(
+    run_dir: RunDir,
+    sensitivity: Annotated[Optional[float], typer.Option(help="The most specific threshold reaching this sensitivity.")
+                           ] = None,
+    specificity: Annotated[Optional[float], typer.Option(help="The most sensitive threshold keeping this specificity.")
+                           ] = None,
+    youden: Annotated[bool, typer.Option("--youden", help="Maximise sensitivity + specificity - 1.")] = False,
+    value: Annotated[Optional[float], typer.Option(help="A fixed threshold (0.5: the argmax).")] = None,
+    task: Annotated[Optional[list[str]], typer.Option(help="Only this task (repeatable; default: every binary and "
+                                                           "multi-label task).")] = None,
+    recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Fit the temperature again first.")] = False,
+):
+    """Re-choose the operating point on the run's validation split, without retraining; the artefact keeps it and
+    `predict`, `evaluate` and the server apply it."""
+    from medclass.errors import MedclassError
+    from medclass.evaluation.tuning import tune_run, tuning_summary
+    from medclass.rundir import RunDir as Run
+
+    given = [(f"sensitivity:{sensitivity}", sensitivity), (f"specificity:{specificity}", specificity),
+             ("youden", youden or None), (str(value), value)]
+    rules = [rule for rule, set_ in given if set_ is not None]
+    if len(rules) != 1:
+        raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T")
+    record = tune_run(Run(run_dir), rules[0], calibrate=recalibrate or None, tasks=task or None)
+    for line in tuning_summary(record):
+        typer.echo(line)
+    typer.echo(f"saved in {Run(run_dir).artifact_file} (record: {Run(run_dir).calibration_file})")
+
+
+@app.command()
+@user_errors
+@reader_options
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders; the first is the reference.")],
+    data: Annotated[Optional[str], typer.Option(help="Labelled data to compare on (default: the runs' own split, "
+                                                     "which must hold the same images).")] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (intervals and the paired test).")] = 2000,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for comparison.json.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison JSON to stdout.")] = False,
+    reader_options: dict | None = None,
+):
+    """Runs side by side on the same images: AUC with intervals, and a paired test of each AUC difference against
+    the first run (DeLong for binary tasks, paired bootstrap for all)."""
+    from medclass.evaluation.compare import compare_runs, comparison_lines
+
+    result = compare_runs(run_dirs, data=data, split=split, reader_options=reader_options, n_boot=n_boot, out=out)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=float))
+        return
+    for line in comparison_lines(result):
+        typer.echo(line)
 
 
 @app.command()

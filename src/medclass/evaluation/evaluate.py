@@ -97,37 +97,37 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
 def task_figures(head: TaskHead, metrics: dict, outputs: SplitOutputs, keep: np.ndarray, proba: np.ndarray,
                  out: Path, prefixed: bool) -> dict[str, Path]:
     """The figures of one task: decisions, ranking, confidence, calibration and its most confident errors."""
-    stem = out / (f"{safe_name(head.name)}_" if prefixed else "")
+    prefix = f"{safe_name(head.name)}_" if prefixed else ""
     y = outputs.targets[head.name][keep]
     classes = list(head.classes)
     uncalibrated = view_probabilities([replace(head, temperature=1.0)], outputs.head_logits(head.name)[:, keep])
     figures = {}
     if head.kind == "multilabel":
-        figures["ROC curves per finding"] = plot_roc_findings(y, proba, classes, Path(f"{stem}roc_curves.png"),
+        figures["ROC curves per finding"] = plot_roc_findings(y, proba, classes, out / f"{prefix}roc_curves.png",
                                                               thresholds=list(head.threshold))
         figures["Precision-recall curves per finding"] = plot_pr_findings(
-            y, proba, classes, Path(f"{stem}pr_curves.png"), thresholds=list(head.threshold))
+            y, proba, classes, out / f"{prefix}pr_curves.png", thresholds=list(head.threshold))
         truth = y
     else:
         threshold = head.threshold if head.kind == "binary" else None
         figures["Confusion matrix"] = plot_confusion(metrics["confusion_matrix"], classes,
-                                                     Path(f"{stem}confusion_matrix.png"))
-        figures["ROC curve"] = plot_roc(y[:, 0], proba, classes, head.positive_index, Path(f"{stem}roc_curve.png"),
+                                                     out / f"{prefix}confusion_matrix.png")
+        figures["ROC curve"] = plot_roc(y[:, 0], proba, classes, head.positive_index, out / f"{prefix}roc_curve.png",
                                         threshold=threshold)
         figures["Precision-recall curve"] = plot_pr(y[:, 0], proba, classes, head.positive_index,
-                                                    Path(f"{stem}pr_curve.png"), threshold=threshold)
+                                                    out / f"{prefix}pr_curve.png", threshold=threshold)
         truth = y[:, 0]
-    figures["Confidence per class"] = plot_confidence(truth, proba, classes, Path(f"{stem}confidence.png"))
+    figures["Confidence per class"] = plot_confidence(truth, proba, classes, out / f"{prefix}confidence.png")
     temperature = metrics["calibration"]["temperature"]
     curves = {"uncalibrated (T=1)": calibration_events(head.kind, y, uncalibrated)}
     if temperature != 1.0:
         curves[f"calibrated (T={temperature:.3g})"] = calibration_events(head.kind, y, proba)
-    figures["Reliability diagram"] = plot_reliability(curves, Path(f"{stem}reliability.png"))
+    figures["Reliability diagram"] = plot_reliability(curves, out / f"{prefix}reliability.png")
     rows = np.flatnonzero(keep)
     chosen = confident_errors(head, y, proba)
     figures["Most confident errors"] = plot_error_grid([outputs.dataset.load_image(int(rows[i])) for i, _ in chosen],
                                                        [caption for _, caption in chosen],
-                                                       Path(f"{stem}confident_errors.png"))
+                                                       out / f"{prefix}confident_errors.png")
     return figures
 
 

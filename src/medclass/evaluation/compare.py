@@ -1,0 +1,110 @@
+"""`medclass compare RUN_A RUN_B ...`: models side by side on the same test images, with a paired test of each
+AUC difference against the first run (DeLong for a binary task, a paired bootstrap for every kind): "DenseNet vs
+ResNet" answered with a p-value and an interval, not two numbers from different splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from medclass.errors import MedclassError
+from medclass.evaluation.evaluate import evaluation_data
+from medclass.evaluation.metrics import labelled_rows, task_metrics
+from medclass.evaluation.paired import compare_auc
+from medclass.evaluation.predictions import predict_split
+from medclass.inference.predictor import Predictor
+from medclass.rundir import RunDir
+
+
+def common_tasks(names: list[str], predictors: list[Predictor]) -> list[str]:
+    """Tasks every run answers with the same kind and classes (one-task runs: their main task, whatever its name)."""
+    first = predictors[0].heads
+    if all(len(p.heads) == 1 for p in predictors):
+        signature = [(p.heads[0].kind, p.heads[0].classes) for p in predictors]
+        if len(set(signature)) > 1:
+            raise MedclassError("the runs answer different tasks: " + "; ".join(
+                f"{n}: {kind}, {', '.join(classes)}" for n, (kind, classes) in zip(names, signature)))
+        return [first[0].name]
+    shared = [h.name for h in first if all(any(g.name == h.name and g.kind == h.kind and g.classes == h.classes
+                                               for g in p.heads) for p in predictors[1:])]
+    if not shared:
+        raise MedclassError("the runs share no task (same name, kind and classes) to compare")
+    return shared
+
+
+def run_dataset(runs: list[RunDir], data: str | None, split: str, reader_options: dict):
+    """One dataset all runs are scored on: --data, or the runs' own split, which must hold the same images."""
+    if data is not None:
+        return evaluation_data(runs[0], data, split, reader_options)
+    datasets = [run.dataset(split) for run in runs]
+    sources = [sorted(s.source for s in d.samples) for d in datasets]
+    for run, own in zip(runs[1:], sources[1:]):
+        if own != sources[0]:
+            only_a, only_b = len(set(sources[0]) - set(own)), len(set(own) - set(sources[0]))
+            raise MedclassError(f"{runs[0]} and {run} have different {split} images ({only_a} only in the first, "
+                                f"{only_b} only in the second): train them with one --splits file (medclass split), "
+                                "or compare on --data")
+    return datasets[0]
+
+
+def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str = "test",
+                 reader_options: dict | None = None, n_boot: int = 2000, seed: int = 0,
+                 out: str | Path | None = None) -> dict:
+    """Every run's metrics with intervals on one image set, and the paired AUC tests of each run against the first."""
+    if len(run_dirs) < 2:
+        raise MedclassError("compare needs at least two runs")
+    runs = [RunDir(r).check() for r in run_dirs]
+    names = [str(r) for r in runs]
+    predictors = [Predictor(r.artifact()) for r in runs]
+    tasks = common_tasks(names, predictors)
+    dataset = run_dataset(runs, data, split, reader_options or {})
+    outputs = [predict_split(p, dataset) for p in predictors]
+    result = {"runs": names, "split": split, "data": data or "the runs' own split", "images": len(dataset),
+              "tasks": {}}
+    for i, task in enumerate(tasks):
+        # each run's head for this task (one-task runs may name it differently)
+        heads = [p.heads[0] if len(tasks) == 1 and len(p.heads) == 1 else next(h for h in p.heads if h.name == task)
+                 for p in predictors]
+        y = outputs[0].targets[heads[0].name]
+        keep = labelled_rows(y)
+        y = y[keep]
+        truth = y if heads[0].kind == "multilabel" else y[:, 0]
+        patients = outputs[0].patients
+        groups = patients[keep] if patients is not None else None
+        probas = [o.probabilities()[h.name][keep] for o, h in zip(outputs, heads)]
+        scored = [task_metrics(h.kind, truth, p, h.decide(p), list(h.classes), h.positive_index, h.ordinal,
+                               n_boot=n_boot, seed=seed, groups=groups) for h, p in zip(heads, probas)]
+        result["tasks"][task] = {
+            "kind": heads[0].kind, "n": int(keep.sum()),
+            "runs": {n: {k: m.get(k) for k in ("auc", "pr_auc", "accuracy", "label_accuracy",
+                                                  "balanced_accuracy", "sensitivity", "specificity") if k in m} | {"auc_ci": m["ci"]["auc"]}
+                     for n, m in zip(names, scored)},
+            "versus_first": {n: compare_auc(truth, probas[0], p, heads[0].kind, heads[0].positive_index, n_boot,
+                                            seed, groups)
+                             for n, p in zip(names[1:], probas[1:])}}
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def comparison_lines(result: dict) -> list[str]:
+    lines = [f"{len(result['runs'])} runs on the same {result['images']} images ({result['data']}, split "
+             f"{result['split']})"]
+    width = max(len(n) for n in result["runs"])
+    for task, info in result["tasks"].items():
+        lines += ["", f"task {task} ({info['kind']}, {info['n']} labelled images)",
+                  f"{'run':<{width}}  {'AUC':>6}  95% CI         {'ACC':>6}"]
+        for name, m in info["runs"].items():
+            ci = m["auc_ci"] or [float("nan")] * 2
+            accuracy = m["accuracy"] if "accuracy" in m else m["label_accuracy"]
+            lines.append(f"{name:<{width}}  {m['auc']:6.4f}  {ci[0]:.3f}-{ci[1]:.3f}    {accuracy:6.4f}")
+        first = result["runs"][0]
+        for name, tests in info["versus_first"].items():
+            for method, t in tests.items():
+                lo, hi = t["ci"]
+                lines.append(f"{name} - {first}: AUC difference {t['difference']:+.4f} "
+                             f"(95% CI {lo:+.3f} to {hi:+.3f}), p = {t['p_value']:.4g} ({t['method']})")
+    return lines
