@@ -87,3 +87,26 @@ def multi_cancer_like(root: Path, n_per_class: int = 12, size: int = 32, seed: i
 @pytest.fixture(scope="session")
 def multi_cancer(tmp_path_factory):
     return multi_cancer_like(tmp_path_factory.mktemp("multicancer") / "Multi Cancer")
+
+
+@pytest.fixture(scope="session")
+def binary_data(tmp_path_factory):
+    """Benign vs malignant phantoms (two classes of the demo data), 40 each, 32 px."""
+    import shutil
+
+    full = generate_demo_data(tmp_path_factory.mktemp("binary") / "full", n_per_class=40, size=32, seed=4)
+    root = full.parent / "benign_malignant"
+    for name in ("benign", "malignant"):
+        shutil.copytree(full / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def youden_run(binary_data, tmp_path_factory):
+    """A short binary run whose threshold Youden's J chose on validation, temperature-scaled."""
+    from medclass.training import TrainConfig, train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "youden"
+    train(TrainConfig(data=str(binary_data), out=str(run_dir), model="smallcnn", epochs=4, batch_size=16, seed=0,
+                      operating_point="youden", audit=False))
+    return run_dir

@@ -52,3 +52,16 @@ def test_labels_a_head_cannot_take_are_named():
 def test_head_dicts_round_trip():
     for head in (ORGAN, MALIGNANCY, FINDINGS):
         assert TaskHead.from_dict(head.to_dict()) == head
+
+
+@pytest.mark.parametrize("classes,positive", [
+    (("malignant", "normal, benign"), 0),  # BreastMNIST: the second class is the healthy one
+    (("normal", "pneumonia"), 1), (("benign", "malignant"), 1), (("Mass", "No Finding"), 0),
+    (("no tumor", "tumor"), 1), (("notumor", "glioma"), 1), (("cancer", "non-cancer"), 0),
+    (("abnormal", "normal"), 0), (("nodule", "clear"), 0),
+    (("a", "b"), 1), (("tumor", "malignant"), 1),  # none, or more than one, named like a disease: the second
+])
+def test_the_default_positive_class_is_the_one_named_like_a_disease(classes, positive):
+    from medclass.heads import default_positive
+
+    assert default_positive(classes)[0] == positive

@@ -125,3 +125,14 @@ def test_multi_hot_values_other_than_0_and_1_name_the_key(tmp_path):
     with pytest.raises(DataError, match=r"mixed.npz: train_labels has 3 findings per image \(multi-label\) but "
                                         r"val_labels has one class index per image"):
         open_dataset(mixed)
+
+
+def test_retinamnist_grades_are_ordinal_and_the_model_is_scored_by_kappa(tmp_path):
+    """MedMNIST describes RetinaMNIST as ordinal regression: its head is ordinal, so evaluation adds quadratic-
+    weighted kappa; other sets are not."""
+    from medclass.heads import heads_for
+
+    retina = open_dataset(str(write_npz(tmp_path / "retinamnist.npz", shape=(10, 28, 28, 3), n_classes=5)))
+    assert retina.meta["ordinal"] == ["label"] and heads_for(retina)[0].ordinal
+    blood = open_dataset(str(write_npz(tmp_path / "bloodmnist.npz", shape=(10, 28, 28, 3), n_classes=8)))
+    assert "ordinal" not in blood.meta and not heads_for(blood)[0].ordinal

@@ -16,3 +16,46 @@ def test_evaluate_scores_the_recorded_test_split_and_writes_a_report(trained_run
     report = (out / "report.html").read_text()
     assert "Confusion matrix" in report and "ROC curve" in report and "data:image/png;base64," in report
     assert metrics["auc_kind"] == "macro one-vs-rest"
+
+
+def test_report_is_self_contained_and_has_every_section(youden_run, tmp_path):
+    import re
+
+    metrics, out = evaluate_run(youden_run, split="test", out_dir=tmp_path / "eval", n_boot=50)
+    report = (out / "report.html").read_text()
+    for heading in ("Results: Task label (binary)", "Per class", "Calibration", "Data", "Model and training",
+                    "Training curves", "Per-image predictions"):
+        assert f">{heading}<" in report.replace("<h2>", ">").replace("<h3>", ">"), heading
+    for figure in ("Confusion matrix", "ROC curve", "Precision-recall curve", "Confidence per class",
+                   "Reliability diagram", "Most confident errors", "loss and validation metrics per epoch"):
+        assert f'alt="{figure}"' in report, figure
+    for number in ("Sensitivity", "Specificity", "NPV", "PR-AUC", "ECE", "Brier"):
+        assert number in report
+    assert "Youden&#x27;s J on the val split" in report and "split file" not in report
+    assert 'name="viewport"' in report  # readable on a phone
+    # nothing to fetch: every image inline, no script, no stylesheet or font from elsewhere
+    assert not re.search(r'(src|href)="(?!data:|predictions\.csv)', report) and "<script" not in report
+    assert report.count("data:image/png;base64,") == 7
+    assert {"sensitivity", "specificity", "ppv", "npv", "pr_auc", "calibration"} <= set(metrics)
+    assert metrics["calibration"]["calibrated"]["ece"] >= 0 and metrics["ci"]["resampled"] == "images"
+
+
+def test_patients_with_several_images_get_patient_level_metrics_and_resampling(binary_data, tmp_path):
+    """A CSV naming each image's patient (two images each): intervals resample patients, and a per-patient
+    section scores the mean probability of each patient's images."""
+    from medclass.training import TrainConfig, train
+
+    rows = ["image,label,patient"]
+    for cls in ("benign", "malignant"):
+        for i, path in enumerate(sorted((binary_data / cls).glob("*.png"))):
+            rows.append(f"{path},{cls},{cls}-{i // 2}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(labels), out=str(run), model="smallcnn", epochs=2, batch_size=16, audit=False))
+    metrics, out = evaluate_run(run, split="test", n_boot=30)
+    patient = metrics["patient_level"]
+    assert metrics["ci"]["resampled"] == "patients"
+    assert patient["patients"] == metrics["n"] // 2 and patient["n"] == patient["patients"]
+    assert patient["patients_with_disagreeing_labels"] == 0
+    assert "Per patient" in (out / "report.html").read_text()

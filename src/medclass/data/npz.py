@@ -76,7 +76,8 @@ def read_npz(path: Path, flag: str | None = None) -> ImageDataset:
     samples = [Sample(source=f"{path}#{split}/{i}", labels={DEFAULT_TASK: label}, split=split)
                for split in present for i, label in enumerate(named[split])]
     return ImageDataset(name=path.name, samples=samples, tasks={DEFAULT_TASK: classes}, loader=NpzImages(path, arrays),
-                        meta={"format": "npz", "path": str(path), "medmnist_flag": flag},
+                        meta={"format": "npz", "path": str(path), "medmnist_flag": flag,
+                              **({"ordinal": [DEFAULT_TASK]} if medmnist_task(flag) == "ordinal-regression" else {})},
                         multilabel=(DEFAULT_TASK,) if multilabel else ())
 
 
@@ -174,6 +175,15 @@ def _as_class_indices(labels: np.ndarray, path: Path, key: str, n_images: int) -
     if labels.size and (labels.min() < 0 or not np.all(np.equal(np.mod(labels, 1), 0))):
         raise DataError(f"{path}: {key} must hold non-negative integer class indices")
     return labels.astype(np.int64)
+
+
+def medmnist_task(flag: str) -> str | None:
+    """MedMNIST's own description of the task (e.g. RetinaMNIST: "ordinal-regression", its grades are ordered)."""
+    try:
+        from medmnist.info import INFO
+    except ImportError:
+        return None
+    return INFO.get(flag, {}).get("task")
 
 
 def medmnist_class_names(flag: str, n_classes: int) -> list[str]:

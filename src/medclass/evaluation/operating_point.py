@@ -58,7 +58,9 @@ class ThresholdRule:
         return f"{what} on the {split} split ({n} images)"
 
     def __str__(self) -> str:
-        return {"fixed": f"{self.value:g}", "youden": "youden"}.get(self.kind, f"{self.kind}:{self.value:g}")
+        if self.kind == "youden":
+            return "youden"
+        return f"{self.value:g}" if self.kind == "fixed" else f"{self.kind}:{self.value:g}"
 
 
 def choose_threshold(positive: np.ndarray, score: np.ndarray, rule: ThresholdRule) -> float:
