@@ -5,6 +5,8 @@
     RUN/model.pt             the model artefact (inference/artifact.py)
     RUN/history.csv          per-epoch metrics; RUN/training_curves.png their plot
     RUN/audit.json           the data audit before training
+    RUN/skipped.csv          rows of the data the reader could not use; RUN/unreadable.csv images left out
+    RUN/checkpoints/         Lightning checkpoints (best and last: `--resume` continues from last)
     RUN/calibration.json     temperature and operating points chosen on validation, with their validation numbers
     RUN/evaluation/SPLIT/    metrics.json, predictions.csv, report.html and figures of `medclass evaluate`
 
@@ -27,6 +29,8 @@ HISTORY = "history.csv"
 CURVES = "training_curves.png"
 AUDIT = "audit.json"
 CALIBRATION = "calibration.json"
+SKIPPED = "skipped.csv"
+UNREADABLE = "unreadable.csv"
 
 
 class RunDir:
@@ -46,6 +50,8 @@ class RunDir:
     curves_file = property(lambda self: self.path / CURVES)
     audit_file = property(lambda self: self.path / AUDIT)
     calibration_file = property(lambda self: self.path / CALIBRATION)
+    skipped_file = property(lambda self: self.path / SKIPPED)
+    unreadable_file = property(lambda self: self.path / UNREADABLE)
 
     def evaluation_dir(self, split: str) -> Path:
         return self.path / "evaluation" / split

@@ -105,3 +105,15 @@ def test_threshold_command_rechooses_on_validation_without_retraining(youden_run
 def test_multiclass_tasks_refuse_an_operating_point(trained_run):
     result = CliRunner().invoke(app, ["threshold", str(trained_run), "--youden"])
     assert result.exit_code == 2 and "most probable class" in result.output
+
+
+def test_a_finding_without_positives_on_validation_keeps_its_threshold():
+    from medclass.evaluation.operating_point import tune_head
+    from medclass.heads import TaskHead
+
+    head = TaskHead("findings", "multilabel", ("Mass", "Hernia"), threshold=(0.5, 0.4))
+    positive, score = _scores(3, 100)
+    y = np.stack([positive.astype(int), np.zeros(100, int)], 1)
+    tuned = tune_head(head, y, np.stack([score, score], 1), ThresholdRule("youden"), "val")
+    assert tuned.threshold[0] == choose_threshold(positive, score, ThresholdRule("youden"))
+    assert tuned.threshold[1] == 0.4 and "kept for Hernia" in tuned.threshold_source

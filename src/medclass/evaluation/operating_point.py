@@ -93,8 +93,17 @@ def tune_head(head: TaskHead, y: np.ndarray, proba: np.ndarray, rule: ThresholdR
         positive = y[:, 0] == head.positive_index
         return replace(head, threshold=choose_threshold(positive, proba[:, head.positive_index], rule),
                        threshold_source=source)
-    thresholds = tuple(choose_threshold(y[:, j] == 1, proba[:, j], rule) for j in range(len(head.classes)))
-    return replace(head, threshold=thresholds, threshold_source=source)
+    thresholds, kept = [], []
+    for j, name in enumerate(head.classes):
+        present = y[:, j] == 1
+        if rule.tunes and (present.all() or not present.any()):  # nothing to choose on: keep what it had
+            thresholds.append(head.threshold[j])
+            kept.append(name)
+        else:
+            thresholds.append(choose_threshold(present, proba[:, j], rule))
+    if kept:
+        source += f"; kept for {', '.join(kept)} (no positive or no negative image there)"
+    return replace(head, threshold=tuple(thresholds), threshold_source=source)
 
 
 def operating_characteristics(head: TaskHead, y: np.ndarray, proba: np.ndarray) -> dict:

@@ -32,7 +32,7 @@ from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.evaluation.operating_point import ThresholdRule
 from medclass.evaluation.tuning import tune_run, tuning_summary
 from medclass.heads import TaskHead, default_positive, encode_targets, heads_for, per_task
-from medclass.inference.artifact import ARTIFACT_NAME, ModelArtifact
+from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
 from medclass.rundir import RunDir
 from medclass.training.augment import BatchAugment
@@ -118,12 +118,12 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable:
     not decoded again."""
     report = audit_dataset(dataset, scanned=scanned)
     if writes:
-        (run_dir / "audit.json").write_text(json.dumps(report, indent=2))
+        RunDir(run_dir).audit_file.write_text(json.dumps(report, indent=2))
     if report["corrupt"] and not skip_unreadable:
         first = report["corrupt"][0]
         raise MedclassError(f"{len(report['corrupt'])} image(s) cannot be read, e.g. {first['path']}: "
                             f"{first['reason']}. Fix or remove them, or pass --skip-unreadable to train without "
-                            f"them; all are listed in {run_dir / 'audit.json'}")
+                            f"them; all are listed in {RunDir(run_dir).audit_file}")
     summary = report["summary"]
     found = {"cross_split_duplicates": "exact-duplicate groups span splits (test images seen in training)",
              "conflicting_label_duplicates": "exact-duplicate groups carry different labels",
@@ -135,7 +135,7 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable:
         lines.append(f"audit: {summary['near_duplicate_cross_split_groups']} near-duplicate groups span splits "
                      "(likely the same patient or scan; review them)")
     return lines + (
-        [f"audit: details in {run_dir / 'audit.json'}; `medclass split --dedupe` removes duplicates"]
+        [f"audit: details in {RunDir(run_dir).audit_file}; `medclass split --dedupe` removes duplicates"]
         if summary.get("leakage_found") else []), report["corrupt"]
 
 
@@ -172,7 +172,7 @@ def audited(config: TrainConfig, dataset: ImageDataset, writes: bool, scanned: d
     for line in lines if writes else []:
         warnings.warn(line, DataWarning, stacklevel=3)
     if unreadable:
-        dataset = without_unreadable(dataset, unreadable, config.run_dir / "unreadable.csv" if writes else None)
+        dataset = without_unreadable(dataset, unreadable, RunDir(config.run_dir).unreadable_file if writes else None)
     return dataset, len(unreadable)
 
 
@@ -298,7 +298,7 @@ def build_trainer(config: TrainConfig, run_dir: Path, precision: str, processes:
                              enable_version_counter=False)
     early_stop = EarlyStopping(monitor="val_auc", mode="max", patience=config.patience)
     progress = progress_callback()
-    callbacks = [checkpoint, latest, early_stop, HistoryWriter(run_dir / "history.csv"), progress]
+    callbacks = [checkpoint, latest, early_stop, HistoryWriter(RunDir(run_dir).history_file), progress]
     if config.ema:
         # validation, checkpoints and the final model all use the averaged weights
         callbacks.append(WeightAveraging(avg_fn=get_ema_avg_fn(config.ema)))
@@ -343,7 +343,7 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
     it runs (accelerator, devices, nodes, workers) may change. Its checkpoints are vetted before anything runs."""
     vet_checkpoints_to_resume(config.run_dir)
-    saved = TrainConfig.load(config.run_dir / "config.yaml")
+    saved = TrainConfig.load(RunDir(config.run_dir).config_file)
     return replace(saved, out=config.out, resume=True, accelerator=config.accelerator, devices=config.devices,
                    strategy=config.strategy, num_nodes=config.num_nodes, num_workers=config.num_workers,
                    precision=config.precision, compile=config.compile, in_memory=config.in_memory,
@@ -355,7 +355,7 @@ def check_out_folder(config: TrainConfig) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise MedclassError(f"{run_dir}: --out names an existing file; expected a run folder (a new one, or a run "
                             "to --resume)")
-    if not config.resume and (run_dir / "history.csv").exists():
+    if not config.resume and RunDir(run_dir).history_file.exists():
         raise MedclassError(f"{run_dir}: already holds a training run; pass --resume to continue it "
                             "or choose another --out")
 
@@ -391,6 +391,7 @@ def train(config: TrainConfig) -> TrainResult:
     if not config.resume and config.img_size is not None:
         check_input_size(resolve_model(config.model, config.img_size, config.pretrained), config.img_size)
     run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
+    run = RunDir(run_dir)
     augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
     config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
     if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
@@ -420,12 +421,12 @@ def train(config: TrainConfig) -> TrainResult:
                               monitor_task=config.monitor_task)
 
     with run_folder(run_dir) if writes else nullcontext():
-        skipped = save_skipped(dataset, run_dir / "skipped.csv") if writes else 0
+        skipped = save_skipped(dataset, run.skipped_file) if writes else 0
         split_grouping = report_split_grouping(dataset, writes)
         dataset, unreadable = audited(config, dataset, writes, scanned)
         scanned.clear()  # ~1 KB of thumbnail per image, not needed while training
         if writes:
-            save_splits(dataset, run_dir / "splits.csv")  # what trains and is evaluated: unreadable images left out
+            save_splits(dataset, run.splits_file)  # what trains and is evaluated: unreadable images left out
         pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
         preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
         speed = resolve_speed(config, dataset, preprocessing)
@@ -452,11 +453,11 @@ def train(config: TrainConfig) -> TrainResult:
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision, processes)
         resolved |= {"processes": trainer.world_size, "device_batch_size": config.batch_size // trainer.world_size}
         if writes:
-            config.save(run_dir / "config.yaml", resolved)
+            config.save(run.config_file, resolved)
         trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
 
     if not writes:  # rank 0 saves the model, from the checkpoint that all ranks chose alike
-        return TrainResult(run_dir, run_dir / ARTIFACT_NAME, _score(checkpoint.best_model_score),
+        return TrainResult(run_dir, run.artifact_file, _score(checkpoint.best_model_score),
                            trainer.current_epoch)
     best_path = checkpoint.best_model_path or str(last_ckpt)
     module.load_state_dict(load_checkpoint(best_path)["state_dict"])
@@ -466,8 +467,8 @@ def train(config: TrainConfig) -> TrainResult:
         provenance={"data": config.data, "run_dir": str(run_dir), "best_checkpoint": Path(best_path).name,
                     "best_val_auc": _score(checkpoint.best_model_score), "seed": config.seed, **_versions()})
     artifact_path = artifact.save(run_dir)
-    plot_history(run_dir / "history.csv", run_dir / "training_curves.png")
-    tuned = tune_run(RunDir(run_dir), config.operating_point, config.calibrate, val_data=dataset.subset("val"),
+    plot_history(run.history_file, run.curves_file)
+    tuned = tune_run(run, config.operating_point, config.calibrate, val_data=dataset.subset("val"),
                      device="cuda" if on_gpu(config.accelerator) else "cpu")
     for line in tuning_summary(tuned):
         print(line, file=sys.stderr, flush=True)
