@@ -12,7 +12,7 @@ import numpy as np
 from medclass.errors import MedclassError
 from medclass.evaluation.evaluate import evaluation_data
 from medclass.evaluation.metrics import labelled_rows, task_metrics
-from medclass.evaluation.paired import compare_auc
+from medclass.evaluation.paired import compare_auc, delong_test
 from medclass.evaluation.predictions import predict_split
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
@@ -56,6 +56,9 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
     if len(run_dirs) < 2:
         raise MedclassError("compare needs at least two runs")
     runs = [RunDir(r).check() for r in run_dirs]
+    resolved = [r.path.resolve() for r in runs]
+    if len(set(resolved)) < len(resolved):
+        raise MedclassError(f"compare: a run is given twice ({', '.join(map(str, run_dirs))})")
     names = [str(r) for r in runs]
     predictors = [Predictor(r.artifact()) for r in runs]
     tasks = common_tasks(names, predictors)
@@ -82,12 +85,20 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
                                                   "balanced_accuracy", "sensitivity", "specificity") if k in m} | {"auc_ci": m["ci"]["auc"]}
                      for n, m in zip(names, scored)},
             "versus_first": {n: compare_auc(truth, probas[0], p, heads[0].kind, heads[0].positive_index, n_boot,
-                                            seed, groups)
+                                            seed, groups) | per_class_delong(heads[0], truth, probas[0], p)
                              for n, p in zip(names[1:], probas[1:])}}
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
     return result
+
+
+def per_class_delong(head, y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray) -> dict:
+    """Multiclass: DeLong on each class's one-vs-rest AUC (e.g. malignant vs the rest), beside the macro test."""
+    if head.kind != "multiclass":
+        return {}
+    return {"delong_per_class": {c: delong_test(y == i, proba_a[:, i], proba_b[:, i])
+                                 for i, c in enumerate(head.classes) if 0 < np.sum(y == i) < len(y)}}
 
 
 def comparison_lines(result: dict) -> list[str]:
@@ -103,8 +114,11 @@ def comparison_lines(result: dict) -> list[str]:
             lines.append(f"{name:<{width}}  {m['auc']:6.4f}  {ci[0]:.3f}-{ci[1]:.3f}    {accuracy:6.4f}")
         first = result["runs"][0]
         for name, tests in info["versus_first"].items():
-            for method, t in tests.items():
+            overall = {k: t for k, t in tests.items() if k != "delong_per_class"}
+            labelled = [(t, "") for t in overall.values()]
+            labelled += [(t, f", class {c} one-vs-rest") for c, t in tests.get("delong_per_class", {}).items()]
+            for t, what in labelled:
                 lo, hi = t["ci"]
                 lines.append(f"{name} - {first}: AUC difference {t['difference']:+.4f} "
-                             f"(95% CI {lo:+.3f} to {hi:+.3f}), p = {t['p_value']:.4g} ({t['method']})")
+                             f"(95% CI {lo:+.3f} to {hi:+.3f}), p = {t['p_value']:.4g} ({t['method']}{what})")
     return lines
