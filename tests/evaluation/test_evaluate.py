@@ -59,3 +59,19 @@ def test_patients_with_several_images_get_patient_level_metrics_and_resampling(b
     assert patient["patients"] == metrics["n"] // 2 and patient["n"] == patient["patients"]
     assert patient["patients_with_disagreeing_labels"] == 0
     assert "Per patient" in (out / "report.html").read_text()
+
+
+def test_ordinal_grades_are_scored_by_quadratic_weighted_kappa(demo_data, binary_data, tmp_path):
+    import pytest
+
+    from medclass.errors import MedclassError
+    from medclass.training import TrainConfig, train
+
+    train(TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), model="smallcnn", epochs=1, batch_size=16,
+                      ordinal=True, audit=False))
+    metrics, out = evaluate_run(tmp_path / "run", n_boot=20)
+    assert metrics["ordinal"] and -1 <= metrics["kappa_quadratic"] <= 1 and "kappa_quadratic" in metrics["ci"]
+    assert "Quadratic-weighted kappa" in (out / "report.html").read_text()
+    with pytest.raises(MedclassError, match="ordinal"):
+        train(TrainConfig(data=str(binary_data), out=str(tmp_path / "binary"), ordinal=True, epochs=1))
+    assert not (tmp_path / "binary").exists()
