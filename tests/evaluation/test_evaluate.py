@@ -75,3 +75,10 @@ def test_ordinal_grades_are_scored_by_quadratic_weighted_kappa(demo_data, binary
     with pytest.raises(MedclassError, match="ordinal"):
         train(TrainConfig(data=str(binary_data), out=str(tmp_path / "binary"), ordinal=True, epochs=1))
     assert not (tmp_path / "binary").exists()
+
+
+def test_a_report_on_the_validation_split_warns_that_it_chose_the_operating_point(youden_run, tmp_path):
+    metrics, out = evaluate_run(youden_run, split="val", out_dir=tmp_path / "val", n_boot=10)
+    assert metrics["fitted_on_this_split"] and "these numbers are optimistic" in (out / "report.html").read_text()
+    metrics, out = evaluate_run(youden_run, split="test", out_dir=tmp_path / "test", n_boot=10)
+    assert not metrics["fitted_on_this_split"] and "Nothing was tuned" in (out / "report.html").read_text()

@@ -74,6 +74,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
         y, p, d = outputs.targets[head.name][keep], proba[head.name][keep], decided[head.name][keep]
         groups = patients[keep] if patients is not None else None
         section = score_task(head, y, p, d, n_boot, seed, groups) | {"unlabelled": int((~keep).sum())}
+        # the run's own train split fitted the weights, its val split chose checkpoint, temperature and threshold
+        section["fitted_on_this_split"] = data is None and split in ("train", "val")
         section["calibration"] = calibration_report(head, outputs.head_logits(head.name)[:, keep], y)
         if groups is not None:
             section["patient_level"] = patient_level(head, y, p, groups, n_boot, seed)

@@ -102,7 +102,10 @@ def task_section(metrics: dict, figures: dict[str, Path], several: bool) -> str:
     parts = [f"<h2>{title if several else 'Results: ' + title}</h2>",
              f"<p>{metrics['n']} images{f' ({unlabelled} more have no label for this task)' if unlabelled else ''}. "
              f"<b>Decision:</b> {esc(metrics['decision'])}. <b>Operating point chosen by:</b> "
-             f"{esc(metrics['threshold_source'])}; nothing is tuned on the split evaluated here.</p>",
+             f"{esc(metrics['threshold_source'])}. " + (
+                 '<span class="warn">The run trained on this split or chose its checkpoint, temperature and operating '
+                 "point on it: these numbers are optimistic; the test split gives the honest estimate.</span>"
+                 if metrics.get("fitted_on_this_split") else "Nothing was tuned on the split evaluated here.") + "</p>",
              f"<p><small>Brackets: {int(ci.get('level', 0.95) * 100)}% percentile bootstrap interval, "
              f"{ci.get('n_boot', 0)} resamples of {esc(ci.get('resampled', 'images'))}, stratified "
              f"{esc(ci.get('stratified', ''))}.</small></p>" if ci else "",
