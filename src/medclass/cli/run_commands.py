@@ -216,8 +216,8 @@ def threshold(
                                                            "multi-label task).")] = None,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Fit the temperature again first.")] = False,
 ):
-    """Re-choose the operating point on the run's validation split, without retraining; the artefact keeps it and
-    `predict`, `evaluate` and the server apply it."""
+    """Re-choose the operating point on the run's validation split, without retraining; the artefact keeps it, and
+    `predict` and `evaluate` apply it."""
     from medclass.errors import MedclassError
     from medclass.evaluation.tuning import tune_run, tuning_summary
     from medclass.rundir import RunDir as Run
