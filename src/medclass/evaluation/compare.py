@@ -101,24 +101,34 @@ def per_class_delong(head, y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarr
                                  for i, c in enumerate(head.classes) if 0 < np.sum(y == i) < len(y)}}
 
 
+def short_names(runs: list[str]) -> dict[str, str]:
+    """Each run by its folder name, or its path where two folders share a name."""
+    names = [Path(r).name for r in runs]
+    return {r: n if names.count(n) == 1 else r for r, n in zip(runs, names)}
+
+
 def comparison_lines(result: dict) -> list[str]:
+    short = short_names(result["runs"])
     lines = [f"{len(result['runs'])} runs on the same {result['images']} images ({result['data']}, split "
-             f"{result['split']})"]
-    width = max(len(n) for n in result["runs"])
+             f"{result['split']}):"] + [f"  {n}: {r}" for r, n in short.items()]
+    width = max(len(n) for n in short.values())
+    first = short[result["runs"][0]]
     for task, info in result["tasks"].items():
-        lines += ["", f"task {task} ({info['kind']}, {info['n']} labelled images)",
-                  f"{'run':<{width}}  {'AUC':>6}  95% CI         {'ACC':>6}"]
-        for name, m in info["runs"].items():
+        kind = info["kind"]
+        lines += ["", f"task {task} ({kind}, {info['n']} labelled images)",
+                  f"  {'run':<{width}}  {'AUC':>6}  95% CI       {'ACC':>6}"]
+        for run, m in info["runs"].items():
             ci = m["auc_ci"] or [float("nan")] * 2
             accuracy = m["accuracy"] if "accuracy" in m else m["label_accuracy"]
-            lines.append(f"{name:<{width}}  {m['auc']:6.4f}  {ci[0]:.3f}-{ci[1]:.3f}    {accuracy:6.4f}")
-        first = result["runs"][0]
-        for name, tests in info["versus_first"].items():
-            overall = {k: t for k, t in tests.items() if k != "delong_per_class"}
-            labelled = [(t, "") for t in overall.values()]
-            labelled += [(t, f", class {c} one-vs-rest") for c, t in tests.get("delong_per_class", {}).items()]
-            for t, what in labelled:
+            lines.append(f"  {short[run]:<{width}}  {m['auc']:6.4f}  {ci[0]:.3f}-{ci[1]:.3f}  {accuracy:6.4f}")
+        overall = {"binary": "AUC", "multiclass": "macro AUC", "multilabel": "macro AUC over findings"}[kind]
+        for run, tests in info["versus_first"].items():
+            lines.append(f"  {short[run]} vs {first} (difference {short[run]} - {first}, paired on the same images):")
+            rows = [(overall, t) for key, t in tests.items() if key != "delong_per_class"]
+            rows += [(f"class {c} one-vs-rest AUC", t) for c, t in tests.get("delong_per_class", {}).items()]
+            label_width = max(len(label) for label, _ in rows)
+            for label, t in rows:
                 lo, hi = t["ci"]
-                lines.append(f"{name} - {first}: AUC difference {t['difference']:+.4f} "
-                             f"(95% CI {lo:+.3f} to {hi:+.3f}), p = {t['p_value']:.4g} ({t['method']}{what})")
+                lines.append(f"    {label:<{label_width}}  {t['difference']:+.4f} (95% CI {lo:+.3f} to {hi:+.3f})  "
+                             f"p = {t['p_value']:.3f}  {t['method']}")
     return lines
