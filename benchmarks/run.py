@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
-    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,medmnist] [--minutes 15]
+    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,medmnist]
+                             [--minutes 15]
     python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask,compare_busi}.py
     medclass benchmark medmnist --root DIR
 

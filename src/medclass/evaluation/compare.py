@@ -17,6 +17,8 @@ from medclass.evaluation.predictions import predict_split
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
 
+SHOWN = ("auc", "pr_auc", "accuracy", "label_accuracy", "balanced_accuracy", "sensitivity", "specificity")
+
 
 def common_tasks(names: list[str], predictors: list[Predictor]) -> list[str]:
     """Tasks every run answers with the same kind and classes (one-task runs: their main task, whatever its name)."""
@@ -81,9 +83,7 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
                                n_boot=n_boot, seed=seed, groups=groups) for h, p in zip(heads, probas)]
         result["tasks"][task] = {
             "kind": heads[0].kind, "n": int(keep.sum()),
-            "runs": {n: {k: m.get(k) for k in ("auc", "pr_auc", "accuracy", "label_accuracy",
-                                                  "balanced_accuracy", "sensitivity", "specificity") if k in m} | {"auc_ci": m["ci"]["auc"]}
-                     for n, m in zip(names, scored)},
+            "runs": {n: {k: m[k] for k in SHOWN if k in m} | {"auc_ci": m["ci"]["auc"]} for n, m in zip(names, scored)},
             "versus_first": {n: compare_auc(truth, probas[0], p, heads[0].kind, heads[0].positive_index, n_boot,
                                             seed, groups) | per_class_delong(heads[0], truth, probas[0], p)
                              for n, p in zip(names[1:], probas[1:])}}

@@ -162,7 +162,7 @@ def task_metrics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarra
     if n_boot:
         bounds = bootstrap_intervals(summary, strata, n_boot, seed, groups, level)
         result["ci"] = {k: v for k, v in bounds.items() if not k.startswith("auc:")} | {
-            "level": level, "n_boot": n_boot, "resampled": "patients" if groups is not None else "images",
+            "level": level, "n_boot": n_boot, "seed": seed, "resampled": "patients" if groups is not None else "images",
             "stratified": "by finding presence" if kind == "multilabel" else "by class"}
         for name in result.get("per_finding", {}):
             result["per_finding"][name]["auc_ci"] = bounds.get(f"auc:{name}")

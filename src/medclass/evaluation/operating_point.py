@@ -42,7 +42,8 @@ class ThresholdRule:
                 raise ValueError
         except ValueError:
             raise MedclassError(f"operating point: expected 0.5 (or another fixed threshold), youden, "
-                                f"sensitivity:TARGET or specificity:TARGET (e.g. sensitivity:0.95); got {text!r}") from None
+                                f"sensitivity:TARGET or specificity:TARGET (e.g. sensitivity:0.95); got {text!r}"
+                                ) from None
         if not 0 <= rule.value <= 1:
             raise MedclassError(f"operating point {text!r}: the value must lie in [0, 1]")
         return rule

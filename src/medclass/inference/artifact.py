@@ -6,8 +6,8 @@ it the same way. It is saved with `torch.save` and loaded with `weights_only=Tru
 elsewhere runs no pickled code.
 
 Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added within format 2,
-with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass 0.x of November 2026) kept one task's classes,
-positive_index and threshold, and still loads, as a single head.
+with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass 0.x of November
+2026) kept one task's classes, positive_index and threshold, and still loads, as a single head.
 """
 
 from __future__ import annotations
