@@ -30,7 +30,9 @@ def auc_score(y_true: np.ndarray, proba: np.ndarray, positive_index: int | None 
     try:
         if n_classes == 2:
             positive = 1 if positive_index is None else positive_index
-            return float(skm.roc_auc_score(y_true == positive, proba[:, positive])) if len(present) == 2 else float("nan")
+            if len(present) < 2:
+                return float("nan")
+            return float(skm.roc_auc_score(y_true == positive, proba[:, positive]))
         if len(present) < n_classes:
             return float("nan")
         return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=range(n_classes)))
