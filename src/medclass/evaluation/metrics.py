@@ -44,18 +44,25 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else float("nan")
 
 
-def binary_summary(positive: np.ndarray, score: np.ndarray, called: np.ndarray) -> dict[str, float]:
-    """positive: the truth (bool); score: the positive class's probability; called: the decision (bool)."""
-    positive, called = positive.astype(bool), called.astype(bool)
+def decision_rates(positive: np.ndarray, called: np.ndarray) -> dict[str, float]:
+    """What one yes/no decision achieves: sensitivity, specificity, PPV, NPV, F1, accuracy, balanced accuracy
+    (NaN where a denominator is empty). positive: the truth; called: the decision (both bool)."""
+    positive, called = np.asarray(positive, bool), np.asarray(called, bool)
     tp, fp = np.sum(positive & called), np.sum(~positive & called)
     fn, tn = np.sum(positive & ~called), np.sum(~positive & ~called)
     sensitivity, specificity = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
-    both = 0 < positive.sum() < len(positive)
     return {"sensitivity": sensitivity, "specificity": specificity, "ppv": _ratio(tp, tp + fp),
-            "npv": _ratio(tn, tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn), "accuracy": _ratio(tp + tn, len(score)),
-            "balanced_accuracy": (sensitivity + specificity) / 2,
-            "auc": float(skm.roc_auc_score(positive, score)) if both else float("nan"),
-            "pr_auc": float(skm.average_precision_score(positive, score)) if both else float("nan")}
+            "npv": _ratio(tn, tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+            "accuracy": _ratio(tp + tn, len(positive)), "balanced_accuracy": (sensitivity + specificity) / 2}
+
+
+def binary_summary(positive: np.ndarray, score: np.ndarray, called: np.ndarray) -> dict[str, float]:
+    """positive: the truth (bool); score: the positive class's probability; called: the decision (bool)."""
+    positive = np.asarray(positive, bool)
+    both = 0 < positive.sum() < len(positive)
+    return decision_rates(positive, called) | {
+        "auc": float(skm.roc_auc_score(positive, score)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(positive, score)) if both else float("nan")}
 
 
 def multiclass_summary(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, ordinal: bool = False
@@ -121,8 +128,7 @@ def per_finding_table(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, fin
     precision, recall, f1, support = skm.precision_recall_fscore_support(y, decided, zero_division=0)
     return {name: {"auc": finding_auc(y[:, j], proba[:, j]), "pr_auc": finding_pr_auc(y[:, j], proba[:, j]),
                    "positives": int(support[j]), "precision": float(precision[j]), "recall": float(recall[j]),
-                   "f1": float(f1[j]), "specificity": _ratio(((decided[:, j] == 0) & (y[:, j] == 0)).sum(),
-                                                             (y[:, j] == 0).sum())}
+                   "f1": float(f1[j]), "specificity": decision_rates(y[:, j] == 1, decided[:, j] == 1)["specificity"]}
             for j, name in enumerate(findings)}
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from medclass.errors import MedclassError
+from medclass.evaluation.metrics import decision_rates
 from medclass.heads import TaskHead
 
 RULES = ("fixed", "youden", "sensitivity", "specificity")
@@ -111,13 +112,12 @@ def operating_characteristics(head: TaskHead, y: np.ndarray, proba: np.ndarray) 
     """Sensitivity and specificity at the head's threshold(s): per finding for multi-label."""
     decided = head.decide(proba)
     if head.kind == "binary":
-        truth, called = y[:, 0] == head.positive_index, decided == head.positive_index
-        return {"threshold": head.threshold, **_sens_spec(truth, called)}
+        return {"threshold": head.threshold, **_sens_spec(y[:, 0] == head.positive_index,
+                                                          decided == head.positive_index)}
     return {name: {"threshold": t, **_sens_spec(y[:, j] == 1, decided[:, j] == 1)}
             for j, (name, t) in enumerate(zip(head.classes, head.threshold))}
 
 
 def _sens_spec(truth: np.ndarray, called: np.ndarray) -> dict:
-    pos, neg = truth.sum(), (~truth).sum()
-    return {"sensitivity": float((truth & called).sum() / pos) if pos else float("nan"),
-            "specificity": float((~truth & ~called).sum() / neg) if neg else float("nan")}
+    rates = decision_rates(truth, called)
+    return {"sensitivity": rates["sensitivity"], "specificity": rates["specificity"]}

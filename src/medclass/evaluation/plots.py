@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
+from medclass.evaluation.metrics import decision_rates  # noqa: E402
+
 ROC_AXES = {"xlabel": "1 - specificity (false positive rate)", "ylabel": "sensitivity (true positive rate)"}
 PR_AXES = {"xlabel": "recall (sensitivity)", "ylabel": "precision (positive predictive value)"}
 
@@ -59,14 +61,8 @@ def operating_point(y_true_binary: np.ndarray, scores: np.ndarray, threshold: fl
     """(false positive rate, true positive rate, precision) when images with score >= threshold are called
     positive: where the decision the model ships with sits on its ROC and PR curves. A rate with an empty
     denominator (no negatives, no positives, nothing called positive) is NaN."""
-    truth = np.asarray(y_true_binary).astype(bool)
-    called = np.asarray(scores) >= threshold
-    tp, fp = int(np.sum(called & truth)), int(np.sum(called & ~truth))
-    positives, negatives = int(truth.sum()), int((~truth).sum())
-    fpr = fp / negatives if negatives else math.nan
-    tpr = tp / positives if positives else math.nan
-    precision = tp / (tp + fp) if tp + fp else math.nan
-    return fpr, tpr, precision
+    rates = decision_rates(y_true_binary, np.asarray(scores) >= threshold)
+    return 1 - rates["specificity"], rates["sensitivity"], rates["ppv"]
 
 
 def _shown(classes: list[str], positive_index: int | None) -> list[int]:
