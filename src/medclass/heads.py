@@ -218,8 +218,10 @@ def encode_targets(heads: Sequence[TaskHead], samples: Sequence[Sample], tasks: 
     return np.array(rows, dtype=np.int64).reshape(len(samples), width)
 
 
-def view_probabilities(heads: Sequence[TaskHead], logits: np.ndarray) -> np.ndarray:
+def view_probabilities(heads: Sequence[TaskHead], logits: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Probabilities from the logits of every test-time view, (views, images, outputs): each view's probabilities
-    (temperature applied), averaged over views, as the Predictor and evaluation both compute them."""
-    tensor = torch.as_tensor(np.asarray(logits, dtype=np.float32))
-    return torch.stack([probabilities(heads, view) for view in tensor]).mean(0).numpy()
+    (temperature applied), averaged over views, as validation, the Predictor and evaluation all compute them.
+    A tensor in gives a tensor out (validation, on its device); an array gives an array."""
+    tensor = logits if isinstance(logits, torch.Tensor) else torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    proba = torch.stack([probabilities(heads, view) for view in tensor]).mean(0)
+    return proba if isinstance(logits, torch.Tensor) else proba.numpy()

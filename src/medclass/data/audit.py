@@ -19,7 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import coverage_findings
 from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
-from medclass.data.splits import NO_FINDING, NO_LABEL, split_summary
+from medclass.data.splits import NO_LABEL, WITHOUT_FINDING, split_summary
 
 # Measured on BUSI and Brain Tumor MRI: with thumbnail correlation >= 0.95 no pair of different-label images
 # survives up to 8 phash bits, and 4 bits keeps ~85% of the pairs found at 8, so 4 costs little recall.
@@ -114,7 +114,7 @@ class _Describer:
         value = self.samples[index].labels.get(task or self.target)
         if value is None:
             return NO_LABEL
-        return ("|".join(value) or NO_FINDING) if isinstance(value, (tuple, list)) else str(value)
+        return ("|".join(value) or WITHOUT_FINDING) if isinstance(value, (tuple, list)) else str(value)
 
     def labels(self, index: int) -> str:
         """The labels of every learned task: copies of one image conflict when they differ in any of them."""

@@ -177,22 +177,23 @@ def _as_class_indices(labels: np.ndarray, path: Path, key: str, n_images: int) -
     return labels.astype(np.int64)
 
 
-def medmnist_task(flag: str) -> str | None:
-    """MedMNIST's own description of the task (e.g. RetinaMNIST: "ordinal-regression", its grades are ordered)."""
+def medmnist_info(flag: str) -> dict:
+    """The medmnist package's INFO entry of a known MedMNIST set ({} when unknown or not installed)."""
     try:
         from medmnist.info import INFO
     except ImportError:
-        return None
-    return INFO.get(flag, {}).get("task")
+        return {}
+    return INFO.get(flag, {})
+
+
+def medmnist_task(flag: str) -> str | None:
+    """MedMNIST's own description of the task (e.g. RetinaMNIST: "ordinal-regression", its grades are ordered)."""
+    return medmnist_info(flag).get("task")
 
 
 def medmnist_class_names(flag: str, n_classes: int) -> list[str]:
     """Class names from the medmnist package's INFO table when the file is a known MedMNIST set."""
-    try:
-        from medmnist.info import INFO
-    except ImportError:
-        INFO = {}
-    info = INFO.get(flag)
+    info = medmnist_info(flag)
     if info and len(info["label"]) == n_classes:
         return [info["label"][str(i)] for i in range(n_classes)]
     return [str(i) for i in range(n_classes)]

@@ -29,7 +29,7 @@ from medclass.errors import DataError
 FRACTION_FOLDS = 20
 EXCLUDED = "excluded"  # written for images dropped by dedupe, so a split file still accounts for every image
 # Strata and summary columns of images without a label for a task, and of multi-label images without a finding.
-NO_LABEL, NO_FINDING = "(no label)", "(no finding)"
+NO_LABEL, WITHOUT_FINDING = "(no label)", "(no finding)"
 
 
 def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, seed: int = 0, by_patient: bool = True,
@@ -122,7 +122,7 @@ def stratify_keys(dataset: ImageDataset) -> list[str]:
         value = sample.labels.get(task)
         if value is None:
             return NO_LABEL
-        return min(value, key=lambda n: (frequency[n], n), default=NO_FINDING) if multi else value
+        return min(value, key=lambda n: (frequency[n], n), default=WITHOUT_FINDING) if multi else value
 
     return [key(s) for s in dataset.samples]
 
@@ -233,7 +233,7 @@ def split_summary(dataset: ImageDataset, task: str | None = None) -> list[dict]:
             parts.setdefault(f"fold {folds[s.source]}", []).append(s)
     order = [name for name in ("train", "val", "test", "all") if name in parts]
     order += [f"fold {i}" for i in sorted(set(folds.values()))]
-    extra = {column: test for column, test in ((NO_LABEL, _unlabelled), (NO_FINDING, _without_finding))
+    extra = {column: test for column, test in ((NO_LABEL, _unlabelled), (WITHOUT_FINDING, _without_finding))
              if any(test(s, task) for s in dataset.samples)}
     return [_summary_row(parts[name], name, dataset, task, extra) for name in order]
 

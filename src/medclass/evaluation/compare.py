@@ -66,9 +66,10 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
     tasks = common_tasks(names, predictors)
     dataset = run_dataset(runs, data, split, reader_options or {})
     outputs = [predict_split(p, dataset) for p in predictors]
+    run_probas = [o.probabilities() for o in outputs]
     result = {"runs": names, "split": split, "data": data or "the runs' own split", "images": len(dataset),
               "tasks": {}}
-    for i, task in enumerate(tasks):
+    for task in tasks:
         # each run's head for this task (one-task runs may name it differently)
         heads = [p.heads[0] if len(tasks) == 1 and len(p.heads) == 1 else next(h for h in p.heads if h.name == task)
                  for p in predictors]
@@ -78,7 +79,7 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
         truth = y if heads[0].kind == "multilabel" else y[:, 0]
         patients = outputs[0].patients
         groups = patients[keep] if patients is not None else None
-        probas = [o.probabilities()[h.name][keep] for o, h in zip(outputs, heads)]
+        probas = [p[h.name][keep] for p, h in zip(run_probas, heads)]
         scored = [task_metrics(h.kind, truth, p, h.decide(p), list(h.classes), h.positive_index, h.ordinal,
                                n_boot=n_boot, seed=seed, groups=groups) for h, p in zip(heads, probas)]
         result["tasks"][task] = {

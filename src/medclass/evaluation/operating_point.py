@@ -84,6 +84,18 @@ def choose_threshold(positive: np.ndarray, score: np.ndarray, rule: ThresholdRul
     return float(thresholds[best])
 
 
+def check_rule_applies(rule: ThresholdRule, heads, tasks: list[str] | None = None, where: str = "") -> None:
+    """A rule that tunes needs binary or multi-label tasks among `tasks` (default: all), and none that is
+    multiclass when tasks are named: those decide by the most probable class."""
+    if not rule.tunes:
+        return
+    named = [h for h in heads if tasks is None or h.name in tasks]
+    multiclass = [h.name for h in named if h.kind == "multiclass"]
+    if multiclass and (tasks is not None or len(multiclass) == len(named)):
+        raise MedclassError(f"{where}operating point {rule}: task(s) {', '.join(multiclass)} decide by the most "
+                            "probable class; operating points apply to binary and multi-label tasks")
+
+
 def tune_head(head: TaskHead, y: np.ndarray, proba: np.ndarray, rule: ThresholdRule, split: str) -> TaskHead:
     """`head` with threshold(s) chosen by `rule` on its labelled rows `y` / probabilities `proba`. Binary: one
     threshold on the positive class; multilabel: one per finding. Multiclass heads decide by argmax: refused."""

@@ -12,7 +12,8 @@ from medclass.data import ImageDataset
 from medclass.errors import MedclassError
 from medclass.evaluation.calibration import calibrated, calibration_report
 from medclass.evaluation.metrics import labelled_rows
-from medclass.evaluation.operating_point import ThresholdRule, operating_characteristics, tune_head
+from medclass.evaluation.operating_point import (ThresholdRule, check_rule_applies, operating_characteristics,
+                                                  tune_head)
 from medclass.evaluation.predictions import predict_split
 from medclass.heads import view_probabilities
 from medclass.rundir import RunDir
@@ -38,12 +39,8 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
     if unknown:
         raise MedclassError(f"{run}: the model has no task {', '.join(map(repr, unknown))}; its tasks: "
                             f"{', '.join(names)}")
-    kinds = {h.name: h.kind for h in artifact.heads}
-    targeted = [t for t in tasks or names if kinds[t] != "multiclass"]
-    if rule is not None and rule.tunes and (not targeted or tasks and len(targeted) < len(tasks)):
-        multiclass = [t for t in tasks or names if kinds[t] == "multiclass"]
-        raise MedclassError(f"task(s) {', '.join(multiclass)} of {run} decide by the most probable class; operating "
-                            "points apply to binary and multi-label tasks")
+    if rule is not None:
+        check_rule_applies(rule, artifact.heads, tasks, f"{run}: ")
     dataset = val_data if val_data is not None else run.dataset(SPLIT)
     outputs = predict_split(Predictor(artifact, device=device), dataset)
     heads, record = [], {}

@@ -29,7 +29,7 @@ from medclass.data.coverage import missing_classes
 from medclass.data.splits import carve_validation, load_splits, save_splits, stratified_split
 from medclass.data.tasks import check_single_label
 from medclass.errors import DataError, DataWarning, MedclassError
-from medclass.evaluation.operating_point import ThresholdRule
+from medclass.evaluation.operating_point import ThresholdRule, check_rule_applies
 from medclass.evaluation.tuning import tune_run, tuning_summary
 from medclass.heads import TaskHead, default_positive, encode_targets, heads_for, per_task
 from medclass.inference.artifact import ModelArtifact
@@ -224,10 +224,7 @@ def task_heads(config: TrainConfig, dataset: ImageDataset) -> list[TaskHead]:
             raise MedclassError(f"--ordinal: the main task {heads[0].name!r} is {heads[0].kind}; ordinal grades are a "
                                 "multiclass task whose classes are in grade order")
         heads[0] = replace(heads[0], ordinal=True)
-    rule = ThresholdRule.parse(config.operating_point)
-    if rule.tunes and all(h.kind == "multiclass" for h in heads):
-        raise MedclassError(f"--operating-point {config.operating_point}: every task here is multiclass and decides by "
-                            "the most probable class; operating points apply to binary and multi-label tasks")
+    check_rule_applies(ThresholdRule.parse(config.operating_point), heads)
     names = [h.name for h in heads]
     unknown = sorted(set(config.task_weights) - set(names))
     if unknown:
@@ -405,9 +402,10 @@ def train(config: TrainConfig) -> TrainResult:
     img_size = config.img_size or pretrained_input_size(config.model, config.pretrained) or img_size
     check_input_size(config.model, img_size)
     heads = task_heads(config, dataset)
-    if heads[0].kind == "binary" and config.positive_class is None and is_global_zero() and not config.resume:
+    if heads[0].kind == "binary" and config.positive_class is None and writes and not config.resume:
         print(f"positive class of task {heads[0].name!r}: {heads[0].positive_class!r} "
-              f"({default_positive(heads[0].classes)[1]}); --positive-class names the other", file=sys.stderr, flush=True)
+              f"({default_positive(heads[0].classes)[1]}); --positive-class names the other", file=sys.stderr,
+              flush=True)
     # several tasks: one head each on the shared backbone (models/registry.py: TaskHeads); the artefact keeps it
     model_kwargs = config.model_kwargs | ({"task_outputs": [h.outputs for h in heads]} if len(heads) > 1 else {})
     L.seed_everything(config.seed, workers=True, verbose=False)

@@ -10,7 +10,7 @@ from torch import nn
 
 from medclass.errors import MedclassError
 from medclass.evaluation.metrics import task_scores
-from medclass.heads import TaskHead, per_task, probabilities
+from medclass.heads import TaskHead, per_task, view_probabilities
 from medclass.models import create_model
 from medclass.training.feature_cache import classify_features
 from medclass.training.losses import TaskLoss
@@ -101,7 +101,7 @@ class ClassifierModule(L.LightningModule):
         when already run."""
         first, *others = self.views(x)
         logits = [self(first) if logits is None else logits, *map(self, others)]
-        return torch.stack([probabilities(self.heads, view) for view in logits]).mean(0)
+        return view_probabilities(self.heads, torch.stack(logits))
 
     def _training_input(self, x: torch.Tensor) -> torch.Tensor:
         """Cached features: one view per image, drawn at random (the mirrored one half of the time when flips are
