@@ -13,6 +13,7 @@ from medclass.data.images import list_images, read_image
 from medclass.errors import MedclassError
 from medclass.heads import per_task, view_probabilities
 from medclass.inference.artifact import ModelArtifact
+from medclass.inference.backends import Backend, TorchBackend
 
 ImageInput = str | Path | Image.Image | np.ndarray
 
@@ -27,11 +28,11 @@ class Predictor:
     threshold, never by an argmax over a single output.
     """
 
-    def __init__(self, artifact: ModelArtifact | str | Path, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, artifact: ModelArtifact | str | Path, device: str = "cpu", batch_size: int = 64,
+                 backend: Backend | None = None):
         self.artifact = artifact if isinstance(artifact, ModelArtifact) else ModelArtifact.load(artifact)
-        self.device = torch.device(device)
         self.batch_size = batch_size
-        self.model = self.artifact.build_model().to(self.device)
+        self.backend = backend or TorchBackend(self.artifact.build_model(), device)
         self.transform = self.artifact.preprocessing.eval_transform()
         self.heads = self.artifact.heads
         self.multi_task = len(self.heads) > 1
@@ -54,21 +55,29 @@ class Predictor:
         """Test-time views per image: the image itself, plus its mirror image with flip TTA."""
         return 1 + sum(name == "hflip" for name in self.artifact.tta)
 
-    @torch.no_grad()
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Raw logits of every view: (views, images, outputs)."""
-        batch = batch.to(self.device)
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network itself (torch backend only): what explanations differentiate through."""
+        if not isinstance(self.backend, TorchBackend):
+            raise MedclassError(f"the {self.backend.name} backend runs no PyTorch network; explanations need the "
+                                "torch backend")
+        return self.backend.model
+
+    def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        """The batch the network sees: each image decoded, resized and normalised by the model's own preprocessing."""
+        return torch.stack([self.transform(self._to_image(item)) for item in images])
+
+    def forward(self, batch: torch.Tensor) -> np.ndarray:
+        """Raw logits of every test-time view of a preprocessed batch: (views, images, outputs)."""
         views = [batch] + [batch.flip(-1) for name in self.artifact.tta if name == "hflip"]
-        return torch.stack([self.model(v).float() for v in views])
+        return np.stack([self.backend(v) for v in views])
 
     def logits(self, images: Sequence[ImageInput]) -> np.ndarray:
         """The model's raw outputs before any temperature, softmax or sigmoid: (views, n_images, outputs), the heads'
         outputs side by side. What calibration is fitted on; `probabilities` is computed from them."""
         out = []
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            batch = torch.stack([self.transform(self._to_image(item)) for item in chunk])
-            out.append(self._forward(batch).cpu().numpy())
+            out.append(self.forward(self.preprocess(images[start:start + self.batch_size])))
         width = sum(h.outputs for h in self.heads)
         return np.concatenate(out, 1) if out else np.zeros((self.views, 0, width), dtype=np.float32)
 
