@@ -8,13 +8,14 @@ from typing import Callable
 
 from medclass.data.demo import CLASSES, generate_demo_data
 from medclass.evaluation import evaluate_run
-from medclass.inference.batch import predict_files, write_predictions
+from medclass.inference import Predictor
+from medclass.inference.sample import sample_lines, sample_test_images, save_sample_grid
 from medclass.training import TrainConfig, train
 
 
 def run_demo(out: str | Path, epochs: int = 12, n_per_class: int = 200, seed: int = 0,
              echo: Callable[[str], None] = print) -> Path:
-    """Generate data, train a small CNN, evaluate on the held-out test split, predict a few images.
+    """Generate data, train a small CNN, evaluate on the held-out test split, show a random batch of test images.
 
     Returns the path of the evaluation report. A previous demo in `out` is replaced.
     """
@@ -31,10 +32,10 @@ def run_demo(out: str | Path, epochs: int = 12, n_per_class: int = 200, seed: in
     metrics, eval_dir = evaluate_run(run_dir, split="test")
     echo(f"test: AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f}, "
          f"balanced accuracy {metrics['balanced_accuracy']:.3f} on {metrics['n']} images")
-    samples = [data_dir / c / f"{c}_0000.png" for c in CLASSES]
-    predictor, rows = predict_files(run_dir, samples)
-    write_predictions(rows, predictor.heads, out / "predictions.csv")
-    task = predictor.heads[0].name
-    for row in rows:
-        echo(f"predict {row['path']}: {row['prediction'][task]} ({max(row['proba'][task]):.2f})")
+    predictor = Predictor(run_dir)
+    sampled, seed = sample_test_images(run_dir, n=8, seed=seed, predictor=predictor)
+    echo("a random batch of held-out test images, true -> predicted:")
+    for line in sample_lines(predictor.heads, sampled):
+        echo(f"  {line}")
+    echo(f"  grid: {save_sample_grid(predictor.heads, sampled, out / 'sample.png', seed)}")
     return eval_dir / "report.html"

@@ -1,4 +1,4 @@
-"""Model commands: train, evaluate, predict, models, demo. Each parses options and calls the library."""
+"""Model commands: train, evaluate, threshold, compare, models, demo. Each parses options and calls the library."""
 
 from __future__ import annotations
 
@@ -256,39 +256,6 @@ def compare(
         return
     for line in comparison_lines(result):
         typer.echo(line)
-
-
-@app.command()
-@user_errors
-def predict(
-    run_dir: RunDir,
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the predictions to this CSV.")] = None,
-):
-    """Predict the class and every class probability of each image, with the model's own preprocessing."""
-    from medclass.inference.batch import predict_files, write_predictions
-
-    predictor, rows = predict_files(run_dir, inputs)
-    heads = predictor.heads
-    for row in rows:
-        if row["error"]:
-            typer.echo(f"{row['path']}\tERROR: {row['error']}")
-            continue
-        # one task: "a.png  benign  benign=0.912  malignant=0.088"; several: "organ=Lung  malignancy=benign" and
-        # the probabilities as organ:Lung=0.970 ...
-        named = len(heads) > 1
-        answers = "  ".join(("{}=".format(h.name) if named else "") + (row["prediction"][h.name] or "(no finding)")
-                            for h in heads)
-        probs = "  ".join((f"{h.name}:" if named else "") + f"{c}={p:.3f}"
-                          for h in heads for c, p in zip(h.classes, row["proba"][h.name]))
-        typer.echo(f"{row['path']}\t{answers}\t{probs}")
-    if out:
-        write_predictions(rows, heads, out)
-        typer.echo(f"predictions: {out}")
-    failed = [r for r in rows if r["error"]]
-    if failed:
-        typer.echo(f"{len(failed)} of {len(rows)} image(s) could not be read (listed above)", err=True)
-        raise typer.Exit(1)
 
 
 @app.command()

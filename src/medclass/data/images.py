@@ -40,7 +40,16 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def is_dicom_file(path: Path) -> bool:
-    return Path(path).suffix.lower() in DICOM_SUFFIXES
+    """A DICOM by its suffix, or, for a file whose suffix names no image format (PACS exports are often named by
+    their UID alone), by the "DICM" marker every DICOM Part 10 file carries at byte 128."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return True
+    if suffix in IMAGE_SUFFIXES or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        return f.read(132)[128:] == b"DICM"
 
 
 def read_image(path: str | Path) -> Image.Image:

@@ -221,9 +221,10 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
 
 
 def plot_error_grid(images: list, captions: list[str], path: Path, columns: int = 4,
-                    title: str = "Most confident errors") -> Path:
+                    title: str = "Most confident errors", colors: list[str] | None = None) -> Path:
     """Thumbnails with captions (true class, prediction, confidence, file) so a reader can see what the model gets
-    wrong most confidently. With no images the figure says so rather than the report missing a picture."""
+    wrong most confidently (or, with `colors` per caption, a sample of right and wrong answers). With no images the
+    figure says so rather than the report missing a picture."""
     if len(captions) != len(images):
         raise ValueError(f"{len(images)} image(s) but {len(captions)} caption(s)")
     if not images:
@@ -233,13 +234,13 @@ def plot_error_grid(images: list, captions: list[str], path: Path, columns: int 
         ax.set_title(title)
         return _save(fig, path)
     fig, axes = _grid(len(images), columns, (2.6, 3.0))
-    for ax, image, caption in zip(axes, images, captions):
+    for ax, image, caption, color in zip(axes, images, captions, colors or ["black"] * len(images)):
         if isinstance(image, Image.Image) and image.mode not in ("L", "I", "I;16", "F", "RGB", "RGBA"):
             image = image.convert("RGB")  # a palette image's values are indices, not intensities
         pixels = np.asarray(image)
         grey = pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] == 1)
         ax.imshow(pixels.squeeze(-1) if pixels.ndim == 3 and grey else pixels, cmap="gray" if grey else None)
-        ax.set_title(caption, fontsize="x-small")
+        ax.set_title(caption, fontsize="x-small", color=color)
         ax.axis("off")
     fig.suptitle(title)
     return _save(fig, path)

@@ -1,4 +1,9 @@
-"""Batch prediction over files: every input gets a row, an unreadable image gets its error instead of vanishing.
+"""Batch prediction over files: every input gets a row, in input order; an unreadable image gets its error instead
+of vanishing. Images are decoded a batch at a time, the next batch while the network runs on this one, so memory
+stays flat whatever the number of files.
+
+Inputs are image files (DICOM included, with or without a suffix), folders (every image below them) and CSV lists
+(a `path` column, or the first column; relative paths are read from the CSV's folder).
 
 Predictions CSVs (`medclass predict --out` and evaluation's predictions.csv) share one layout: a column group per
 task, holding the true label (evaluation only), the prediction and one probability per class. With one task the
@@ -9,37 +14,110 @@ A multilabel prediction lists the findings present, joined by '|'.
 from __future__ import annotations
 
 import csv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from medclass.data.images import read_image
-from medclass.errors import DataError
-from medclass.heads import MISSING, TaskHead
-from medclass.inference.predictor import Predictor, expand_inputs
+from medclass.data.images import list_images, read_image
+from medclass.errors import DataError, MedclassError
+from medclass.heads import MISSING, TaskHead, per_task, view_probabilities
+from medclass.inference.predictor import Predictor
+
+PATH_COLUMNS = ("path", "filename", "file", "image")
 
 
-def predict_files(run_dir: str | Path, inputs: Sequence[str | Path], batch_size: int = 64) -> tuple[Predictor, list]:
-    """Rows of {path, prediction: {task: text}, proba: {task: [p per class]}, error} in input order."""
-    predictor = Predictor.from_run(run_dir)
-    paths = expand_inputs(inputs)
-    rows, images, readable = [], [], []
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to the image files they hold (recursively, sorted), CSV lists to the files
+    they name. A listed file that does not exist is kept: its row reports it."""
+    found = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            images = list_images(path)
+            if not images:
+                raise MedclassError(f"{path}: folder holds no images (.png, .jpg, .jpeg, .bmp, .tif, .dcm)")
+            found += images
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            found += listed_files(path)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise MedclassError(f"{path}: no such file or folder")
+    return found
+
+
+def listed_files(csv_path: Path) -> list[Path]:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        column = next((c for c in header if c.strip().lower() in PATH_COLUMNS), header[0] if header else None)
+        if column is None:
+            raise MedclassError(f"{csv_path}: empty CSV; expected a header with a 'path' column")
+        paths = []
+        for number, row in enumerate(reader, start=2):
+            value = (row.get(column) or "").strip()
+            if not value:
+                raise MedclassError(f"{csv_path}, row {number}: empty '{column}' cell; expected an image path")
+            paths.append(csv_path.parent / value)
+    return paths
+
+
+def _decode(predictor: Predictor, paths: Sequence[Path]) -> tuple[torch.Tensor | None, list[str | None]]:
+    """One batch: the preprocessed images that could be read, and each path's error (None when read)."""
+    images, errors = [], []
     for path in paths:
-        row = {"path": str(path), "prediction": None, "proba": None, "error": None}
         try:
             images.append(read_image(path))
-            readable.append(len(rows))
+            errors.append(None)
         except DataError as exc:
-            row["error"] = str(exc)
-        rows.append(row)
-    if images:
-        proba = predictor.probabilities(images)
-        names = {h.name: h.label_names(h.decide(proba[h.name])) for h in predictor.heads}
-        for i, row_index in enumerate(readable):
-            rows[row_index] |= {"prediction": {task: text[i] for task, text in names.items()},
-                                "proba": {task: [float(v) for v in p[i]] for task, p in proba.items()}}
-    return predictor, rows
+            errors.append(str(exc))
+    return (predictor.preprocess(images) if images else None), errors
+
+
+def iter_predictions(predictor: Predictor, paths: Sequence[Path], batch_size: int = 32,
+                     progress: bool = False) -> Iterator[dict]:
+    """Rows of {path, prediction: {task: text}, proba: {task: [p per class]}, error} in input order."""
+    batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    bar = tqdm(total=len(paths), unit="image", disable=not progress, leave=False)
+    # one decoding thread: Pillow and torchvision release the GIL, so the next batch is read during this forward
+    with ThreadPoolExecutor(max_workers=1) as pool, bar:
+        pending = pool.submit(_decode, predictor, batches[0]) if batches else None
+        for index in range(len(batches)):
+            batch, errors = pending.result()
+            if index + 1 < len(batches):
+                pending = pool.submit(_decode, predictor, batches[index + 1])
+            logits = predictor.forward(batch) if batch is not None else None
+            yield from rows_from_logits(predictor, batches[index], logits, errors)
+            bar.update(len(errors))
+
+
+def rows_from_logits(predictor: Predictor, paths: Sequence[Path], logits: np.ndarray | None,
+                     errors: Sequence[str | None]) -> Iterator[dict]:
+    """Rows of `paths`; `logits` (views, readable images, outputs) holds the images whose error is None, in order."""
+    heads = predictor.heads
+    if logits is not None and logits.shape[1]:
+        proba = per_task(heads, view_probabilities(heads, logits))
+        names = {h.name: h.label_names(h.decide(proba[h.name])) for h in heads}
+    read = 0
+    for path, error in zip(paths, errors):
+        row = {"path": str(path), "prediction": None, "proba": None, "error": error}
+        if error is None:
+            row |= {"prediction": {task: text[read] for task, text in names.items()},
+                    "proba": {task: [float(v) for v in p[read]] for task, p in proba.items()}}
+            read += 1
+        yield row
+
+
+def predict_files(source, inputs: Sequence[str | Path], batch_size: int = 32, backend: str = "torch",
+                  progress: bool = False) -> tuple[Predictor, list[dict]]:
+    """Predict every input of a run folder's (or an .onnx file's) model; rows as `iter_predictions`."""
+    from medclass.inference import load_predictor
+
+    predictor = load_predictor(source, backend=backend)
+    return predictor, list(iter_predictions(predictor, expand_inputs(inputs), batch_size, progress))
 
 
 def column_prefix(heads: Sequence[TaskHead], head: TaskHead) -> str:
@@ -77,12 +155,32 @@ def truth_text(head: TaskHead, targets: np.ndarray) -> list[str]:
     return ["" if t == MISSING else head.classes[t] for t in targets[:, 0]]
 
 
-def write_predictions(rows: list[dict], heads: Sequence[TaskHead], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", *prediction_header(heads), "error"])
+class PredictionWriter:
+    """The predictions CSV, written row by row as predictions arrive (so a long run keeps what it has done)."""
+
+    def __init__(self, path: str | Path, heads: Sequence[TaskHead]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.heads = heads
+        self._file = open(self.path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["path", *prediction_header(heads), "error"])
+
+    def write(self, row: dict) -> None:
+        self._writer.writerow([row["path"], *prediction_cells(self.heads, row["prediction"], row["proba"]),
+                               row["error"] or ""])
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "PredictionWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_predictions(rows: Iterable[dict], heads: Sequence[TaskHead], path: str | Path) -> None:
+    with PredictionWriter(path, heads) as writer:
         for row in rows:
-            writer.writerow([row["path"], *prediction_cells(heads, row["prediction"], row["proba"]),
-                             row["error"] or ""])
+            writer.write(row)

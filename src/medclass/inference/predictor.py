@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from medclass.data.images import list_images, read_image
+from medclass.data.images import read_image
 from medclass.errors import MedclassError
 from medclass.heads import per_task, view_probabilities
 from medclass.inference.artifact import ModelArtifact
@@ -110,17 +110,9 @@ class Predictor:
         return by_task if self.multi_task else by_task[self.heads[0].name]
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to the image files they hold (recursively, sorted)."""
-    found = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            images = list_images(path)
-            if not images:
-                raise MedclassError(f"{path}: folder holds no images (.png, .jpg, .jpeg, .bmp, .tif)")
-            found += images
-        elif path.exists():
-            found.append(path)
-        else:
-            raise MedclassError(f"{path}: no such file or folder")
-    return found
+def load_predictor(source: ModelArtifact | str | Path, backend: str = "torch", device: str = "cpu",
+                   batch_size: int = 64) -> Predictor:
+    """A Predictor for a run folder or artefact, on the named backend."""
+    if backend != "torch":
+        raise MedclassError(f"unknown backend {backend!r}; expected torch")
+    return Predictor(source, device=device, batch_size=batch_size)

@@ -1,0 +1,99 @@
+"""Inference commands: predict (files, folders, CSV lists; one process or many) and sample (a random test batch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medclass.cli import app, user_errors
+from medclass.cli.run_commands import RunDir
+
+
+def _answer_line(heads, row: dict) -> str:
+    if row["error"]:
+        return f"{row['path']}\tERROR: {row['error']}"
+    # one task: "a.png  benign  benign=0.912  malignant=0.088"; several: "organ=Lung  malignancy=benign" and
+    # the probabilities as organ:Lung=0.970 ...
+    named = len(heads) > 1
+    answers = "  ".join(("{}=".format(h.name) if named else "") + (row["prediction"][h.name] or "(no finding)")
+                        for h in heads)
+    probs = "  ".join((f"{h.name}:" if named else "") + f"{c}={p:.3f}"
+                      for h in heads for c, p in zip(h.classes, row["proba"][h.name]))
+    return f"{row['path']}\t{answers}\t{probs}"
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: RunDir,
+    inputs: Annotated[list[Path], typer.Argument(help="Image files (DICOM too), folders of images, CSV lists of "
+                                                      "image paths (a 'path' column).")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the predictions to this CSV (input order).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
+    backend: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; `medclass export RUN` first).")] = "torch",
+    devices: Annotated[int, typer.Option(help="Processes on this machine (Lightning DDP); needs --out.")] = 1,
+    num_nodes: Annotated[int, typer.Option(help="Machines, each running --devices processes; needs --out.")] = 1,
+    accelerator: Annotated[str, typer.Option(help="With --devices/--num-nodes: cpu, gpu or auto.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print no per-image lines (the CSV still has them).")] = False,
+):
+    """Predict the class and every class probability of each image, with the model's own preprocessing."""
+    from medclass.inference import load_predictor
+    from medclass.inference.batch import PredictionWriter, expand_inputs, iter_predictions
+
+    paths = expand_inputs(inputs)
+    predictor = load_predictor(run_dir, backend=backend, batch_size=batch_size)
+    if devices * num_nodes > 1:
+        _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size)
+        return
+    heads, failed = predictor.heads, 0
+    writer = PredictionWriter(out, heads) if out else None
+    try:
+        for row in iter_predictions(predictor, paths, batch_size, progress=True):
+            failed += bool(row["error"])
+            if writer:
+                writer.write(row)
+            if not quiet or row["error"]:
+                typer.echo(_answer_line(heads, row))
+    finally:
+        if writer:
+            writer.close()
+    if out:
+        typer.echo(f"predictions: {out}")
+    if failed:
+        typer.echo(f"{failed} of {len(paths)} image(s) could not be read (listed above)", err=True)
+        raise typer.Exit(1)
+
+
+def _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size) -> None:
+    from medclass.errors import MedclassError
+    from medclass.inference.distributed import predict_with_lightning
+
+    if out is None:
+        raise MedclassError("--devices/--num-nodes above 1 write one CSV: give --out FILE")
+    if predictor.backend.name != "torch":
+        raise MedclassError("--devices/--num-nodes run the torch backend (Lightning's engine); drop --backend")
+    if predict_with_lightning(predictor, paths, out, devices, num_nodes, accelerator, batch_size):
+        typer.echo(f"predictions of {len(paths)} image(s) on {devices * num_nodes} process(es): {out}")
+
+
+@app.command()
+@user_errors
+def sample(
+    run_dir: RunDir,
+    n: Annotated[int, typer.Option("--n", help="Images to draw.")] = 16,
+    seed: Annotated[Optional[int], typer.Option(help="Draw this batch again (default: a new random batch).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Image grid PNG (default RUN/sample.png).")] = None,
+):
+    """A random batch of the run's TEST images: every task's prediction next to the truth, printed and as a grid."""
+    from medclass.inference.sample import sample_lines, sample_test_images, save_sample_grid
+    from medclass.inference import load_predictor
+
+    predictor = load_predictor(run_dir)
+    sampled, seed = sample_test_images(run_dir, n, seed, predictor)
+    for line in sample_lines(predictor.heads, sampled):
+        typer.echo(line)
+    path = save_sample_grid(predictor.heads, sampled, out or Path(run_dir) / "sample.png", seed)
+    right = sum(all(s.truth[h.name] == s.prediction[h.name] for h in predictor.heads) for s in sampled)
+    typer.echo(f"{right} of {len(sampled)} test image(s) right on every task; seed {seed}; grid: {path}")
