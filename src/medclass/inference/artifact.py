@@ -85,12 +85,17 @@ class ModelArtifact:
         model.load_state_dict(self.state_dict)
         return model.eval()
 
-    def metadata(self) -> dict:
-        """Everything but the weights, as plain JSON values: what format 3 and an exported ONNX model carry."""
+    def metadata(self, source: str | Path = "model artefact") -> dict:
+        """Everything but the weights, as plain JSON values: what format 3 and an exported ONNX model carry.
+        `source` names the file being written in errors."""
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_name": self.model_name,
                 "heads": [h.to_dict() for h in self.heads], "preprocessing": self.preprocessing.to_dict(),
                 "tta": list(self.tta), "model_kwargs": self.model_kwargs, "provenance": self.provenance}
-        return json_ready(meta, "artefact")
+        try:
+            return json_ready(meta, "")
+        except TypeError as exc:
+            raise MedclassError(f"{source}: {exc} (artefact metadata must be plain values: text, numbers, lists, "
+                                "dicts)") from None
 
     @classmethod
     def from_metadata(cls, meta: dict, state_dict: dict, source: str | Path) -> "ModelArtifact":
@@ -123,7 +128,7 @@ class ModelArtifact:
         path = Path(path)
         if path.is_dir():
             path = path / ARTIFACT_NAME
-        meta = self.metadata()
+        meta = self.metadata(path)
         # clone: safetensors refuses tensors that share memory or are not contiguous
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict.items()}
         partial = path.with_name(path.name + ".partial")
@@ -191,7 +196,7 @@ def json_ready(value, where: str):
     """`value` as plain JSON values (tuples, paths and numpy scalars converted); anything else is refused, since
     artefact metadata must read back without running code."""
     if isinstance(value, dict):
-        return {str(k): json_ready(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): json_ready(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_ready(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, np.generic):
@@ -200,5 +205,4 @@ def json_ready(value, where: str):
         return str(value)
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
-    raise MedclassError(f"{where}: a {type(value).__name__} cannot be stored in a model artefact (expected plain "
-                        "values: text, numbers, lists, dicts)")
+    raise TypeError(f"{where} is a {type(value).__name__}, which cannot be stored")

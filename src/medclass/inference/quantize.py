@@ -109,7 +109,7 @@ def report_lines(report: dict) -> list[str]:
         int8 = report["int8"][task]
         lines.append(f"  {task}: AUC {fp32['auc']:.4f} -> {int8['auc']:.4f}, accuracy {fp32['accuracy']:.4f} -> "
                      f"{int8['accuracy']:.4f}, decisions changed {report['changed_decisions'][task]:.1%}")
-    lines.append(f"  probability change: max {report['max_abs_prob_change']:.4f}, mean "
+    lines.append(f"  probability change: max {report['max_abs_prob_change']:.3g}, mean "
                  f"{report['mean_abs_prob_change']:.3g}; size {report['megabytes']['fp32']:.1f} MB -> "
                  f"{report['megabytes']['int8']:.1f} MB")
     return lines
