@@ -15,6 +15,8 @@ import contextlib
 import io
 import json
 import logging
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +45,25 @@ class ExportResult:
 
 @contextlib.contextmanager
 def quiet():
-    """The exporters report every graph step (prints, warnings, logging); medclass's own lines would drown."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    """The exporters report every graph step (prints, warnings, logging, and from C++ the whole graph when
+    TorchScript gives up); medclass's own lines would drown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()), open(os.devnull, "w") as null:
         warnings.simplefilter("ignore")
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
         try:
             yield
         finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
             logging.disable(previous)
 
 
