@@ -2,13 +2,16 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from medclass.cli import app
+from medclass.errors import MedclassError
 from medclass.evaluation.predictions import DatasetImages
-from medclass.inference import load_predictor
+from medclass.inference import ModelArtifact, load_predictor
 from medclass.rundir import RunDir
 
 runner = CliRunner()
@@ -33,6 +36,12 @@ def test_export_onnx_and_int8_from_a_run(trained_run, tmp_path):
     assert set(report["fp32"]["label"]) == set(report["int8"]["label"]) == {"auc", "accuracy"}
     assert 0 <= report["changed_decisions"]["label"] <= 1 and report["max_abs_prob_change"] >= 0
     assert report["megabytes"]["int8"] < report["megabytes"]["fp32"] / 2
+
+    artifact = ModelArtifact.load(run)  # recalibrated after the export (as `medclass threshold` may)...
+    artifact.heads = [replace(artifact.heads[0], temperature=artifact.heads[0].temperature * 2)]
+    artifact.save(run)
+    with pytest.raises(MedclassError, match="model.onnx: exported before the run's thresholds"):
+        load_predictor(run, backend="onnx")  # ...so the stale export is refused, not silently used
 
 
 def test_export_errors_are_one_line(trained_run, tmp_path):

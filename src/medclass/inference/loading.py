@@ -28,13 +28,24 @@ def load_predictor(source: str | Path | ModelArtifact, backend: str = "torch", d
         return Predictor(source, device=device, batch_size=batch_size)
     path = Path(source)
     if path.suffix == ".onnx" or (backend == "onnx" and path.is_dir()):
-        if path.is_dir():
-            path = RunDir(path).onnx_file
+        run = RunDir(path) if path.is_dir() else None
+        if run:
+            path = run.onnx_file
             if not path.is_file():
                 raise MedclassError(f"{path}: not found; export the run first with `medclass export {source} "
                                     "--format onnx`")
         onnx = OnnxBackend(path, threads=threads, device=device)
-        return Predictor(artifact_from_onnx(onnx), batch_size=batch_size, backend=onnx)
+        artifact = artifact_from_onnx(onnx)
+        if run and run.saved_artifact() and not same_decisions(artifact, ModelArtifact.load(run.saved_artifact())):
+            raise MedclassError(f"{path}: exported before the run's thresholds, calibration or preprocessing changed "
+                                f"(e.g. by `medclass threshold`); export again with `medclass export {source} "
+                                "--format onnx`")
+        return Predictor(artifact, batch_size=batch_size, backend=onnx)
     if backend == "onnx":
         raise MedclassError(f"{path}: the onnx backend needs a run folder or an .onnx file")
     return Predictor(ModelArtifact.load(path), device=device, batch_size=batch_size)
+
+
+def same_decisions(exported: ModelArtifact, saved: ModelArtifact) -> bool:
+    """Whether an export still decides as the run's artefact does (its metadata may predate a retuning)."""
+    return (exported.heads, exported.preprocessing, exported.tta) == (saved.heads, saved.preprocessing, saved.tta)
