@@ -75,7 +75,7 @@ def timed_run(data: Path, out: Path, reader_options: dict, splits: Path, **optio
     artifact = ModelArtifact.load(out)
     params = sum(t.numel() for t in artifact.state_dict.values())
     return {"seconds": seconds, "epochs": result.epochs_run, "tasks": tasks, "params": params,
-            "megabytes": (out / "model.pt").stat().st_size / 2 ** 20}
+            "megabytes": (out / "model.safetensors").stat().st_size / 2 ** 20}
 
 
 def row(name: str, task: str, run: dict, time_and_size: bool) -> str:

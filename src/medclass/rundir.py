@@ -2,7 +2,10 @@
 
     RUN/config.yaml          the resolved training config (`config`) and what was resolved at run time (`resolved`)
     RUN/splits.csv           source,split,label,patient of every image the run used
-    RUN/model.pt             the model artefact (inference/artifact.py)
+    RUN/model.safetensors    the model artefact (inference/artifact.py); runs of medclass before format 3 hold
+                             model.pt instead, which still loads
+    RUN/model.onnx           `medclass export RUN --format onnx`: the network plus the artefact's metadata;
+                             RUN/model.int8.onnx and RUN/model.int8.json with --int8 (its accuracy change)
     RUN/history.csv          per-epoch metrics; RUN/training_curves.png their plot
     RUN/audit.json           the data audit before training
     RUN/skipped.csv          rows of the data the reader could not use; RUN/unreadable.csv images left out
@@ -24,7 +27,11 @@ from medclass.errors import MedclassError
 
 CONFIG = "config.yaml"
 SPLITS = "splits.csv"
-ARTIFACT = "model.pt"
+ARTIFACT = "model.safetensors"
+LEGACY_ARTIFACT = "model.pt"  # formats 1 and 2
+ONNX = "model.onnx"
+ONNX_INT8 = "model.int8.onnx"
+INT8_REPORT = "model.int8.json"
 HISTORY = "history.csv"
 CURVES = "training_curves.png"
 AUDIT = "audit.json"
@@ -45,7 +52,10 @@ class RunDir:
 
     config_file = property(lambda self: self.path / CONFIG)
     splits_file = property(lambda self: self.path / SPLITS)
-    artifact_file = property(lambda self: self.path / ARTIFACT)
+    artifact_file = property(lambda self: self.path / ARTIFACT)  # where a run's artefact is (re)written
+    onnx_file = property(lambda self: self.path / ONNX)
+    int8_file = property(lambda self: self.path / ONNX_INT8)
+    int8_report_file = property(lambda self: self.path / INT8_REPORT)
     history_file = property(lambda self: self.path / HISTORY)
     curves_file = property(lambda self: self.path / CURVES)
     audit_file = property(lambda self: self.path / AUDIT)
@@ -60,10 +70,17 @@ class RunDir:
         """A finished run: refuse anything else with the reason."""
         if not self.path.is_dir():
             raise MedclassError(f"{self.path}: no such run folder")
-        if not self.artifact_file.is_file():
+        if not self.saved_artifact():
             raise MedclassError(f"{self.path}: holds no {ARTIFACT} (not a finished medclass run; a stopped one "
                                 "continues with `medclass train --out RUN --resume`)")
         return self
+
+    def saved_artifact(self) -> Path | None:
+        """The artefact file this run holds: model.safetensors, else an older run's model.pt."""
+        for path in (self.artifact_file, self.path / LEGACY_ARTIFACT):
+            if path.is_file():
+                return path
+        return None
 
     def settings(self) -> dict:
         """config.yaml as written: {"config": ..., "resolved": ...}."""
@@ -88,7 +105,7 @@ class RunDir:
     def artifact(self):
         from medclass.inference.artifact import ModelArtifact
 
-        return ModelArtifact.load(self.check().artifact_file)
+        return ModelArtifact.load(self.check().saved_artifact())
 
     def audit(self) -> dict | None:
         return json.loads(self.audit_file.read_text()) if self.audit_file.is_file() else None

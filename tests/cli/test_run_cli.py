@@ -196,7 +196,7 @@ def test_modality_and_preset_reach_the_run_and_a_flag_wins_over_the_modality(dem
     augmentation = saved["resolved"]["augmentation"]
     assert augmentation | {"preset": "strong", "hflip": False, "vflip": True, "rot90": True, "trivial_augment": True,
                            "crop": 0.7, "hue": 0.05} == augmentation
-    assert ModelArtifact.load(run / "model.pt").tta == []  # --no-hflip: no flip TTA either
+    assert ModelArtifact.load(run / "model.safetensors").tta == []  # --no-hflip: no flip TTA either
 
     for args, message in ((["--modality", "ct"], "modality must be one of xray, ultrasound, histology, dermoscopy, "
                                                   "mri, fundus; got 'ct'"),

@@ -89,14 +89,14 @@ def test_threshold_command_rechooses_on_validation_without_retraining(youden_run
 
     run = tmp_path / "run"
     shutil.copytree(youden_run, run)
-    weights = (run / "model.pt").read_bytes()
+    weights = (run / "model.safetensors").read_bytes()
     result = CliRunner().invoke(app, ["threshold", str(run), "--sensitivity", "0.9"])
     assert result.exit_code == 0, result.output
     head, val_proba, val_truth, _ = _positive_proba(run, "val")
     assert "sensitivity >= 0.9" in head.threshold_source
     assert (val_proba[val_truth] >= head.threshold).mean() >= 0.9
     assert "val sensitivity" in result.output and (run / "calibration.json").is_file()
-    assert len((run / "model.pt").read_bytes()) == pytest.approx(len(weights), rel=0.01)
+    assert len((run / "model.safetensors").read_bytes()) == pytest.approx(len(weights), rel=0.01)
 
     refused = CliRunner().invoke(app, ["threshold", str(run), "--youden", "--value", "0.3"])
     assert refused.exit_code == 2 and "one of" in refused.output

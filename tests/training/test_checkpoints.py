@@ -27,7 +27,7 @@ class Payload:
 def interrupted_run(trained_run, tmp_path):
     """A copy of a finished 2-epoch run, made resumable again (as if it had stopped before its last epoch)."""
     run = shutil.copytree(trained_run, tmp_path / "run")
-    (run / "model.pt").unlink()
+    (run / "model.safetensors").unlink()
     best = best_checkpoint_named_in(load_checkpoint(run / "checkpoints" / "last.ckpt"))
     _retarget_best(run, run / "checkpoints" / Path(best).name)  # the copy's records name the copy's own files
     return run

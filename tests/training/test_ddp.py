@@ -64,7 +64,7 @@ def test_two_process_ddp_on_the_cpu_completes_and_matches_a_single_process_run(t
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("best val AUC") == 1  # one summary, from rank 0
 
-    assert sorted(p.name for p in run.glob("*.pt")) == ["model.pt"] and not list(run.glob("*.partial"))
+    assert sorted(p.name for p in run.glob("model.*")) == ["model.safetensors"] and not list(run.glob("*.partial"))
     resolved = yaml.safe_load((run / "config.yaml").read_text())["resolved"]
     assert resolved["processes"] == 2 and resolved["device_batch_size"] == 16  # the global batch stays 32
     history = read_history(run / "history.csv")
@@ -103,7 +103,7 @@ def test_two_stage_fine_tuning_under_ddp_freezes_then_trains_the_backbone(demo_d
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
     source = torch.load(weights, weights_only=True)["conv1.weight"]
     latest = load_checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["model.conv1.weight"]
-    assert not torch.equal(latest, source)  # stage 2 trained the stem (model.pt holds the best epoch, maybe 1)
+    assert not torch.equal(latest, source)  # stage 2 trained the stem (model.safetensors holds the best epoch, maybe 1)
 
 
 def test_cached_features_under_ddp_shard_like_images_and_score_what_the_saved_model_scores(demo_data, tmp_path):

@@ -47,6 +47,6 @@ def test_a_run_with_oversampling_and_focal_loss(demo_data, tmp_path):
     train(TrainConfig(data=str(demo_data), out=str(run), model="smallcnn", epochs=1, batch_size=16,
                       sampler="oversample", loss="focal", audit=False))
     saved = yaml.safe_load((run / "config.yaml").read_text())["config"]
-    assert saved["sampler"] == "oversample" and saved["loss"] == "focal" and (run / "model.pt").is_file()
+    assert saved["sampler"] == "oversample" and saved["loss"] == "focal" and (run / "model.safetensors").is_file()
     with pytest.raises(MedclassError, match="sampler must be one of none, weighted, oversample; got 'smote'"):
         TrainConfig(data="x", out="y", sampler="smote")

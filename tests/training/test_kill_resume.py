@@ -32,10 +32,10 @@ def test_sigkilled_training_resumes_and_completes_the_planned_epochs(tmp_path):
     process.wait()
     assert process.returncode == -signal.SIGKILL
     before = read_history(history)
-    assert 1 <= len(before) < EPOCHS and not (run / "model.pt").exists()
+    assert 1 <= len(before) < EPOCHS and not (run / "model.safetensors").exists()
 
     train(TrainConfig(data="", out=str(run), resume=True))
     after = read_history(history)
     assert [r["epoch"] for r in after] == list(range(1, EPOCHS + 1))
     assert after[0] == before[0]  # the epoch finished before the kill is kept as it was
-    assert (run / "model.pt").is_file()
+    assert (run / "model.safetensors").is_file()

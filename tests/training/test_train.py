@@ -10,7 +10,7 @@ from medclass.training.history import HistoryWriter, read_history
 
 
 def test_run_folder_holds_everything_to_reproduce_and_predict(trained_run):
-    for name in ("config.yaml", "model.pt", "history.csv", "training_curves.png", "splits.csv",
+    for name in ("config.yaml", "model.safetensors", "history.csv", "training_curves.png", "splits.csv",
                  "checkpoints/last.ckpt"):
         assert (trained_run / name).is_file(), name
     saved = yaml.safe_load((trained_run / "config.yaml").read_text())
@@ -34,7 +34,7 @@ def test_auto_model_and_the_per_image_path_with_workers(demo_data, tmp_path):
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["config"]["model"] == "smallcnn"  # 32-px images from scratch
     assert saved["resolved"] | {"in_memory": False, "num_workers": 1, "precision": "32-true"} == saved["resolved"]
-    assert (tmp_path / "run" / "model.pt").is_file()
+    assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
 def test_split_is_recorded_and_disjoint(trained_run):
@@ -62,7 +62,7 @@ def test_crashed_run_resumes_where_it_stopped(demo_data, tmp_path, monkeypatch):
     with pytest.raises(Crash):
         train(config)
     monkeypatch.undo()
-    assert not (tmp_path / "run" / "model.pt").exists()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == 1  # the latest finished epoch (0-based), not the best one (0)
     with pytest.raises(MedclassError, match="already holds a training run; pass --resume"):
@@ -72,7 +72,7 @@ def test_crashed_run_resumes_where_it_stopped(demo_data, tmp_path, monkeypatch):
     history = read_history(tmp_path / "run" / "history.csv")
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert [round(r["val_auc"], 2) for r in history[:2]] == [0.9, 0.5]  # kept from before the crash
-    assert (tmp_path / "run" / "model.pt").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step_and_keeps_the_checkpoints(demo_data, tmp_path,

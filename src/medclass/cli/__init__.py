@@ -42,7 +42,8 @@ def user_errors(command):
 
 
 # Importing the command modules registers their commands on `app`.
-from medclass.cli import benchmark_command, data_commands, predict_commands, run_commands  # noqa: E402,F401
+from medclass.cli import (benchmark_command, data_commands, export_command, predict_commands,  # noqa: E402,F401
+                          run_commands)
 
 
 def main() -> None:

@@ -1,20 +1,25 @@
 """The model artefact: one file that carries everything needed to predict.
 
 Weights, architecture, preprocessing, the tasks it answers (`heads`: name, kind, classes, positive class and
-threshold(s) each), test-time augmentation and provenance. Training, evaluation, the CLI and (later) the server load
-it the same way. It is saved with `torch.save` and loaded with `weights_only=True`, so opening an artefact from
-elsewhere runs no pickled code.
+threshold(s) each), test-time augmentation and provenance. Training, evaluation, the CLI, the server and ONNX export
+load it the same way.
 
-Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added within format 2,
-with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass 0.x of November
-2026) kept one task's classes, positive_index and threshold, and still loads, as a single head.
+Format 3 (RUN/model.safetensors) holds no pickle at all: the weights as safetensors, everything else as JSON in the
+safetensors header's metadata ("medclass" key), so opening an artefact from elsewhere can run no code. Formats 1 and 2
+(RUN/model.pt, `torch.save`) still load, with `weights_only=True`, which refuses any pickled object but tensors and
+plain containers. Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added
+within format 2, with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass
+0.x of November 2026) kept one task's classes, positive_index and threshold, and loads as a single head.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,10 +27,13 @@ from medclass.errors import MedclassError
 from medclass.heads import TaskHead
 from medclass.models import create_model
 from medclass.rundir import ARTIFACT as ARTIFACT_NAME
+from medclass.rundir import LEGACY_ARTIFACT
 from medclass.transforms import Preprocessing
 
 FORMAT = "medclass-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+METADATA_KEY = "medclass"  # the safetensors header metadata entry holding the artefact's JSON
+SAFETENSORS_SUFFIX = ".safetensors"
 
 
 @dataclass
@@ -69,45 +77,132 @@ class ModelArtifact:
         return self.heads[0].kind == "binary"
 
     def build_model(self) -> nn.Module:
+        if not self.state_dict:
+            raise MedclassError(f"model {self.model_name!r}: this artefact carries no PyTorch weights (read from an "
+                                "ONNX model?); load the run's model.safetensors for the torch backend")
         model = create_model(self.model_name, num_classes=sum(h.outputs for h in self.heads),
                              in_chans=self.preprocessing.in_chans, pretrained=False, **self.model_kwargs)
         model.load_state_dict(self.state_dict)
         return model.eval()
 
-    def save(self, path: Path) -> Path:
+    def metadata(self, source: str | Path = "model artefact") -> dict:
+        """Everything but the weights, as plain JSON values: what format 3 and an exported ONNX model carry.
+        `source` names the file being written in errors."""
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_name": self.model_name,
+                "heads": [h.to_dict() for h in self.heads], "preprocessing": self.preprocessing.to_dict(),
+                "tta": list(self.tta), "model_kwargs": self.model_kwargs, "provenance": self.provenance}
+        try:
+            return json_ready(meta, "")
+        except TypeError as exc:
+            raise MedclassError(f"{source}: {exc} (artefact metadata must be plain values: text, numbers, lists, "
+                                "dicts)") from None
+
+    @classmethod
+    def from_metadata(cls, meta: dict, state_dict: dict, source: str | Path) -> "ModelArtifact":
+        """The artefact described by `metadata()` (of any format version), with these weights; `source` names the
+        file in errors."""
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise MedclassError(f"{source}: not a medclass model artefact (format {FORMAT!r} expected)")
+        version = meta.get("format_version")
+        if not isinstance(version, int):
+            raise MedclassError(f"{source}: medclass artefact without a format version (damaged artefact)")
+        if version > FORMAT_VERSION:
+            raise MedclassError(f"{source}: artefact format {version} is newer than this medclass reads "
+                                f"({FORMAT_VERSION}); upgrade medclass")
+        payload = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+        try:
+            payload["preprocessing"] = Preprocessing.from_dict(payload["preprocessing"])
+            if version == 1:
+                return cls.single_task(payload.pop("model_name"), payload.pop("classes"),
+                                       payload.pop("preprocessing"), state_dict, **payload)
+            payload["heads"] = [TaskHead.from_dict(h) for h in payload["heads"]]
+            return cls(**payload, state_dict=state_dict)
+        except (KeyError, TypeError) as exc:
+            raise MedclassError(f"{source}: medclass artefact metadata incomplete or damaged ({exc})") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write format 3 (safetensors weights + JSON metadata) to `path`, or to RUN/model.safetensors for a folder.
+        Written beside and then renamed, so a crash never leaves half an artefact where a whole one was."""
+        from safetensors.torch import save
+
         path = Path(path)
         if path.is_dir():
             path = path / ARTIFACT_NAME
-        # not asdict(self): it would deep-copy every weight tensor first
-        payload = {f.name: getattr(self, f.name) for f in fields(self)
-                   if f.name not in ("preprocessing", "state_dict", "heads")}
-        payload.update(format=FORMAT, format_version=FORMAT_VERSION, preprocessing=self.preprocessing.to_dict(),
-                       heads=[h.to_dict() for h in self.heads],
-                       state_dict={k: v.detach().cpu() for k, v in self.state_dict.items()})
-        torch.save(payload, path)
+        meta = self.metadata(path)
+        # clone: safetensors refuses tensors that share memory or are not contiguous
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict.items()}
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                                    METADATA_KEY: json.dumps(meta)}))
+        os.replace(partial, path)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelArtifact":
-        path = Path(path)
-        if path.is_dir():
-            path = path / ARTIFACT_NAME
-        if not path.is_file():
-            raise MedclassError(f"{path}: no model artefact here (expected a run folder holding {ARTIFACT_NAME})")
+        """A run folder (its model.safetensors, else an older run's model.pt) or an artefact file of any format."""
+        path = find_artifact(Path(path))
+        if is_safetensors(path):
+            return read_safetensors(path)
+        if path.suffix == SAFETENSORS_SUFFIX:
+            raise MedclassError(f"{path}: not a safetensors file (expected a medclass model artefact, format 3)")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several unrelated types for a foreign or damaged file
-            raise MedclassError(f"{path}: not a readable medclass model ({exc.__class__.__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        except Exception as exc:  # torch raises several unrelated types for a foreign, damaged or unsafe file
+            raise MedclassError(f"{path}: not a readable medclass model (expected model.safetensors, or a model.pt "
+                                f"of medclass formats 1-2 holding only tensors and plain values; "
+                                f"{exc.__class__.__name__})") from None
+        if not isinstance(payload, dict):
             raise MedclassError(f"{path}: not a medclass model artefact (format {FORMAT!r} expected)")
-        if payload["format_version"] > FORMAT_VERSION:
-            raise MedclassError(f"{path}: artefact format {payload['format_version']} is newer than this medclass "
-                                f"reads ({FORMAT_VERSION}); upgrade medclass")
-        version = payload.pop("format_version")
-        payload.pop("format")
-        payload["preprocessing"] = Preprocessing.from_dict(payload["preprocessing"])
-        if version == 1:
-            return cls.single_task(payload.pop("model_name"), payload.pop("classes"), payload.pop("preprocessing"),
-                                   payload.pop("state_dict"), **payload)
-        payload["heads"] = [TaskHead.from_dict(h) for h in payload["heads"]]
-        return cls(**payload)
+        state_dict = payload.pop("state_dict", None)
+        return cls.from_metadata(payload, state_dict if isinstance(state_dict, dict) else {}, path)
+
+
+def find_artifact(path: Path) -> Path:
+    if path.is_dir():
+        path = next((p for p in (path / ARTIFACT_NAME, path / LEGACY_ARTIFACT) if p.is_file()), path / ARTIFACT_NAME)
+    if not path.is_file():
+        raise MedclassError(f"{path}: no model artefact here (expected a run folder holding {ARTIFACT_NAME} or "
+                            f"{LEGACY_ARTIFACT})")
+    return path
+
+
+def is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its header's length (8 bytes, little-endian) and then the JSON header."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def read_safetensors(path: Path) -> ModelArtifact:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            header = f.metadata() or {}
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # SafetensorError, OSError...: a truncated or damaged file
+        raise MedclassError(f"{path}: damaged safetensors file (expected a whole medclass model artefact; "
+                            f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+    if header.get("format") != FORMAT or METADATA_KEY not in header:
+        raise MedclassError(f"{path}: safetensors file without medclass metadata (not a medclass model artefact)")
+    try:
+        meta = json.loads(header[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise MedclassError(f"{path}: medclass metadata is not valid JSON (damaged artefact)") from None
+    return ModelArtifact.from_metadata(meta, state_dict, path)
+
+
+def json_ready(value, where: str):
+    """`value` as plain JSON values (tuples, paths and numpy scalars converted); anything else is refused, since
+    artefact metadata must read back without running code."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"{where} is a {type(value).__name__}, which cannot be stored")

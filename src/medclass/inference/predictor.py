@@ -108,11 +108,3 @@ class Predictor:
 
     def _one_or_all(self, by_task: dict):
         return by_task if self.multi_task else by_task[self.heads[0].name]
-
-
-def load_predictor(source: ModelArtifact | str | Path, backend: str = "torch", device: str = "cpu",
-                   batch_size: int = 64) -> Predictor:
-    """A Predictor for a run folder or artefact, on the named backend."""
-    if backend != "torch":
-        raise MedclassError(f"unknown backend {backend!r}; expected torch")
-    return Predictor(source, device=device, batch_size=batch_size)
