@@ -42,7 +42,7 @@ def user_errors(command):
 
 
 # Importing the command modules registers their commands on `app`.
-from medclass.cli import benchmark_command, data_commands, run_commands  # noqa: E402,F401
+from medclass.cli import benchmark_command, data_commands, explain_commands, run_commands  # noqa: E402,F401
 
 
 def main() -> None:
