@@ -54,3 +54,7 @@ def test_localize_eval_without_boxes_or_with_an_unknown_method_says_so(trained_r
     empty.write_text("filename,label\nbenign/benign_0000.png,benign\n")
     result = runner.invoke(app, ["localize-eval", str(trained_run), str(demo_data), "--boxes", str(empty)])
     assert result.exit_code == 2 and "boxes.csv: no box columns; expected xmin,ymin,xmax,ymax" in result.output
+    stranger = tmp_path / "other.csv"
+    stranger.write_text("filename,label,xmin,ymin,xmax,ymax\nelsewhere/x.png,benign,1,1,5,5\n")
+    result = runner.invoke(app, ["localize-eval", str(trained_run), str(demo_data), "--boxes", str(stranger)])
+    assert result.exit_code == 2 and "other.csv: none of its 1 images is in" in result.output

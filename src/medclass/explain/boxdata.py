@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from medclass.data import open_dataset
+from medclass.data import cli_flags, open_dataset
 from medclass.data.base import ImageDataset, Sample
-from medclass.data.csv_reader import CsvLayout, box_columns, merge_rows, pick_column, read_rows, IMAGE_COLUMNS, \
-    LABEL_COLUMNS
+from medclass.data.csv_reader import (IMAGE_COLUMNS, LABEL_COLUMNS, CsvLayout, box_columns, merge_rows, pick_column,
+                                     read_rows)
 from medclass.errors import DataError
 from medclass.rundir import RunDir
 
@@ -34,11 +34,12 @@ def read_box_file(path: str | Path) -> dict[str, list]:
 def attach_boxes(dataset: ImageDataset, box_file: str | Path) -> ImageDataset:
     """The dataset with each image's boxes from `box_file`, matched by path: a sample whose path ends with the
     file's image path (relative paths such as benign/benign_0001.png work) gets its boxes."""
-    by_image = read_box_file(box_file)
+    by_image = {Path(name).as_posix(): boxes for name, boxes in read_box_file(box_file).items()}
     samples, matched = [], 0
     for sample in dataset.samples:
-        source = Path(sample.source).as_posix()
-        found = next((b for name, b in by_image.items() if source == name or source.endswith("/" + name)), None)
+        parts = Path(sample.source).parts
+        tails = (Path(*parts[-k:]).as_posix() for k in range(1, len(parts) + 1))
+        found = next((by_image[tail] for tail in tails if tail in by_image), None)
         matched += found is not None
         samples.append(replace(sample, boxes=tuple(found)) if found else sample)
     if not matched:
@@ -52,13 +53,17 @@ def boxed_samples(run: RunDir, data: str | None = None, split: str = "test", box
                   reader_options: dict | None = None) -> tuple[ImageDataset, list[Sample]]:
     """The dataset and its samples with boxes: from the run's own data (None, or the path it trained on) only
     its `split` images, read as in training; from other data every image."""
-    dataset = run.dataset(split) if is_run_data(run, data) else open_dataset(data, **(reader_options or {}))
+    own = is_run_data(run, data)
+    if own and reader_options:
+        raise DataError(f"{data or run}: data options ({cli_flags(reader_options)}) apply to other data; the run's "
+                        "own data is read as it was for training")
+    dataset = run.dataset(split) if own else open_dataset(data, **(reader_options or {}))
     if box_file:
         dataset = attach_boxes(dataset, box_file)
     samples = [s for s in dataset.samples if s.boxes]
     if not samples:
         where = data or run.settings().get("config", {}).get("data", str(run))
-        scope = f" in the run's {split} split" if is_run_data(run, data) else ""
+        scope = f" in the run's {split} split" if own else ""
         raise DataError(f"{where}: no image{scope} has a bounding box; expected box columns (xmin,ymin,xmax,ymax) "
                         "in a CSV, or --boxes FILE.csv (filename,label,xmin,ymin,xmax,ymax)")
     return dataset, samples
