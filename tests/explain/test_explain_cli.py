@@ -19,6 +19,7 @@ def test_localize_eval_scores_the_runs_test_split_with_attached_boxes(trained_ru
     assert "| overall |" in result.output and "Wang" not in result.output  # not NIH findings
     saved = json.loads((out / "localization.json").read_text())
     assert saved["seed"] == 3 and set(saved["scores"]) == {"gradcam", "gradcam/random", "otsu", "otsu/random"}
+    assert saved["settings"]["otsu_polarity"] == "auto" and saved["methods"] == ["gradcam", "otsu"]
     tested = {row["source"] for row in csv.DictReader(open(trained_run / "splits.csv")) if row["split"] == "test"}
     boxed_in_test = sum(1 for s in tested if "normal" not in s)
     assert saved["n_images"] == boxed_in_test > 0  # only the run's test images with a lesion

@@ -97,6 +97,7 @@ class LocalizationResult:
     seed: int
     tallies: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(Tally)))
     n_images: int = 0
+    settings: dict = field(default_factory=dict)  # what else decided the numbers (polarity, CAM box threshold)
 
     def add(self, method: str, class_name: str, box, point, truth, random_box, random_pt) -> None:
         self.tallies[method][class_name].add(box, point, truth)
@@ -115,7 +116,8 @@ class LocalizationResult:
     def to_dict(self) -> dict:
         keys = [k for m in self.methods for k in (m, f"{m}/{RANDOM}")]
         return {"protocol": "Wang et al. 2017 IoBB and pointing game; random baseline per method, same run",
-                "seed": self.seed, "n_images": self.n_images, "thresholds": list(THRESHOLDS),
+                "methods": self.methods, "seed": self.seed, "n_images": self.n_images, "thresholds": list(THRESHOLDS),
+                "settings": self.settings,
                 "scores": {k: {"per_class": {c: self.tallies[k][c].rates() for c in self.classes},
                                "overall": self.overall(k).rates()} for k in keys}}
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from medclass.data.base import Box, ImageDataset, Sample
 from medclass.errors import DataWarning, MedclassError
-from medclass.explain.boxes import POLARITIES, otsu_boxes
+from medclass.explain.boxes import CAM_THRESHOLD, POLARITIES, otsu_boxes
 from medclass.explain.cam import CAM_METHODS, explain_cam
 from medclass.explain.localize import LocalizationResult, random_box_like, random_point
 from medclass.explain.overlay import overlay_image, save_overlay
@@ -73,7 +73,9 @@ def localize_samples(model, heads, preprocessing, model_name: str, dataset: Imag
     pairs = boxed_pairs(samples, [c for h in heads for c in h.classes])
     if not pairs:
         raise MedclassError("no box is of a class the model predicts; nothing to score")
-    result = LocalizationResult(methods, seed, n_images=len({p.sample.source for p in pairs}))
+    result = LocalizationResult(methods, seed, n_images=len({p.sample.source for p in pairs}),
+                                settings={"otsu_polarity": polarity, "cam_box_threshold": CAM_THRESHOLD,
+                                          "model": model_name})
     rngs = {m: np.random.default_rng([seed, i]) for i, m in enumerate(methods)}  # one stream per method
     shown = {id(p): i for i, p in enumerate(pairs[:n_overlays])} if overlay_dir else {}
     for class_name, group in grouped(pairs):
