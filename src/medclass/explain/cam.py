@@ -160,11 +160,17 @@ def explain_batch(model, heads, preprocessing, chunk, method, task, class_name, 
             for image, heatmap, row, (head, index, output) in zip(chunk, maps, proba, targets)]
 
 
+def heatmap_to_original(heatmap: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """An input-size heatmap at the original image's (width, height): the input squashed the image to a square, so
+    a plain resize per axis undoes it."""
+    return np.clip(cv2.resize(heatmap, tuple(original_size), interpolation=cv2.INTER_LINEAR), 0, 1)
+
+
 def to_explanation(image: Image.Image, heatmap: np.ndarray, preprocessing: Preprocessing, head: TaskHead,
                    index: int, output: int, probability: float, method: str, box_threshold: float) -> Explanation:
     """An input-size heatmap brought back to the original image: resized per axis, boxes scaled per axis."""
     width, height = image.size
-    original = np.clip(cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
+    original = heatmap_to_original(heatmap, (width, height))
     boxes = [ScoredBox(*preprocessing.to_original(box.corners(), (width, height)), box.score, head.classes[index])
              for box in cam_boxes(heatmap, box_threshold)]
     y, x = np.unravel_index(int(np.argmax(original)), original.shape)
