@@ -1,12 +1,12 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
-    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,medmnist]
+    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,localize,medmnist]
                              [--minutes 15]
-    python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask,compare_busi}.py
+    python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask,compare_busi,localize}.py
     medclass benchmark medmnist --root DIR
 
-Data: MedMNIST npz files, BUSI and brain MRI under $MEDCLASS_DATA or ../shared/data; a part whose files are missing
-is skipped.
+Data: MedMNIST npz files, BUSI, brain MRI and the NIH ChestX-ray14 boxes under $MEDCLASS_DATA or ../shared/data; a
+part whose files are missing is skipped.
 The tables are printed at the end and written to runs/bench/results.md.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_busi  # noqa: E402
+import localize  # noqa: E402
 import multitask  # noqa: E402
 import speed  # noqa: E402
 import split_leaks  # noqa: E402
@@ -41,13 +42,14 @@ def medmnist_table(minutes: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="speed,throughput,recipes,splits,transfer,multitask,compare,medmnist")
+    parser.add_argument("--parts",
+                        default="speed,throughput,recipes,splits,transfer,multitask,compare,localize,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
              "recipes": lambda: recipes.main([]), "splits": lambda: split_leaks.main([]),
              "transfer": lambda: transfer.main([]), "multitask": lambda: multitask.main([]),
-             "compare": lambda: compare_busi.main([]),
+             "compare": lambda: compare_busi.main([]), "localize": lambda: localize.main([]),
              "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):

@@ -45,6 +45,15 @@ class Preprocessing:
         (4x smaller than float, and cheap to hold in memory); scaling and normalising happen per batch."""
         return T.Compose([T.Lambda(self._mode), self._resize(), T.ToImage(), T.ToPureTensor()])
 
+    def to_original(self, coords, original_size: tuple[int, int]) -> tuple[float, ...]:
+        """Model-input coordinates (x, y) or a box (x0, y0, x1, y1) in the original image's pixels; `original_size`
+        is (width, height). The input squashes the image to a square, so going back is one scale per axis
+        (continuous pixel-edge coordinates: the input's right edge img_size maps to the original's width)."""
+        sx, sy = original_size[0] / self.img_size, original_size[1] / self.img_size
+        if len(coords) not in (2, 4):
+            raise MedclassError(f"to_original: expected (x, y) or (x0, y0, x1, y1); got {tuple(coords)}")
+        return tuple(float(v) * (sx if i % 2 == 0 else sy) for i, v in enumerate(coords))
+
     def eval_transform(self) -> T.Compose:
         """What a model sees at validation, evaluation and serving: load_transform, then scale and normalise."""
         return T.Compose([self.load_transform(), T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)])

@@ -42,8 +42,8 @@ def user_errors(command):
 
 
 # Importing the command modules registers their commands on `app`.
-from medclass.cli import (benchmark_command, data_commands, export_command, predict_commands,  # noqa: E402,F401
-                          run_commands)
+from medclass.cli import (benchmark_command, data_commands, explain_commands, export_command,  # noqa: E402,F401
+                          predict_commands, run_commands)
 
 
 def main() -> None:

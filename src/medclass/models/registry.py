@@ -28,6 +28,9 @@ class ModelEntry:
     min_input: int  # smallest input side the architecture accepts
     default_size: int | None = None  # input side of its pretrained weights; None: the data's own size
     weights: str = "none"  # where pretrained weights come from
+    # The layer whose activations a CAM weighs (explain/cam.py); None: the deepest feature map timm's
+    # `feature_info` names, which every timm backbone declares.
+    cam_layer: Callable[[nn.Module], nn.Module] | None = None
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -35,11 +38,11 @@ _PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}  # "timm:" -> entry for t
 
 
 def register_model(name: str, description: str, min_input: int = 16, default_size: int | None = None,
-                   weights: str = "none"):
+                   weights: str = "none", cam_layer: Callable[[nn.Module], nn.Module] | None = None):
     def decorate(builder: Callable[..., nn.Module]):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelEntry(name, builder, description, min_input, default_size, weights)
+        _MODELS[name] = ModelEntry(name, builder, description, min_input, default_size, weights, cam_layer)
         return builder
 
     return decorate
@@ -61,6 +64,19 @@ def model_entry(name: str) -> ModelEntry:
         raise MedclassError(f"unknown model {name!r}; available: {', '.join(list_models())}, or any timm "
                             "architecture as timm:<name> (medclass models --timm PATTERN lists them)")
     return _MODELS[name]
+
+
+def cam_target_layer(model_name: str, model: nn.Module) -> nn.Module:
+    """The layer a CAM explains `model` (built as `model_name`) at: the entry's own choice, else the last feature map
+    in timm's `feature_info`. Several-task models keep their backbone, so the same layer serves them."""
+    entry = model_entry(model_name)
+    if entry.cam_layer is not None:
+        return entry.cam_layer(model)
+    info = getattr(model, "feature_info", None)
+    if not info:
+        raise MedclassError(f"model {model_name!r}: no CAM target layer registered and no timm feature_info to "
+                            "take the last feature map from; register one with register_model(cam_layer=...)")
+    return model.get_submodule(info[-1]["module"])
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool | str | Path = False,

@@ -52,7 +52,8 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("smallcnn", "plain 8-layer CNN, no pretrained weights; fast on a CPU", min_input=8)
+@register_model("smallcnn", "plain 8-layer CNN, no pretrained weights; fast on a CPU", min_input=8,
+                cam_layer=lambda model: model.features[-1])  # the last conv block, before pooling
 def small_cnn(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> SmallCNN:
     if pretrained:
         raise MedclassError("smallcnn has no pretrained weights; train it from scratch (pretrained=False)")

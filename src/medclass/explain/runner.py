@@ -1,0 +1,147 @@
+"""`medclass localize-eval`: explain every boxed (image, class) pair of a dataset and score the boxes and points."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from medclass.data.base import Box, ImageDataset, Sample
+from medclass.errors import DataWarning, MedclassError
+from medclass.explain.boxes import CAM_THRESHOLD, POLARITIES, otsu_boxes
+from medclass.explain.cam import CAM_METHODS, explain_cam
+from medclass.explain.localize import LocalizationResult, random_box_like, random_point
+from medclass.explain.overlay import overlay_image, save_overlay
+from medclass.rundir import RunDir
+
+OTSU = "otsu"
+DEFAULT_METHODS = ("gradcam", OTSU)
+RESULTS = "localization.json"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image and one class it has ground-truth boxes of."""
+
+    sample: Sample
+    class_name: str
+    truth: tuple[Box, ...]
+
+
+def boxed_pairs(samples: Sequence[Sample], classes: Sequence[str]) -> list[Pair]:
+    """Every (image, class) with a box of that class; a box label 'A|B' counts for both. Classes the model does not
+    know are left out, with a warning naming them."""
+    pairs, unknown = [], set()
+    for sample in samples:
+        by_class = defaultdict(list)
+        for box in sample.boxes:
+            for name in box.label.split("|"):
+                by_class[name.strip()].append(box)
+        for name, truth in by_class.items():
+            if name in classes:
+                pairs.append(Pair(sample, name, tuple(truth)))
+            else:
+                unknown.add(name)
+    if unknown:
+        warnings.warn(f"boxes of {', '.join(sorted(unknown))} left out: not a class of the model", DataWarning,
+                      stacklevel=2)
+    return pairs
+
+
+def check_methods(methods: Sequence[str]) -> list[str]:
+    known = [*CAM_METHODS, OTSU]
+    wrong = [m for m in methods if m not in known]
+    if wrong or not methods:
+        raise MedclassError(f"--method {','.join(methods)}: expected a comma-separated list of {', '.join(known)}")
+    return list(dict.fromkeys(methods))
+
+
+def localize_samples(model, heads, preprocessing, model_name: str, dataset: ImageDataset, samples: Sequence[Sample],
+                     methods: Sequence[str] = DEFAULT_METHODS, seed: int = 0, polarity: str = "auto",
+                     overlay_dir: Path | None = None, n_overlays: int = 6, batch_size: int = 16) -> LocalizationResult:
+    """Score each method on every boxed (image, class) pair; CAMs explain the pair's class. Overlays of the first
+    `n_overlays` pairs go to `overlay_dir`."""
+    methods = check_methods(methods)
+    if polarity not in POLARITIES:
+        raise MedclassError(f"--polarity {polarity!r}: expected one of {', '.join(POLARITIES)}")
+    pairs = boxed_pairs(samples, [c for h in heads for c in h.classes])
+    if not pairs:
+        raise MedclassError("no box is of a class the model predicts; nothing to score")
+    result = LocalizationResult(methods, seed, n_images=len({p.sample.source for p in pairs}),
+                                settings={"otsu_polarity": polarity, "cam_box_threshold": CAM_THRESHOLD,
+                                          "model": model_name})
+    rngs = {m: np.random.default_rng([seed, i]) for i, m in enumerate(methods)}  # one stream per method
+    shown = {id(p): i for i, p in enumerate(pairs[:n_overlays])} if overlay_dir else {}
+    for class_name, group in grouped(pairs):
+        for start in range(0, len(group), batch_size):
+            chunk = group[start:start + batch_size]
+            images = [dataset.load_image(p.sample) for p in chunk]
+            for method in methods:
+                found = predict_points(method, model, heads, preprocessing, model_name, images, class_name, polarity)
+                for pair, image, (box, point, explanation) in zip(chunk, images, found):
+                    rng = rngs[method]
+                    random_box = random_box_like(box, image.size, rng) if box is not None else None
+                    result.add(method, class_name, box, point, pair.truth, random_box, random_point(image.size, rng))
+                    if id(pair) in shown:
+                        name = f"{shown[id(pair)]:02d}_{safe(Path(pair.sample.source).stem)}_{safe(class_name)}"
+                        write_overlay(overlay_dir / f"{name}_{safe(method)}.png", image, explanation, box, pair, method)
+    return result
+
+
+def grouped(pairs: list[Pair]) -> list[tuple[str, list[Pair]]]:
+    """Pairs by class, so each CAM batch explains one class."""
+    groups: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault(pair.class_name, []).append(pair)
+    return list(groups.items())
+
+
+def predict_points(method, model, heads, preprocessing, model_name, images, class_name, polarity) -> list[tuple]:
+    """(best box or None, point or None, explanation or None) per image."""
+    if method == OTSU:
+        found = []
+        for image in images:
+            boxes = otsu_boxes(image, polarity)
+            found.append((boxes[0], boxes[0].centre, None) if boxes else (None, None, None))
+        return found
+    explanations = explain_cam(model, heads, preprocessing, images, method, class_name=class_name,
+                               model_name=model_name)
+    return [(e.boxes[0] if e.boxes else None, e.peak, e) for e in explanations]
+
+
+def write_overlay(path: Path, image: Image.Image, explanation, box, pair: Pair, method: str) -> None:
+    if explanation is not None:
+        save_overlay(path, image, explanation, pair.truth)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    caption = f"{method}: best box (truth: {pair.class_name})"
+    Image.fromarray(overlay_image(image, None, [box] if box else [], pair.truth, caption)).save(path)
+
+
+def safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace("+", "p"))
+
+
+def localize_eval(run_dir: str | Path, data: str | None = None, split: str = "test", box_file: str | None = None,
+                  methods: Sequence[str] = DEFAULT_METHODS, out: str | Path | None = None, seed: int = 0,
+                  polarity: str = "auto", n_overlays: int = 6,
+                  reader_options: dict | None = None) -> tuple[LocalizationResult, Path]:
+    """Score a run's explanations on data with boxes; writes OUT/localization.json and overlays (OUT defaults to
+    RUN/localization). Returns the result and OUT."""
+    from medclass.explain.boxdata import boxed_samples
+
+    run = RunDir(run_dir).check()
+    methods = check_methods(methods)
+    dataset, samples = boxed_samples(run, data, split, box_file, reader_options)
+    artifact = run.artifact()
+    out = Path(out) if out else run.path / "localization"
+    result = localize_samples(artifact.build_model(), artifact.heads, artifact.preprocessing, artifact.model_name,
+                              dataset, samples, methods, seed, polarity, out / "overlays", n_overlays)
+    result.write_json(out / RESULTS)
+    return result, out
