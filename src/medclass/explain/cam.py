@@ -34,10 +34,11 @@ CAM_METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "xgradcam": XGr
 
 @dataclass
 class Explanation:
-    """One image's CAM for one output. `heatmap`: [0, 1], the original image's size (H, W); `boxes`: CAM regions
-    in original pixels, best first; `peak`: (x, y) of the heatmap's maximum in original pixels."""
+    """One image's explanation of one output. `heatmap`: [0, 1], the original image's size (H, W), or None for the
+    classic Otsu boxes, which use no model; `boxes`: regions in original pixels, best first; `peak`: (x, y) of the
+    heatmap's maximum (Otsu: the best box's centre) in original pixels."""
 
-    heatmap: np.ndarray
+    heatmap: np.ndarray | None
     task: str
     class_name: str
     output_index: int

@@ -25,7 +25,7 @@ def overlay_image(image: Image.Image, explanation: Explanation | None, predicted
     """RGB uint8 array: `image` with the explanation's heatmap blended in (none: the image alone), the predicted
     boxes in white (thick: the best), the ground-truth boxes in green, and a caption band on top."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-    if explanation is not None:
+    if explanation is not None and explanation.heatmap is not None:
         picture = show_cam_on_image(rgb, explanation.heatmap, use_rgb=True, image_weight=1 - heat_weight)
     else:
         picture = (rgb * 255).astype(np.uint8)

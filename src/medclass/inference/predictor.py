@@ -106,5 +106,30 @@ class Predictor:
                   for h in self.heads}
         return self._one_or_all(labels)
 
+    def explain(self, images: Sequence[ImageInput], method: str = "gradcam", task: str | None = None,
+                class_name: str | None = None, polarity: str = "auto") -> list:
+        """One `medclass.explain.Explanation` per image, heatmap and boxes at the image's own size.
+
+        `method`: a CAM of the network (gradcam, gradcam++, ... see `medclass.explain.CAM_METHODS`; torch backend)
+        for `task`/`class_name` (default: the main task; a binary task's positive class, a multiclass task's
+        predicted class, a multilabel task's most probable finding), or "otsu": the classic boxes of Otsu's
+        threshold (`polarity` dark/bright/auto), labelled with the prediction they sit beside."""
+        from medclass.explain import explain_cam, otsu_boxes
+        from medclass.explain.cam import Explanation, explained_output
+
+        pictures = [self._to_image(item) for item in images]
+        if method != "otsu":
+            return explain_cam(self.model, self.heads, self.artifact.preprocessing, pictures, method, task,
+                               class_name, model_name=self.artifact.model_name)
+        proba = view_probabilities(self.heads, self.logits(pictures))
+        explained = []
+        for picture, row in zip(pictures, proba):
+            head, index, output = explained_output(self.heads, row, task, class_name)
+            boxes = otsu_boxes(picture, polarity, label=head.classes[index])
+            peak = boxes[0].centre if boxes else (picture.width / 2, picture.height / 2)
+            explained.append(Explanation(None, head.name, head.classes[index], output, float(row[output]), "otsu",
+                                         boxes, peak))
+        return explained
+
     def _one_or_all(self, by_task: dict):
         return by_task if self.multi_task else by_task[self.heads[0].name]
