@@ -27,8 +27,7 @@ def export(
     """Export the model for ONNX Runtime: the network plus its heads, thresholds, preprocessing and TTA, so the
     .onnx file alone predicts (`load_predictor("model.onnx")`); checked against PyTorch on random inputs."""
     from medclass.errors import MedclassError
-    from medclass.inference.artifact import ModelArtifact
-    from medclass.inference.onnx_export import DEFAULT_OPSET, export_onnx
+    from medclass.inference.onnx_export import DEFAULT_OPSET, default_output, export_onnx
     from medclass.rundir import RunDir
 
     if (format or "onnx") not in FORMATS:
@@ -36,15 +35,15 @@ def export(
     run = RunDir(run_dir)
     if int8 and not run_dir.is_dir():
         raise MedclassError(f"{run_dir}: --int8 needs the run folder (its validation images calibrate the model)")
-    out = out or (run.onnx_file if run_dir.is_dir() else run_dir.with_suffix(".onnx"))
-    result = export_onnx(ModelArtifact.load(run_dir), out, opset=opset or DEFAULT_OPSET)
+    out = out or default_output(run_dir)
+    result = export_onnx(run_dir, out, opset=opset or DEFAULT_OPSET)
     typer.echo(f"exported {result.path} ({result.exporter} exporter); ONNX Runtime vs PyTorch on random inputs: "
                f"max |logit diff| {result.max_logit_diff:.2e}, max |probability diff| {result.max_prob_diff:.2e}")
     if int8:
-        from medclass.inference.quantize import quantize_run, report_lines
+        from medclass.inference.quantize import quantize_int8, report_lines
 
         int8_out = out.with_name(out.name.removesuffix(".onnx") + ".int8.onnx") if out != run.onnx_file else None
-        report = quantize_run(run, fp32=out, out=int8_out)
+        report = quantize_int8(run, fp32=out, out=int8_out)
         for line in report_lines(report):
             typer.echo(line)
         typer.echo(f"int8 model: {report['files']['int8']} (report: {report['report_file']})")

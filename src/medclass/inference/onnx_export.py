@@ -28,6 +28,7 @@ from medclass.errors import MedclassError
 from medclass.heads import view_probabilities
 from medclass.inference.artifact import ModelArtifact
 from medclass.inference.backends import OnnxBackend
+from medclass.rundir import RunDir
 
 METADATA_KEY = "medclass"  # metadata_props entry holding the artefact's JSON
 EXPORTER_KEY = "medclass_exporter"
@@ -78,13 +79,25 @@ def _export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: in
                           opset_version=opset, dynamo=False, dynamic_axes=axes)
 
 
-def export_onnx(artifact: ModelArtifact, out: str | Path, opset: int = DEFAULT_OPSET, check_images: int = 4,
-                seed: int = 0) -> ExportResult:
-    """Write `artifact`'s network and metadata to `out` (.onnx), then compare ONNX Runtime with PyTorch on
-    `check_images` random inputs."""
+def default_output(source: str | Path) -> Path:
+    """RUN/model.onnx for a run folder, else the artefact file's name with .onnx."""
+    source = Path(source)
+    return RunDir(source).onnx_file if source.is_dir() else source.with_suffix(".onnx")
+
+
+def export_onnx(source: ModelArtifact | str | Path, out: str | Path | None = None, opset: int = DEFAULT_OPSET,
+                check_images: int = 4, seed: int = 0) -> ExportResult:
+    """Write the network and metadata of `source` (a run folder, an artefact file or a ModelArtifact) to `out`
+    (default: `default_output`), then compare ONNX Runtime with PyTorch on `check_images` random inputs."""
     import onnx
 
-    out = Path(out)
+    if isinstance(source, ModelArtifact):
+        if out is None:
+            raise MedclassError("export_onnx: give `out` (where to write) for an in-memory ModelArtifact")
+        artifact = source
+    else:
+        artifact = ModelArtifact.load(source)
+    out = Path(out) if out is not None else default_output(source)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = artifact.build_model()
     size, chans = artifact.preprocessing.img_size, artifact.preprocessing.in_chans
@@ -138,3 +151,10 @@ def artifact_from_onnx(backend: OnnxBackend) -> ModelArtifact:
     except json.JSONDecodeError:
         raise MedclassError(f"{backend.path}: its medclass metadata is not valid JSON (damaged export)") from None
     return ModelArtifact.from_metadata(data, {}, backend.path)
+
+
+def quantize_int8(run_dir: str | Path, **options) -> dict:
+    """The int8 model of a run's export, with its measured accuracy change: see medclass.inference.quantize."""
+    from medclass.inference.quantize import quantize_int8 as quantize
+
+    return quantize(run_dir, **options)

@@ -79,7 +79,7 @@ def evaluation_split(run: RunDir):
     raise MedclassError(f"{run.splits_file}: the run has neither test nor val images to measure int8 on")
 
 
-def quantize_run(run_dir: str | Path, fp32: str | Path | None = None, out: str | Path | None = None,
+def quantize_int8(run_dir: str | Path, fp32: str | Path | None = None, out: str | Path | None = None,
                  calibration_images: int = 128, seed: int = 0) -> dict:
     """Quantise the run's exported model (default RUN/model.onnx) to int8 (default RUN/model.int8.onnx) and
     measure the change; the report is also written to RUN/model.int8.json (beside `out` when given)."""
