@@ -9,6 +9,39 @@ import typer
 
 from medclass.cli import app, user_errors
 from medclass.cli.run_commands import RunDir
+from medclass.errors import MedclassError
+
+
+class ExplanationWriter:
+    """--explain: an overlay PNG per image and explanations.csv (the overlay, the explained task and class, its
+    probability, the best box and the heatmap's peak, in original pixels)."""
+
+    def __init__(self, folder: Path, method: str):
+        from medclass.explain import CAM_METHODS
+
+        if method not in (*CAM_METHODS, "otsu"):
+            raise MedclassError(f"--explain must be one of {', '.join(CAM_METHODS)}, otsu; got {method!r}")
+        import csv
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.count, self.table = folder, 0, folder / "explanations.csv"
+        self._file = open(self.table, "w", newline="")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(["path", "overlay", "method", "task", "class", "probability", "x0", "y0", "x1", "y1",
+                            "peak_x", "peak_y"])
+
+    def write(self, row: dict) -> None:
+        from medclass.explain import save_overlay
+
+        explanation, self.count = row["explanation"], self.count + 1
+        overlay = save_overlay(self.folder / f"{self.count:05d}_{Path(row['path']).stem}.png", row["image"],
+                               explanation)
+        box = [f"{v:.1f}" for v in explanation.boxes[0].corners()] if explanation.boxes else [""] * 4
+        self._csv.writerow([row["path"], overlay, explanation.method, explanation.task, explanation.class_name,
+                            f"{explanation.probability:.6f}", *box, *(f"{v:.1f}" for v in explanation.peak)])
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _answer_line(heads, row: dict) -> str:
@@ -37,6 +70,10 @@ def predict(
     num_nodes: Annotated[int, typer.Option(help="Machines, each running --devices processes; needs --out.")] = 1,
     accelerator: Annotated[str, typer.Option(help="With --devices/--num-nodes: cpu, gpu or auto.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="Print no per-image lines (the CSV still has them).")] = False,
+    explain: Annotated[Optional[str], typer.Option(help="Explain each prediction: gradcam, gradcam++, xgradcam, "
+                                                        "layercam, hirescam, eigencam, ... or otsu (classic boxes).")] = None,
+    explain_dir: Annotated[Path, typer.Option(help="Where --explain writes overlay PNGs and explanations.csv.")]
+    = Path("explanations"),
 ):
     """Predict the class and every class probability of each image, with the model's own preprocessing."""
     from medclass.inference import load_predictor
@@ -44,30 +81,37 @@ def predict(
 
     paths = expand_inputs(inputs)
     predictor = load_predictor(run_dir, backend=backend, batch_size=batch_size)
+    explainer = ExplanationWriter(explain_dir, explain) if explain else None
     if devices * num_nodes > 1:
+        if explain:
+            raise MedclassError("--explain runs in one process; drop --devices/--num-nodes")
         _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size)
         return
     heads, failed = predictor.heads, 0
     writer = PredictionWriter(out, heads) if out else None
     try:
-        for row in iter_predictions(predictor, paths, batch_size, progress=True):
+        for row in iter_predictions(predictor, paths, batch_size, progress=True, explain=explain):
             failed += bool(row["error"])
             if writer:
                 writer.write(row)
+            if explainer and not row["error"]:
+                explainer.write(row)
             if not quiet or row["error"]:
                 typer.echo(_answer_line(heads, row))
     finally:
-        if writer:
-            writer.close()
+        for open_file in (writer, explainer):
+            if open_file:
+                open_file.close()
     if out:
         typer.echo(f"predictions: {out}")
+    if explainer:
+        typer.echo(f"explanations ({explain}): {explainer.table}")
     if failed:
         typer.echo(f"{failed} of {len(paths)} image(s) could not be read (listed above)", err=True)
         raise typer.Exit(1)
 
 
 def _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size) -> None:
-    from medclass.errors import MedclassError
     from medclass.inference.distributed import predict_with_lightning
 
     if out is None:

@@ -65,8 +65,8 @@ def listed_files(csv_path: Path) -> list[Path]:
     return paths
 
 
-def _decode(predictor: Predictor, paths: Sequence[Path]) -> tuple[torch.Tensor | None, list[str | None]]:
-    """One batch: the preprocessed images that could be read, and each path's error (None when read)."""
+def _decode(predictor: Predictor, paths: Sequence[Path]) -> tuple[torch.Tensor | None, list[str | None], list]:
+    """One batch: the preprocessed images that could be read, each path's error (None when read), the images."""
     images, errors = [], []
     for path in paths:
         try:
@@ -74,23 +74,29 @@ def _decode(predictor: Predictor, paths: Sequence[Path]) -> tuple[torch.Tensor |
             errors.append(None)
         except DataError as exc:
             errors.append(str(exc))
-    return (predictor.preprocess(images) if images else None), errors
+    return (predictor.preprocess(images) if images else None), errors, images
 
 
-def iter_predictions(predictor: Predictor, paths: Sequence[Path], batch_size: int = 32,
-                     progress: bool = False) -> Iterator[dict]:
-    """Rows of {path, prediction: {task: text}, proba: {task: [p per class]}, error} in input order."""
+def iter_predictions(predictor: Predictor, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
+                     explain: str | None = None) -> Iterator[dict]:
+    """Rows of {path, prediction: {task: text}, proba: {task: [p per class]}, error} in input order; with `explain`
+    (a CAM method or "otsu", see `Predictor.explain`) also {explanation, image} for each readable image."""
     batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     bar = tqdm(total=len(paths), unit="image", disable=not progress, leave=False)
     # one decoding thread: Pillow and torchvision release the GIL, so the next batch is read during this forward
     with ThreadPoolExecutor(max_workers=1) as pool, bar:
         pending = pool.submit(_decode, predictor, batches[0]) if batches else None
         for index in range(len(batches)):
-            batch, errors = pending.result()
+            batch, errors, images = pending.result()
             if index + 1 < len(batches):
                 pending = pool.submit(_decode, predictor, batches[index + 1])
             logits = predictor.forward(batch) if batch is not None else None
-            yield from rows_from_logits(predictor, batches[index], logits, errors)
+            rows = list(rows_from_logits(predictor, batches[index], logits, errors))
+            if explain and images:
+                read = [row for row in rows if row["error"] is None]
+                for row, image, explanation in zip(read, images, predictor.explain(images, explain)):
+                    row |= {"explanation": explanation, "image": image}
+            yield from rows
             bar.update(len(errors))
 
 

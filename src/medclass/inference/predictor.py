@@ -118,17 +118,21 @@ class Predictor:
         from medclass.explain.cam import Explanation, explained_output
 
         pictures = [self._to_image(item) for item in images]
-        if method != "otsu":
-            return explain_cam(self.model, self.heads, self.artifact.preprocessing, pictures, method, task,
-                               class_name, model_name=self.artifact.model_name)
+        # the class to explain follows this Predictor's answer (test-time views averaged, calibrated), and the
+        # probability shown is the one it reports
         proba = view_probabilities(self.heads, self.logits(pictures))
         explained = []
         for picture, row in zip(pictures, proba):
             head, index, output = explained_output(self.heads, row, task, class_name)
-            boxes = otsu_boxes(picture, polarity, label=head.classes[index])
-            peak = boxes[0].centre if boxes else (picture.width / 2, picture.height / 2)
-            explained.append(Explanation(None, head.name, head.classes[index], output, float(row[output]), "otsu",
-                                         boxes, peak))
+            if method == "otsu":
+                boxes = otsu_boxes(picture, polarity, label=head.classes[index])
+                peak = boxes[0].centre if boxes else (picture.width / 2, picture.height / 2)
+                explanation = Explanation(None, head.name, head.classes[index], output, 0.0, "otsu", boxes, peak)
+            else:
+                explanation, = explain_cam(self.model, self.heads, self.artifact.preprocessing, [picture], method,
+                                           head.name, head.classes[index], model_name=self.artifact.model_name)
+            explanation.probability = float(row[output])
+            explained.append(explanation)
         return explained
 
     def _one_or_all(self, by_task: dict):
