@@ -4,8 +4,8 @@
   the same preprocessed images: plain PyTorch eager (`model.eval()`, `torch.inference_mode()`, fp32) against each
   medclass backend. Every row reports its largest probability difference from the reference: a speed-up only counts
   as "the same probabilities" within the ONNX parity bound (1e-4); int8 is listed with what it changes.
-- Memory: peak resident memory of `medclass predict` over 100 and 1,000 image files (512 px, as a downsized chest X-ray) (decoded a batch at a time)
-  against a plain script that decodes every file first and then predicts.
+- Memory: peak resident memory of `medclass predict` over 100 and 1,000 image files (512 px, as a downsized chest
+  X-ray; decoded a batch at a time) against a plain script that decodes every file first and then predicts.
 
     python benchmarks/predict_speed.py [--images 1000] [--seconds 10]
 """
@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from medclass.heads import per_task, view_probabilities
-from medclass.inference import ModelArtifact, Predictor
+from medclass.inference import ModelArtifact, Predictor, load_predictor
 from medclass.models import create_model
 from medclass.transforms import Preprocessing
 
@@ -42,6 +42,7 @@ def resnet18_run(folder: Path) -> Path:
     with torch.no_grad():
         model.get_classifier().weight.mul_(20)
     artifact = ModelArtifact.single_task("resnet18", CLASSES, Preprocessing(224, 3, *IMAGENET), model.state_dict())
+    folder.mkdir(parents=True, exist_ok=True)
     artifact.save(folder)
     return folder
 
@@ -73,29 +74,31 @@ def medclass_path(predictor: Predictor):
 
 
 def backends(run: Path) -> dict:
-    """name -> Predictor for every backend available here."""
-    from medclass.inference import load_predictor
+    """name -> Predictor for every backend: PyTorch, and ONNX Runtime fp32 and int8 (calibrated on 64 images of the
+    kind measured; a real run calibrates on its validation images, `medclass export --int8`)."""
+    from medclass.inference.onnx_export import export_onnx
+    from medclass.inference.quantize import ImageReader, quantize_onnx
 
     found = {"medclass torch": load_predictor(run)}
-    try:
-        from medclass.inference.onnx_export import export_onnx, quantize_int8
-    except ImportError:
-        return found
-    export_onnx(run)
+    fp32 = export_onnx(run).path
     found["medclass ONNX Runtime fp32"] = load_predictor(run, backend="onnx")
-    quantize_int8(run)
+    rng = np.random.default_rng(2)
+    calibration = [Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)) for _ in range(64)]
+    quantize_onnx(fp32, run / "model.int8.onnx", ImageReader(found["medclass torch"], calibration))
     found["medclass ONNX Runtime int8"] = load_predictor(run / "model.int8.onnx", backend="onnx")
     return found
 
 
 def throughput_table(run: Path, seconds: float) -> list[str]:
-    images = torch.randn(32, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    rng = np.random.default_rng(1)
+    pictures = [Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)) for _ in range(32)]
+    images = load_predictor(run).preprocess(pictures)  # what the network sees: resized and normalised
     reference = eager_reference(run)
     expected = reference(images)
     paths = {"PyTorch eager fp32 (reference)": reference}
     paths |= {name: medclass_path(p) for name, p in backends(run).items()}
-    lines = ["| path | batch 1 images/s | vs eager | batch 32 images/s | vs eager | max prob diff | same probabilities |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| path | batch 1 images/s | vs eager | batch 32 images/s | vs eager | max prob diff | "
+             "same probabilities |", "|---|---|---|---|---|---|---|"]
     base = {}
     for name, predict in paths.items():
         speeds = [images_per_s(predict, images[:size], seconds) for size in (1, 32)]

@@ -107,3 +107,24 @@ def test_two_processes_write_one_csv_in_input_order_equal_to_one_process(trained
         assert a["prediction"] == b["prediction"] and a["error"] == b["error"]
         for key in ("p_benign", "p_malignant", "p_normal"):
             assert a[key] == b[key] or abs(float(a[key]) - float(b[key])) < 1e-5
+
+
+def test_predict_explain_writes_an_overlay_per_readable_image_for_the_class_it_answers(trained_run, demo_data,
+                                                                                       tmp_path):
+    inputs = [str(demo_data / "malignant" / "malignant_0004.png"), str(demo_data / "benign" / "benign_0005.png")]
+    (tmp_path / "broken.png").write_text("not an image")
+    for method in ("gradcam", "otsu"):
+        folder = tmp_path / method
+        result = runner.invoke(app, ["predict", str(trained_run), *inputs, str(tmp_path / "broken.png"), "--out",
+                                     str(tmp_path / f"{method}.csv"), "--explain", method, "--explain-dir",
+                                     str(folder)])
+        assert result.exit_code == 1, result.output  # the broken file, reported; the others explained
+        predicted = list(csv.DictReader(open(tmp_path / f"{method}.csv")))
+        explained = list(csv.DictReader(open(folder / "explanations.csv")))
+        assert [r["path"] for r in explained] == inputs
+        for p, e in zip(predicted, explained):
+            assert e["class"] == p["prediction"] and e["method"] == method
+            assert abs(float(e["probability"]) - float(p[f"p_{e['class']}"])) < 1e-5
+            assert Image.open(e["overlay"]).size[0] >= 256 and float(e["x1"]) > float(e["x0"])
+    refused = runner.invoke(app, ["predict", str(trained_run), inputs[0], "--explain", "magic"])
+    assert refused.exit_code == 2 and "--explain must be one of" in refused.stderr

@@ -70,8 +70,9 @@ def predict(
     num_nodes: Annotated[int, typer.Option(help="Machines, each running --devices processes; needs --out.")] = 1,
     accelerator: Annotated[str, typer.Option(help="With --devices/--num-nodes: cpu, gpu or auto.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="Print no per-image lines (the CSV still has them).")] = False,
-    explain: Annotated[Optional[str], typer.Option(help="Explain each prediction: gradcam, gradcam++, xgradcam, "
-                                                        "layercam, hirescam, eigencam, ... or otsu (classic boxes).")] = None,
+    explain: Annotated[Optional[str], typer.Option(
+        help="Explain each prediction: gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, ... or otsu "
+             "(classic boxes).")] = None,
     explain_dir: Annotated[Path, typer.Option(help="Where --explain writes overlay PNGs and explanations.csv.")]
     = Path("explanations"),
 ):
