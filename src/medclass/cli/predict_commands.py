@@ -12,38 +12,6 @@ from medclass.cli.run_commands import RunDir
 from medclass.errors import MedclassError
 
 
-class ExplanationWriter:
-    """--explain: an overlay PNG per image and explanations.csv (the overlay, the explained task and class, its
-    probability, the best box and the heatmap's peak, in original pixels)."""
-
-    def __init__(self, folder: Path, method: str):
-        from medclass.explain import CAM_METHODS
-
-        if method not in (*CAM_METHODS, "otsu"):
-            raise MedclassError(f"--explain must be one of {', '.join(CAM_METHODS)}, otsu; got {method!r}")
-        import csv
-
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.count, self.table = folder, 0, folder / "explanations.csv"
-        self._file = open(self.table, "w", newline="")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(["path", "overlay", "method", "task", "class", "probability", "x0", "y0", "x1", "y1",
-                            "peak_x", "peak_y"])
-
-    def write(self, row: dict) -> None:
-        from medclass.explain import save_overlay
-
-        explanation, self.count = row["explanation"], self.count + 1
-        overlay = save_overlay(self.folder / f"{self.count:05d}_{Path(row['path']).stem}.png", row["image"],
-                               explanation)
-        box = [f"{v:.1f}" for v in explanation.boxes[0].corners()] if explanation.boxes else [""] * 4
-        self._csv.writerow([row["path"], overlay, explanation.method, explanation.task, explanation.class_name,
-                            f"{explanation.probability:.6f}", *box, *(f"{v:.1f}" for v in explanation.peak)])
-
-    def close(self) -> None:
-        self._file.close()
-
-
 def _answer_line(heads, row: dict) -> str:
     if row["error"]:
         return f"{row['path']}\tERROR: {row['error']}"
@@ -82,7 +50,16 @@ def predict(
 
     paths = expand_inputs(inputs)
     predictor = load_predictor(run_dir, backend=backend, batch_size=batch_size)
-    explainer = ExplanationWriter(explain_dir, explain) if explain else None
+    if explain and explain != "otsu" and predictor.backend.name != "torch":
+        raise MedclassError(f"--explain {explain} differentiates through the network: use the torch backend (otsu "
+                            "boxes work with any)")
+    if explain:
+        from medclass.explain import CAM_METHODS
+        from medclass.explain.overlay import ExplanationWriter
+
+        if explain not in (*CAM_METHODS, "otsu"):
+            raise MedclassError(f"--explain must be one of {', '.join(CAM_METHODS)}, otsu; got {explain!r}")
+    explainer = ExplanationWriter(explain_dir) if explain else None
     if devices * num_nodes > 1:
         if explain:
             raise MedclassError("--explain runs in one process; drop --devices/--num-nodes")

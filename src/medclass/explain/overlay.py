@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Sequence
 
@@ -55,3 +56,28 @@ def save_overlay(path: str | Path, image: Image.Image, explanation: Explanation,
     picture = overlay_image(image, explanation, explanation.boxes, truth_boxes, explanation.caption)
     Image.fromarray(picture).save(path)
     return path
+
+
+class ExplanationWriter:
+    """`medclass predict --explain`: an overlay PNG per image and explanations.csv (the overlay, the explained task
+    and class, its probability, the best box and the heatmap's peak, in original pixels), row by row."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.count, self.table = folder, 0, folder / "explanations.csv"
+        self._file = open(self.table, "w", newline="")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(["path", "overlay", "method", "task", "class", "probability", "x0", "y0", "x1", "y1",
+                            "peak_x", "peak_y"])
+
+    def write(self, row: dict) -> None:
+        """One predicted row of `iter_predictions(..., explain=METHOD)`: its `explanation` and `image`."""
+        explanation, self.count = row["explanation"], self.count + 1
+        overlay = save_overlay(self.folder / f"{self.count:05d}_{Path(row['path']).stem}.png", row["image"],
+                               explanation)
+        box = [f"{v:.1f}" for v in explanation.boxes[0].corners()] if explanation.boxes else [""] * 4
+        self._csv.writerow([row["path"], overlay, explanation.method, explanation.task, explanation.class_name,
+                            f"{explanation.probability:.6f}", *box, *(f"{v:.1f}" for v in explanation.peak)])
+
+    def close(self) -> None:
+        self._file.close()
