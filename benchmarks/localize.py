@@ -8,7 +8,7 @@ hit rates and the pointing game, per class, each method beside its random baseli
   EfficientNet-Lite0 from the packaged ImageNet weights, split by patient (the first 8 digits of the file name),
   scored on its test split beside Wang et al.'s T(IoBB)=0.1 row (Otsu polarity bright: opacities).
 
-    python benchmarks/localize.py [--parts demo,nih] [--per-class 300] [--epochs 10] [--nih-epochs 5]
+    python benchmarks/localize.py [--parts demo,nih] [--per-class 300] [--epochs 10] [--nih-epochs 12]
                                   [--nih-size 224]
 """
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--parts", default="demo,nih")
     parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--nih-epochs", type=int, default=5)
+    parser.add_argument("--nih-epochs", type=int, default=12)
     parser.add_argument("--nih-size", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
