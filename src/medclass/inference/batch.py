@@ -117,15 +117,6 @@ def rows_from_logits(predictor: Predictor, paths: Sequence[Path], logits: np.nda
         yield row
 
 
-def predict_files(source, inputs: Sequence[str | Path], batch_size: int = 32, backend: str = "torch",
-                  progress: bool = False) -> tuple[Predictor, list[dict]]:
-    """Predict every input of a run folder's (or an .onnx file's) model; rows as `iter_predictions`."""
-    from medclass.inference import load_predictor
-
-    predictor = load_predictor(source, backend=backend)
-    return predictor, list(iter_predictions(predictor, expand_inputs(inputs), batch_size, progress))
-
-
 def column_prefix(heads: Sequence[TaskHead], head: TaskHead) -> str:
     return "" if len(heads) == 1 else f"{head.name}:"
 
@@ -184,9 +175,3 @@ class PredictionWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def write_predictions(rows: Iterable[dict], heads: Sequence[TaskHead], path: str | Path) -> None:
-    with PredictionWriter(path, heads) as writer:
-        for row in rows:
-            writer.write(row)
