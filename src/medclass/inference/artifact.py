@@ -138,11 +138,12 @@ class ModelArtifact:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelArtifact":
-        """A run folder (its model.safetensors, else an older run's model.pt) or an artefact file of any format."""
+    def load(cls, path: str | Path, weights: bool = True) -> "ModelArtifact":
+        """A run folder (its model.safetensors, else an older run's model.pt) or an artefact file of any format.
+        `weights=False`: the description alone, with no state_dict (format 3 then reads no tensor)."""
         path = find_artifact(Path(path))
         if is_safetensors(path):
-            return read_safetensors(path)
+            return read_safetensors(path, weights)
         if path.suffix == SAFETENSORS_SUFFIX:
             raise MedclassError(f"{path}: not a safetensors file (expected a medclass model artefact, format 3)")
         try:
@@ -173,13 +174,13 @@ def is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def read_safetensors(path: Path) -> ModelArtifact:
+def read_safetensors(path: Path, weights: bool = True) -> ModelArtifact:
     from safetensors import safe_open
 
     try:
         with safe_open(path, framework="pt") as f:
             header = f.metadata() or {}
-            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+            state_dict = {k: f.get_tensor(k) for k in f.keys()} if weights else {}
     except Exception as exc:  # SafetensorError, OSError...: a truncated or damaged file
         raise MedclassError(f"{path}: damaged safetensors file (expected a whole medclass model artefact; "
                             f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None

@@ -36,7 +36,8 @@ def load_predictor(source: str | Path | ModelArtifact, backend: str = "torch", d
                                     "--format onnx`")
         onnx = OnnxBackend(path, threads=threads, device=device)
         artifact = artifact_from_onnx(onnx)
-        if run and run.saved_artifact() and not same_decisions(artifact, ModelArtifact.load(run.saved_artifact())):
+        saved = run.saved_artifact() if run else None
+        if saved and not same_decisions(artifact, ModelArtifact.load(saved, weights=False)):
             raise MedclassError(f"{path}: exported before the run's thresholds, calibration or preprocessing changed "
                                 f"(e.g. by `medclass threshold`); export again with `medclass export {source} "
                                 "--format onnx`")
