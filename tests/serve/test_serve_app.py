@@ -7,7 +7,6 @@ import hashlib
 import io
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -125,3 +124,31 @@ def test_openapi_documents_the_upload(client):
     form = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
     assert client.get("/docs").status_code == 200
+
+
+def test_inference_does_not_block_the_event_loop(evaluated_run, audit_db, png_path):
+    """A slow forward runs in a worker thread: /health answers while it computes."""
+    import threading
+    import time
+
+    predictor = load_predictor(evaluated_run)
+    forward = predictor.forward
+    started = threading.Event()
+
+    def slow_forward(batch):
+        started.set()
+        time.sleep(1.0)
+        return forward(batch)
+
+    predictor.forward = slow_forward
+    with TestClient(create_app({"slow": predictor}, audit_url=audit_db)) as client:
+        wait_ready(client)
+        answers = []
+        worker = threading.Thread(target=lambda: answers.append(post(client, png_path.read_bytes())))
+        worker.start()
+        assert started.wait(10)
+        tic = time.perf_counter()
+        assert client.get("/health").status_code == 200
+        assert time.perf_counter() - tic < 0.5 and worker.is_alive()  # answered during the forward
+        worker.join()
+        assert answers[0].status_code == 200
