@@ -9,6 +9,14 @@ class DataError(MedclassError):
     """Data that cannot be read as asked: missing file, wrong layout, missing key or column."""
 
 
+class ImageTooLargeError(DataError):
+    """An image whose header claims more pixels than medclass decodes (MAX_PIXELS): a decompression bomb guard."""
+
+
+class UnsupportedImageError(DataError):
+    """Bytes that are not an image type medclass decodes (sniffed from the content, never from the name)."""
+
+
 class DataWarning(UserWarning):
     """Something in the data the user should know before trusting results (leakage, artefacts, missing rows)."""
 

@@ -43,7 +43,7 @@ def user_errors(command):
 
 # Importing the command modules registers their commands on `app`.
 from medclass.cli import (benchmark_command, data_commands, explain_commands, export_command,  # noqa: E402,F401
-                          predict_commands, run_commands)
+                          predict_commands, run_commands, serve_commands)
 
 
 def main() -> None:

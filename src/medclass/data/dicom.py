@@ -8,6 +8,7 @@ inverted so that, as in every other image, high means bright. Each step uses pyd
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pydicom
@@ -24,10 +25,12 @@ _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 
 
-def read_dicom(path: str | Path) -> Image.Image:
-    """Read the pixels of a single-frame DICOM file as an 8-bit "L" or "RGB" image."""
-    path = Path(path)
-    ds = _read_dataset(path)
+def read_dicom(path: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
+    """Read the pixels of a single-frame DICOM file as an 8-bit "L" or "RGB" image. `path` may also be a binary
+    file object (an upload held in memory), which `name` then labels in errors."""
+    source = path if hasattr(path, "read") else Path(path)
+    ds = _read_dataset(source, where=name)
+    path = name or source  # what the errors below name
     _check_decodable(path, ds)
     stored = _decode_pixels(path, ds)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -53,9 +56,10 @@ def dicom_patient_id(path: str | Path) -> str | None:
     return patient or None
 
 
-def _read_dataset(path: Path, **options) -> pydicom.Dataset:
+def _read_dataset(source: Path | BinaryIO, where: str | None = None, **options) -> pydicom.Dataset:
+    path = where or source
     try:
-        return pydicom.dcmread(path, **options)
+        return pydicom.dcmread(source, **options)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except InvalidDicomError as exc:

@@ -6,14 +6,16 @@ DICOM files (`.dcm`, `.dicom`) are handed to `medclass.data.dicom`, which applie
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from medclass.errors import DataError
+from medclass.errors import DataError, ImageTooLargeError, UnsupportedImageError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
@@ -26,6 +28,10 @@ MAX_PIXELS = 10_000 * 10_000
 
 # Errors Pillow raises for files it cannot parse; anything else is a bug in medclass and should surface as one.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+# What an upload may be, told by its first bytes (a client's file name or content type proves nothing).
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+_PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG"}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_TO_BASE = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB"}
 
@@ -59,27 +65,59 @@ def read_image(path: str | Path) -> Image.Image:
         from medclass.data.dicom import read_dicom  # lazy: pydicom is only imported when DICOMs are read
 
         return read_dicom(path)
+    return _read_with_pillow(path, path)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """"png", "jpeg" or "dicom" from the content's own signature (DICOM: "DICM" at byte 128); None otherwise."""
+    if data.startswith(PNG_SIGNATURE):
+        return "png"
+    if data.startswith(JPEG_SIGNATURE):
+        return "jpeg"
+    if data[128:132] == b"DICM":
+        return "dicom"
+    return None
+
+
+def decode_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
+    """Decode an image held in memory (PNG, JPEG or DICOM, told by its bytes) as `read_image` decodes a file:
+    same pixel-count guard, same modes. `name` labels the errors. Raises UnsupportedImageError for any other
+    content, ImageTooLargeError beyond MAX_PIXELS, DataError for a truncated or corrupt image."""
+    kind = sniff_image_type(data)
+    if kind is None:
+        raise UnsupportedImageError(f"{name}: not a PNG, JPEG or DICOM image (its first bytes match none of "
+                                    "their signatures)")
+    if kind == "dicom":
+        from medclass.data.dicom import read_dicom
+
+        return read_dicom(io.BytesIO(data), name=name)
+    return _read_with_pillow(io.BytesIO(data), name, formats=(_PILLOW_FORMATS[kind],))
+
+
+def _read_with_pillow(source: Path | BinaryIO, where, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """The one Pillow decoding path of files and in-memory bytes; `formats` restricts what Pillow may parse."""
     try:
         # Our explicit MAX_PIXELS check replaces Pillow's bomb warning; its hard error is caught below.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                check_pixel_count(path, *img.size)
+            with Image.open(source, formats=formats) as img:
+                check_pixel_count(where, *img.size)
                 ImageOps.exif_transpose(img, in_place=True)  # in place keeps img.format, which mode "I" needs
                 return to_standard_mode(img)
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{where}: file not found") from None
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: image too large ({exc}); medclass reads at most {MAX_PIXELS} pixels") from None
+        raise ImageTooLargeError(f"{where}: image too large ({exc}); medclass reads at most {MAX_PIXELS} "
+                                 "pixels") from None
     except _DECODE_ERRORS as exc:
-        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+        raise DataError(f"{where}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
 
-def check_pixel_count(path: Path, width: int, height: int) -> None:
+def check_pixel_count(path, width: int, height: int) -> None:
     """Refuse images larger than MAX_PIXELS before decoding, so a hostile or broken header cannot exhaust memory."""
     pixels = int(width) * int(height)
     if pixels > MAX_PIXELS:
-        raise DataError(f"{path}: image too large: {width} x {height} = {pixels} pixels; "
+        raise ImageTooLargeError(f"{path}: image too large: {width} x {height} = {pixels} pixels; "
                         f"medclass reads at most {MAX_PIXELS} pixels (MAX_PIXELS)")
 
 

@@ -1,0 +1,82 @@
+"""`medclass serve`: the REST API over one or more runs; `medclass log`: its audit log, printed or as CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medclass.cli import app, user_errors
+
+
+@app.command()
+@user_errors
+def serve(
+    runs: Annotated[Optional[list[Path]], typer.Argument(help="Run folders (or artefact/.onnx files) to serve, "
+                                                              "each named by its folder.")] = None,
+    models_dir: Annotated[Optional[Path], typer.Option(help="Serve every run folder inside DIR.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1: this machine "
+                                                     "only).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="torch (default) or onnx (`medclass export RUN` first).")
+                       ] = None,
+    max_upload_mb: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MiB (default 32).")
+                             ] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_API_KEY", show_envvar=True,
+                                                   help="Require this key in the X-API-Key header.")] = None,
+    audit_db: Annotated[Optional[str], typer.Option(help="Audit log: SQLite file or SQLAlchemy URL (default "
+                                                         "medclass-audit.sqlite here).")] = None,
+):
+    """Serve the models over HTTP: GET /health, GET /models, POST /predict (OpenAPI at /docs)."""
+    from medclass.errors import MedclassError
+    from medclass.inference.backends import BACKENDS
+    from medclass.serve import create_app
+    from medclass.serve.app import DEFAULT_MAX_UPLOAD
+    from medclass.serve.audit import database_url
+    from medclass.serve.models import model_sources
+
+    import uvicorn
+
+    backend = backend or "torch"
+    if backend not in BACKENDS:
+        raise MedclassError(f"--backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if max_upload_mb is not None and max_upload_mb <= 0:
+        raise MedclassError(f"--max-upload-mb must be positive; got {max_upload_mb}")
+    sources = model_sources(runs, models_dir, backend)
+    limit = int(max_upload_mb * 1024 * 1024) if max_upload_mb else DEFAULT_MAX_UPLOAD
+    server = create_app(sources, audit_url=audit_db, max_upload_bytes=limit, api_key=api_key, backend=backend)
+    typer.echo(f"serving {', '.join(sources)} on http://{host or '127.0.0.1'}:{port or 8000} (docs: /docs); "
+               f"audit log: {database_url(audit_db)}" + ("; API key required" if api_key else ""))
+    uvicorn.run(server, host=host or "127.0.0.1", port=port or 8000)
+
+
+@app.command()
+@user_errors
+def log(
+    database: Annotated[str, typer.Argument(help="Audit log of `medclass serve`: SQLite file or SQLAlchemy URL.")],
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write every row to this CSV instead of printing.")
+                   ] = None,
+):
+    """Print the served predictions of an audit log (time, model, version, input hash, labels, latency)."""
+    from medclass.serve.audit import AuditLog
+
+    audit = AuditLog(database, create=False)
+    try:
+        if csv:
+            typer.echo(f"{audit.export_csv(csv)} prediction(s) written to {csv}")
+            return
+        count = 0
+        for row in audit.rows():
+            labels = "  ".join(f"{task}={_label_text(answer['label'])}" for task, answer in
+                               (row["outputs"].get("tasks") or {}).items())
+            typer.echo(f"{row['time']}\t{row['model']}\t{row['model_version'][:12]}\t{row['input_sha256'][:12]}\t"
+                       f"{labels}\t{row['latency_ms']:.1f} ms\t{row['client'] or '-'}")
+            count += 1
+        typer.echo(f"{count} prediction(s)")
+    finally:
+        audit.dispose()
+
+
+def _label_text(label) -> str:
+    return ("|".join(label) or "(no finding)") if isinstance(label, list) else str(label)

@@ -1,0 +1,210 @@
+"""The REST app: GET /health, GET /models, POST /predict (OpenAPI at /docs).
+
+Concurrency: the event loop only receives bytes and sends answers. Decoding, preprocessing, the forward pass,
+Grad-CAM and the audit write run in Starlette's thread pool (`run_in_threadpool`), so a slow image never stalls
+other clients. Each model holds one lock around its network: PyTorch releases the GIL while it computes, so
+requests for different models, and the decoding of queued requests, proceed in parallel, while one model never
+runs two forwards at once (Grad-CAM hooks live on the shared network, and one forward already uses all intra-op
+threads, so a second one would only compete for the same cores). Micro-batching would add throughput under heavy
+load at the price of latency and complexity; the load test of issue 12 is where to decide that.
+
+Uploads stay in memory: the body is read up to the size limit and parsed from memory, never spooled to disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Mapping
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from medclass.data.images import decode_image_bytes
+from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
+from medclass.inference.predictor import Predictor
+from medclass.serve.audit import AuditLog
+from medclass.serve.models import EXPLAIN_METHODS, ServedModel, load_model
+
+DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields around the file
+API_KEY_HEADER = "X-API-Key"
+
+UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "A PNG, JPEG or DICOM image (told by its "
+                                                                      "bytes, not its name)."},
+        "model": {"type": "string", "description": "Model name (see /models); optional when one is served."},
+        "explain": {"type": "string", "enum": list(EXPLAIN_METHODS),
+                    "description": "Also return the Grad-CAM overlay as base64 PNG."}}}}}}}
+
+
+class HTTPProblem(Exception):
+    """An answer other than 200, with a one-line reason."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+# What a refused image becomes: its type unsupported (415), too many pixels (413), else unreadable (422).
+IMAGE_ERRORS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (DataError, 422))
+
+
+def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Path | None = None,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD, api_key: str | None = None,
+               backend: str = "torch") -> FastAPI:
+    """The server of `models` ({name: a Predictor, a run folder, an artefact or an .onnx file}; paths load on the
+    `backend`). `audit_url`: SQLAlchemy URL or SQLite file of the audit log (default medclass-audit.sqlite in the
+    working folder). `api_key`: when set, /models and /predict need it in the X-API-Key header.
+    Paths load in the background at start-up: /health answers 503 until every model is ready."""
+    if not models:
+        raise MedclassError("no model to serve; give at least one run folder")
+    if max_upload_bytes < 1:
+        raise MedclassError(f"the upload limit must be at least 1 byte; got {max_upload_bytes}")
+    audit = AuditLog(audit_url)
+    served: dict[str, ServedModel] = {}
+    status = {"state": "loading", "error": None}
+
+    def load_all() -> None:
+        try:
+            for name, source in models.items():
+                served[name] = load_model(name, source, backend)
+            status["state"] = "ready"
+        except MedclassError as exc:
+            status.update(state="failed", error=str(exc))
+        except Exception as exc:  # any failure must show in /health, not leave it "loading" for ever
+            status.update(state="failed", error=f"{exc.__class__.__name__}: {exc}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.get_running_loop().run_in_executor(None, load_all)
+        yield
+        await loading
+        audit.dispose()
+
+    app = FastAPI(title="medclass", summary="Medical image classifiers: predictions with calibrated "
+                                            "probabilities, thresholds and Grad-CAM explanations.",
+                  lifespan=lifespan)
+    app.state.audit, app.state.models = audit, served
+
+    @app.exception_handler(HTTPProblem)
+    async def problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    def require_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get(API_KEY_HEADER)
+        if given is None or not secrets.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPProblem(401, f"missing or wrong API key (header {API_KEY_HEADER})")
+
+    def require_ready() -> None:
+        if status["state"] != "ready":
+            raise HTTPProblem(503, f"models {status['state']}" + (f": {status['error']}" if status["error"] else ""))
+
+    @app.get("/health", summary="200 once every model is loaded; 503 while loading or after a failed load")
+    async def health() -> JSONResponse:
+        ready = status["state"] == "ready"
+        body = {"status": status["state"], "models": sorted(served) if ready else []}
+        if status["error"]:
+            body["error"] = status["error"]
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/models", summary="Served models: tasks, classes, thresholds, calibration, test metrics, version",
+             dependencies=[Depends(require_key), Depends(require_ready)])
+    async def list_models() -> dict:
+        return {"models": [model.card() for model in served.values()]}
+
+    @app.post("/predict", summary="Classify one uploaded image (multipart field 'file')", openapi_extra=UPLOAD_SCHEMA,
+              dependencies=[Depends(require_key), Depends(require_ready)])
+    async def predict(request: Request) -> dict:
+        form = await read_form(request, max_upload_bytes)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPProblem(422, "missing form field 'file' (a PNG, JPEG or DICOM image sent as a file)")
+        model = pick_model(served, form.get("model"))
+        explain = form.get("explain") or None
+        if explain is not None and explain not in EXPLAIN_METHODS:
+            raise HTTPProblem(422, f"explain must be one of {', '.join(EXPLAIN_METHODS)}; got {explain!r}")
+        if explain and model.predictor.backend.name != "torch":
+            raise HTTPProblem(422, f"model {model.name!r} runs on {model.predictor.backend.name}: Grad-CAM needs "
+                                   "the torch backend")
+        data = await upload.read()
+        if len(data) > max_upload_bytes:
+            raise HTTPProblem(413, f"upload of {len(data)} bytes exceeds the limit of {max_upload_bytes} bytes")
+        client = request.client.host if request.client else None
+        return await run_in_threadpool(answer, model, audit, data, upload.filename or "upload", explain, client)
+
+    return app
+
+
+def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, explain: str | None,
+           client: str | None) -> dict:
+    """Decode, predict and log one upload (in a worker thread)."""
+    started = time.perf_counter()
+    try:
+        image = decode_image_bytes(data, name=filename)
+    except DataError as exc:
+        status = next(code for kind, code in IMAGE_ERRORS if isinstance(exc, kind))
+        raise HTTPProblem(status, str(exc)) from None
+    outputs = model.predict(image, explain)
+    latency_ms = (time.perf_counter() - started) * 1000
+    digest = hashlib.sha256(data).hexdigest()
+    logged = {"tasks": outputs["tasks"]} | ({"explain": explain} if explain else {})
+    audit_id = audit.record(model.name, model.version, digest, logged, latency_ms, client)
+    return {"model": model.name, "model_version": model.version, "input_sha256": digest,
+            "latency_ms": round(latency_ms, 3), "audit_id": audit_id, **outputs}
+
+
+def pick_model(served: Mapping[str, ServedModel], name: str | UploadFile | None) -> ServedModel:
+    if isinstance(name, UploadFile):
+        raise HTTPProblem(422, "form field 'model' must be text (a model name), not a file")
+    if not name:
+        if len(served) == 1:
+            return next(iter(served.values()))
+        raise HTTPProblem(422, f"several models are served ({', '.join(served)}): give the form field 'model'")
+    if name not in served:
+        raise HTTPProblem(404, f"unknown model {name!r}; served: {', '.join(served)}")
+    return served[name]
+
+
+async def read_form(request: Request, limit: int):
+    """The multipart form, read into memory up to `limit` bytes of file (plus the form's own overhead)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise HTTPProblem(422, f"expected a multipart/form-data body with a 'file' field; got "
+                               f"{content_type or 'no content type'!r}")
+    body = await read_body(request, limit + FORM_OVERHEAD, limit)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, chunks(), max_files=1, max_fields=8)
+    parser.spool_max_size = len(body) + 1  # the spooled file never rolls over to disk
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPProblem(422, f"malformed multipart body: {exc}") from None
+
+
+async def read_body(request: Request, cap: int, limit: int) -> bytes:
+    too_large = HTTPProblem(413, f"upload exceeds the limit of {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large  # refused before reading a byte of it
+    received, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise too_large
+        received.append(chunk)
+    return b"".join(received)
+

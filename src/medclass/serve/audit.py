@@ -1,0 +1,105 @@
+"""The audit log of served predictions: one row per answered /predict, in any database SQLAlchemy reaches.
+
+A row records what was asked and answered, never the image: UTC time, model name and version (sha256 of its
+artefact), sha256 of the uploaded bytes, the outputs as JSON, latency and the client. Only requests that produced
+a prediction are logged; refused uploads (bad type, too large, corrupt, unauthorised) are answered with their
+error and leave no row, so every row is a prediction someone received.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from medclass.errors import MedclassError
+
+DEFAULT_DB = "medclass-audit.sqlite"
+COLUMNS = ("id", "time", "model", "model_version", "input_sha256", "outputs", "latency_ms", "client")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    input_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    outputs: Mapped[dict] = mapped_column(JSON)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    client: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+def database_url(target: str | Path | None) -> str:
+    """An SQLAlchemy URL as given (it has "://"), else a path to an SQLite file (default: DEFAULT_DB here)."""
+    target = str(target or DEFAULT_DB)
+    return target if "://" in target else f"sqlite:///{Path(target).resolve()}"
+
+
+class AuditLog:
+    """Append and read prediction rows. `target`: an SQLAlchemy URL or an SQLite file path. `create`: make the
+    table when missing (the server); reading (`medclass log`) refuses a database that holds no log."""
+
+    def __init__(self, target: str | Path | None = None, create: bool = True):
+        self.url = database_url(target)
+        if not create and self.url.startswith("sqlite:///") and not Path(self.url[len("sqlite:///"):]).is_file():
+            raise MedclassError(f"{target}: no such audit database")
+        try:
+            self.engine = create_engine(self.url)
+            if create:
+                Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, ImportError) as exc:  # ImportError: the URL's database driver is not installed
+            raise MedclassError(f"{target}: cannot open the audit database ({exc.__class__.__name__}: "
+                                f"{str(exc).splitlines()[0]})") from None
+
+    def record(self, model: str, model_version: str, input_sha256: str, outputs: dict, latency_ms: float,
+               client: str | None = None) -> int:
+        """Store one served prediction; returns its row id."""
+        row = Prediction(time=datetime.now(timezone.utc), model=model, model_version=model_version,
+                         input_sha256=input_sha256, outputs=outputs, latency_ms=latency_ms, client=client)
+        with Session(self.engine) as session, session.begin():
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def rows(self) -> Iterator[dict]:
+        """Every row, oldest first, as plain values (time in ISO 8601 UTC)."""
+        try:
+            with Session(self.engine) as session:
+                for row in session.scalars(select(Prediction).order_by(Prediction.id)):
+                    yield {"id": row.id, "time": _utc(row.time).isoformat(), "model": row.model,
+                           "model_version": row.model_version, "input_sha256": row.input_sha256,
+                           "outputs": row.outputs, "latency_ms": row.latency_ms, "client": row.client}
+        except SQLAlchemyError as exc:
+            raise MedclassError(f"{self.url}: not a medclass audit log ({exc.__class__.__name__}: "
+                                f"{str(exc).splitlines()[0]})") from None
+
+    def export_csv(self, path: str | Path) -> int:
+        """Write every row to a CSV (outputs as JSON text); returns the number of rows."""
+        count = 0
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS)
+            writer.writeheader()
+            for row in self.rows():
+                writer.writerow(row | {"outputs": json.dumps(row["outputs"], sort_keys=True)})
+                count += 1
+        return count
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _utc(time: datetime) -> datetime:
+    # SQLite keeps no time zone: what was written as UTC comes back naive
+    return time if time.tzinfo else time.replace(tzinfo=timezone.utc)

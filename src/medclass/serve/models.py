@@ -1,0 +1,182 @@
+"""The models a server answers with: each Predictor with its name, version, test metrics and one lock.
+
+Predictions go through `rows_from_logits`, the postprocessing of `medclass predict`, so the server's labels and
+probabilities are exactly those of the command line for the same file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medclass.errors import MedclassError
+from medclass.heads import UNTUNED, TaskHead
+from medclass.inference.batch import rows_from_logits
+from medclass.inference.predictor import Predictor
+from medclass.rundir import RunDir
+
+# Headline numbers /models shows per task, when `medclass evaluate` wrote them; each with its CI when bootstrapped.
+HEADLINE = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1_macro")
+EXPLAIN_METHODS = ("gradcam",)
+
+
+@dataclass
+class ServedModel:
+    name: str
+    predictor: Predictor
+    version: str  # sha256 of the artefact file (in-memory Predictor: of its weights)
+    test_metrics: dict | None = None
+    # One forward (or Grad-CAM, whose hooks live on the shared network) at a time per model: see serve/app.py.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def card(self) -> dict:
+        """What /models says about this model."""
+        artifact = self.predictor.artifact
+        return {"name": self.name, "version": self.version, "architecture": artifact.model_name,
+                "backend": self.predictor.backend.name, "tasks": [task_card(h) for h in self.predictor.heads],
+                "test_metrics": self.test_metrics}
+
+    def predict(self, image: Image.Image, explain: str | None = None) -> dict:
+        """{tasks: {task: {label, probabilities, threshold, threshold_source, calibrated}}, overlay_png?}."""
+        predictor = self.predictor
+        batch = predictor.preprocess([image])  # outside the lock: another request may run the network meanwhile
+        with self.lock:
+            logits = predictor.forward(batch)
+            explanation = predictor.explain([image], explain)[0] if explain else None
+        row, = rows_from_logits(predictor, ["upload"], logits, [None])
+        answer = {"tasks": {h.name: task_answer(h, row["prediction"][h.name], row["proba"][h.name])
+                            for h in predictor.heads}}
+        if explanation is not None:
+            answer["explanation"] = {"method": explain, "task": explanation.task, "class": explanation.class_name,
+                                     "overlay_png": overlay_png(image, explanation)}
+        return answer
+
+
+def task_card(head: TaskHead) -> dict:
+    return {"name": head.name, "kind": head.kind, "classes": list(head.classes), "positive_class": head.positive_class,
+            "threshold": threshold_of(head), "threshold_source": threshold_source(head),
+            "temperature": head.temperature, "calibrated": head.temperature != 1.0,
+            "decision": head.describe_decision()}
+
+
+def task_answer(head: TaskHead, label: str, proba: list[float]) -> dict:
+    labels = [c for c in label.split("|") if c] if head.kind == "multilabel" else label
+    return {"label": labels, "probabilities": dict(zip(head.classes, proba)), "threshold": threshold_of(head),
+            "threshold_source": threshold_source(head), "calibrated": head.temperature != 1.0}
+
+
+def threshold_of(head: TaskHead):
+    """Binary: the positive class's threshold; multilabel: {finding: threshold}; multiclass: None (argmax)."""
+    if head.kind == "multilabel":
+        return dict(zip(head.classes, head.threshold))
+    return head.threshold if head.kind == "binary" else None
+
+
+def threshold_source(head: TaskHead) -> str:
+    return "argmax" if head.kind == "multiclass" else head.threshold_source or UNTUNED
+
+
+def overlay_png(image: Image.Image, explanation) -> str:
+    """The Grad-CAM overlay (heatmap, boxes, caption) as base64 PNG text."""
+    from medclass.explain.overlay import overlay_image
+
+    picture = overlay_image(image, explanation, explanation.boxes, (), explanation.caption)
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def load_model(name: str, source, backend: str = "torch") -> ServedModel:
+    """A ServedModel from a Predictor or a path (run folder, artefact or .onnx file)."""
+    from medclass.inference import load_predictor
+
+    if isinstance(source, Predictor):
+        return ServedModel(name, source, weights_sha256(source))
+    path = Path(source)
+    run = RunDir(path) if path.is_dir() else None
+    if run:
+        run.check()
+    predictor = load_predictor(path, backend=backend)
+    model_file = (run.onnx_file if backend == "onnx" else run.saved_artifact()) if run else path
+    return ServedModel(name, predictor, file_sha256(model_file), test_metrics(run) if run else None)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_sha256(predictor: Predictor) -> str:
+    """A Predictor built in memory has no file: its weights (names and bytes, in name order) identify it."""
+    digest = hashlib.sha256(predictor.artifact.model_name.encode())
+    for key, tensor in sorted(predictor.artifact.state_dict.items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_metrics(run: RunDir) -> dict | None:
+    """{task: {metric: value, metric_ci: [low, high]}} from RUN/evaluation/test/metrics.json, or None."""
+    path = run.evaluation_dir("test") / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MedclassError(f"{path}: not valid JSON ({exc}); run `medclass evaluate` again") from None
+    sections = metrics.get("tasks") or {metrics.get("task", "label"): metrics}
+    return {task: headline(section) for task, section in sections.items()}
+
+
+def headline(section: dict) -> dict:
+    ci = section.get("ci") or {}
+    found = {"n": section.get("n")}
+    for key in HEADLINE:
+        if key in section and _finite(section[key]):
+            found[key] = section[key]
+            if key in ci:
+                found[f"{key}_ci"] = ci[key]
+    if "level" in ci:
+        found["ci_level"] = ci["level"]
+    return found
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
+def model_sources(runs: list[Path] | None, models_dir: Path | None, backend: str = "torch") -> dict[str, Path]:
+    """{name: run folder}: the runs given, or every run below `models_dir` (one level), each named by its folder.
+    Checked up front, so a wrong path stops the command with its reason before a port is opened."""
+    if bool(runs) == bool(models_dir):
+        raise MedclassError("give run folders or --models-dir DIR (one of them)")
+    if models_dir:
+        if not Path(models_dir).is_dir():
+            raise MedclassError(f"{models_dir}: no such folder")
+        runs = sorted(p for p in Path(models_dir).iterdir() if p.is_dir() and RunDir(p).saved_artifact())
+        if not runs:
+            raise MedclassError(f"{models_dir}: holds no run folder (a subfolder with model.safetensors)")
+    sources = {}
+    for run in map(Path, runs):
+        name = run.stem if run.is_file() else run.resolve().name
+        if name in sources:
+            raise MedclassError(f"{run}: model name {name!r} is taken by {sources[name]}; rename a run folder")
+        if run.is_dir():
+            RunDir(run).check()
+            if backend == "onnx" and not RunDir(run).onnx_file.is_file():
+                raise MedclassError(f"{run}: holds no model.onnx; export it first with `medclass export {run}`")
+        elif not run.is_file():
+            raise MedclassError(f"{run}: no such run folder or model file")
+        sources[name] = run
+    return sources

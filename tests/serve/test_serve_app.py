@@ -1,0 +1,154 @@
+"""The REST app: health, model cards, predictions equal to the Predictor's, Grad-CAM, several models, API key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from medclass.inference import load_predictor
+from medclass.serve import AuditLog, create_app
+
+from .conftest import dicom_bytes, wait_ready
+
+
+def post(client, data: bytes, name="image.png", **fields):
+    return client.post("/predict", files={"file": (name, data, "application/octet-stream")}, data=fields)
+
+
+def test_health_is_503_until_models_are_loaded(evaluated_run, audit_db):
+    client = TestClient(create_app({"demo": evaluated_run}, audit_url=audit_db))
+    # no start-up yet (the lifespan loads the models): not ready, and predictions are refused
+    assert client.get("/health").status_code == 503
+    assert client.get("/health").json()["status"] == "loading"
+    with client:
+        response = wait_ready(client)
+        assert response.status_code == 200 and response.json() == {"status": "ready", "models": ["demo"]}
+
+
+def test_health_reports_a_failed_load(tmp_path, audit_db):
+    with TestClient(create_app({"broken": tmp_path}, audit_url=audit_db)) as client:
+        response = wait_ready(client)
+        assert response.status_code == 503 and response.json()["status"] == "failed"
+        assert "model.safetensors" in response.json()["error"]
+        assert post(client, b"x").status_code == 503
+
+
+def test_models_describe_tasks_metrics_and_version(client, evaluated_run):
+    model, = client.get("/models").json()["models"]
+    artefact = (evaluated_run / "model.safetensors").read_bytes()
+    assert model["name"] == "demo" and model["version"] == hashlib.sha256(artefact).hexdigest()
+    task, = model["tasks"]
+    assert task["kind"] == "multiclass" and task["classes"] == ["benign", "malignant", "normal"]
+    assert task["threshold"] is None and task["threshold_source"] == "argmax"
+    assert task["calibrated"] == (task["temperature"] != 1.0)
+    metrics = model["test_metrics"]["label"]
+    low, high = metrics["auc_ci"]
+    assert 0 <= low <= metrics["auc"] <= high <= 1 and metrics["n"] > 0
+
+
+def test_predict_answers_as_the_predictor(client, evaluated_run, png_path, audit_db):
+    data = png_path.read_bytes()
+    response = post(client, data)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    predictor = load_predictor(evaluated_run)
+    expected = predictor.predict_proba([png_path])[0]
+    answer = body["tasks"]["label"]
+    np.testing.assert_allclose([answer["probabilities"][c] for c in predictor.classes_], expected, atol=1e-6)
+    assert answer["label"] == predictor.predict([png_path])[0]
+    assert answer["threshold_source"] == "argmax" and answer["calibrated"] in (True, False)
+    assert body["model"] == "demo" and body["input_sha256"] == hashlib.sha256(data).hexdigest()
+    row, = AuditLog(audit_db).rows()
+    assert row["id"] == body["audit_id"] and row["input_sha256"] == body["input_sha256"]
+    assert row["model_version"] == body["model_version"] and row["outputs"]["tasks"] == body["tasks"]
+    assert row["client"] == "testclient" and row["latency_ms"] > 0
+
+
+def test_type_comes_from_the_bytes_not_the_name(client, png_path):
+    as_png = post(client, png_path.read_bytes()).json()
+    disguised = post(client, png_path.read_bytes(), name="scan.dcm")
+    assert disguised.status_code == 200 and disguised.json()["tasks"] == as_png["tasks"]
+
+
+def test_dicom_upload(client, evaluated_run, tmp_path, png_path):
+    pixels = np.asarray(Image.open(png_path).convert("L")).astype(np.uint16) * 256
+    path = tmp_path / "scan"  # no suffix: PACS exports are named by UID, the marker tells DICOM
+    path.write_bytes(dicom_bytes(pixels))
+    response = post(client, path.read_bytes(), name="scan")
+    assert response.status_code == 200, response.text
+    expected = load_predictor(evaluated_run).predict_proba([path])[0]
+    got = response.json()["tasks"]["label"]["probabilities"]
+    np.testing.assert_allclose(list(got.values()), expected, atol=1e-6)
+
+
+def test_gradcam_overlay(client, png_path):
+    response = post(client, png_path.read_bytes(), explain="gradcam")
+    assert response.status_code == 200, response.text
+    explanation = response.json()["explanation"]
+    overlay = Image.open(io.BytesIO(base64.b64decode(explanation["overlay_png"])))
+    assert overlay.format == "PNG" and min(overlay.size) >= 256  # small images are enlarged for the caption
+    assert explanation["class"] == response.json()["tasks"]["label"]["label"]
+
+
+def test_several_models_need_a_name(evaluated_run, audit_db, png_path):
+    predictor = load_predictor(evaluated_run)
+    app = create_app({"a": evaluated_run, "b": predictor}, audit_url=audit_db)
+    with TestClient(app) as client:
+        assert wait_ready(client).json()["models"] == ["a", "b"]
+        assert post(client, png_path.read_bytes()).status_code == 422
+        assert post(client, png_path.read_bytes(), model="b").json()["model"] == "b"
+        assert post(client, png_path.read_bytes(), model="c").status_code == 404
+        versions = {m["name"]: m["version"] for m in client.get("/models").json()["models"]}
+        assert len(versions["b"]) == 64 and versions["a"] != versions["b"]  # a file's hash vs the weights' hash
+
+
+def test_api_key(evaluated_run, audit_db, png_path, monkeypatch):
+    with TestClient(create_app({"demo": evaluated_run}, audit_url=audit_db, api_key="s3cret")) as client:
+        assert wait_ready(client).status_code == 200  # health stays open to probes
+        assert post(client, png_path.read_bytes()).status_code == 401
+        client.headers["X-API-Key"] = "wrong"
+        assert post(client, png_path.read_bytes()).status_code == 401
+        assert client.get("/models").status_code == 401
+        client.headers["X-API-Key"] = "s3cret"
+        assert post(client, png_path.read_bytes()).status_code == 200
+        assert client.get("/models").status_code == 200
+
+
+def test_openapi_documents_the_upload(client):
+    schema = client.get("/openapi.json").json()
+    form = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
+    assert client.get("/docs").status_code == 200
+
+
+def test_inference_does_not_block_the_event_loop(evaluated_run, audit_db, png_path):
+    """A slow forward runs in a worker thread: /health answers while it computes."""
+    import threading
+    import time
+
+    predictor = load_predictor(evaluated_run)
+    forward = predictor.forward
+    started = threading.Event()
+
+    def slow_forward(batch):
+        started.set()
+        time.sleep(1.0)
+        return forward(batch)
+
+    predictor.forward = slow_forward
+    with TestClient(create_app({"slow": predictor}, audit_url=audit_db)) as client:
+        wait_ready(client)
+        answers = []
+        worker = threading.Thread(target=lambda: answers.append(post(client, png_path.read_bytes())))
+        worker.start()
+        assert started.wait(10)
+        tic = time.perf_counter()
+        assert client.get("/health").status_code == 200
+        assert time.perf_counter() - tic < 0.5 and worker.is_alive()  # answered during the forward
+        worker.join()
+        assert answers[0].status_code == 200
