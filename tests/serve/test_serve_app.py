@@ -27,7 +27,8 @@ def test_health_is_503_until_models_are_loaded(evaluated_run, audit_db):
     assert client.get("/health").json()["status"] == "loading"
     with client:
         response = wait_ready(client)
-        assert response.status_code == 200 and response.json() == {"status": "ready", "models": ["demo"]}
+        assert response.status_code == 200 and response.json() == {"status": "ready", "models": ["demo"],
+                                                                  "api_key_required": False}
 
 
 def test_health_reports_a_failed_load(tmp_path, audit_db):
@@ -84,6 +85,21 @@ def test_dicom_upload(client, evaluated_run, tmp_path, png_path):
     expected = load_predictor(evaluated_run).predict_proba([path])[0]
     got = response.json()["tasks"]["label"]["probabilities"]
     np.testing.assert_allclose(list(got.values()), expected, atol=1e-6)
+    assert "image_png" not in response.json()
+    shown = post(client, path.read_bytes(), name="scan", preview="true").json()["image_png"]
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(shown))))
+    assert decoded.shape == pixels.shape and decoded.std() > 0  # the windowed picture a browser cannot decode itself
+
+
+def test_page_and_its_assets_are_served_locally(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "not a diagnosis" in page.text
+    for asset in ("page/page.js", "page/page.css"):
+        assert client.get(f"/{asset}").status_code == 200 and asset in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # no asset from another host
+    assert client.get("/health").json()["api_key_required"] is False
 
 
 def test_gradcam_overlay(client, png_path):

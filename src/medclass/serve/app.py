@@ -23,7 +23,8 @@ from typing import AsyncIterator, Mapping
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -31,11 +32,15 @@ from medclass.data.images import decode_image_bytes
 from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
 from medclass.inference.predictor import Predictor
 from medclass.serve.audit import AuditLog
-from medclass.serve.models import EXPLAIN_METHODS, ServedModel, load_model
+from medclass.serve.models import EXPLAIN_METHODS, ServedModel, load_model, png_base64
 
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields around the file
 API_KEY_HEADER = "X-API-Key"
+PAGE_DIR = Path(__file__).parent / "page"
+# The page loads only its own script, style and the images it is sent (data: URLs, or blob: for the upload).
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+               "frame-ancestors 'none'")
 
 UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
@@ -43,7 +48,9 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-d
                                                                       "bytes, not its name)."},
         "model": {"type": "string", "description": "Model name (see /models); optional when one is served."},
         "explain": {"type": "string", "enum": list(EXPLAIN_METHODS),
-                    "description": "Also return the Grad-CAM overlay as base64 PNG."}}}}}}}
+                    "description": "Also return the Grad-CAM overlay as base64 PNG."},
+        "preview": {"type": "boolean", "description": "Also return the decoded image as base64 PNG (for DICOM, "
+                                                      "which browsers cannot show)."}}}}}}}
 
 
 class HTTPProblem(Exception):
@@ -113,10 +120,17 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
     @app.get("/health", summary="200 once every model is loaded; 503 while loading or after a failed load")
     async def health() -> JSONResponse:
         ready = status["state"] == "ready"
-        body = {"status": status["state"], "models": sorted(served) if ready else []}
+        body = {"status": status["state"], "models": sorted(served) if ready else [],
+                "api_key_required": api_key is not None}
         if status["error"]:
             body["error"] = status["error"]
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(PAGE_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
+
+    app.mount("/page", StaticFiles(directory=PAGE_DIR), name="page")
 
     @app.get("/models", summary="Served models: tasks, classes, thresholds, calibration, test metrics, version",
              dependencies=[Depends(require_key), Depends(require_ready)])
@@ -137,18 +151,20 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         if explain and model.predictor.backend.name != "torch":
             raise HTTPProblem(422, f"model {model.name!r} runs on {model.predictor.backend.name}: Grad-CAM needs "
                                    "the torch backend")
+        preview = str(form.get("preview") or "").lower() in ("1", "true", "yes", "on")
         data = await upload.read()
         if len(data) > max_upload_bytes:
             raise HTTPProblem(413, f"upload of {len(data)} bytes exceeds the limit of {max_upload_bytes} bytes")
         client = request.client.host if request.client else None
-        return await run_in_threadpool(answer, model, audit, data, upload.filename or "upload", explain, client)
+        return await run_in_threadpool(answer, model, audit, data, upload.filename or "upload", explain, client,
+                                      preview)
 
     return app
 
 
 def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, explain: str | None,
-           client: str | None) -> dict:
-    """Decode, predict and log one upload (in a worker thread)."""
+           client: str | None, preview: bool = False) -> dict:
+    """Decode, predict and log one upload (in a worker thread); `preview`: also send the decoded image back."""
     started = time.perf_counter()
     try:
         image = decode_image_bytes(data, name=filename)
@@ -160,8 +176,9 @@ def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, expl
     digest = hashlib.sha256(data).hexdigest()
     logged = {"tasks": outputs["tasks"]} | ({"explain": explain} if explain else {})
     audit_id = audit.record(model.name, model.version, digest, logged, latency_ms, client)
+    shown = {"image_png": png_base64(image)} if preview else {}
     return {"model": model.name, "model_version": model.version, "input_sha256": digest,
-            "latency_ms": round(latency_ms, 3), "audit_id": audit_id, **outputs}
+            "latency_ms": round(latency_ms, 3), "audit_id": audit_id, **outputs, **shown}
 
 
 def pick_model(served: Mapping[str, ServedModel], name: str | UploadFile | None) -> ServedModel:

@@ -89,8 +89,12 @@ def overlay_png(image: Image.Image, explanation) -> str:
     from medclass.explain.overlay import overlay_image
 
     picture = overlay_image(image, explanation, explanation.boxes, (), explanation.caption)
+    return png_base64(Image.fromarray(picture))
+
+
+def png_base64(image: Image.Image) -> str:
     buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

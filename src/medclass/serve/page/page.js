@@ -1,0 +1,195 @@
+// The medclass page: pick a served model, upload an image, show what POST /predict answers.
+// Plain JavaScript with no dependencies, so the page needs nothing beyond this server. Server text is always put
+// in with textContent, never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { key: sessionStorage.getItem("medclass-key") || "", models: {}, file: null, shownByBrowser: false };
+const METRIC_NAMES = { auc: "ROC-AUC", accuracy: "Accuracy", balanced_accuracy: "Balanced accuracy",
+                       sensitivity: "Sensitivity", specificity: "Specificity", f1_macro: "F1 (macro)" };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    // Styles through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+    if (name === "text") node.textContent = value;
+    else if (name === "style") Object.assign(node.style, value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function call(path, options = {}) {
+  const headers = state.key ? { "X-API-Key": state.key } : {};
+  const response = await fetch(path, { ...options, headers });
+  const body = await response.json().catch(() => ({ detail: `${response.status} ${response.statusText}` }));
+  if (response.status === 401) $("key-row").hidden = false;
+  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+async function waitUntilReady() {
+  for (;;) {
+    const response = await fetch("health");
+    const health = await response.json();
+    if (health.api_key_required) $("key-row").hidden = false;
+    if (response.ok) return;
+    if (health.status === "failed") throw new Error(`the server could not load its models: ${health.error}`);
+    showError("models are loading…");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+async function loadModels() {
+  const select = $("model");
+  const { models } = await call("models");
+  state.models = Object.fromEntries(models.map((m) => [m.name, m]));
+  select.replaceChildren(...models.map((m) => el("option", { value: m.name, text: m.name })));
+  select.disabled = false;
+  showError("");
+  showModel();
+}
+
+function showModel() {
+  const model = state.models[$("model").value];
+  const card = $("model-card");
+  card.replaceChildren();
+  if (!model) return;
+  card.append(el("p", { text: `${model.architecture} · ${model.backend} · version ${model.version.slice(0, 12)}` }));
+  for (const task of model.tasks) {
+    const calibration = task.calibrated ? `calibrated (temperature ${task.temperature.toFixed(3)})` : "not calibrated";
+    card.append(el("p", { text: `${task.name} (${task.kind}): ${task.decision}; ${calibration}` }));
+    const metrics = model.test_metrics && model.test_metrics[task.name];
+    if (!metrics) { card.append(el("p", { text: "No test-set evaluation recorded for this task." })); continue; }
+    const level = metrics.ci_level ? `${Math.round(metrics.ci_level * 100)}% CI` : "CI";
+    const table = el("table", { class: "metrics" },
+      el("tr", {}, el("th", { text: `Test set (n = ${metrics.n})` }), el("th", { text: "value" }),
+         el("th", { text: level })));
+    for (const [key, name] of Object.entries(METRIC_NAMES)) {
+      if (!(key in metrics)) continue;
+      const ci = metrics[`${key}_ci`];
+      table.append(el("tr", {}, el("td", { text: name }), el("td", { text: metrics[key].toFixed(3) }),
+                      el("td", { text: ci ? `${ci[0].toFixed(3)}–${ci[1].toFixed(3)}` : "" })));
+    }
+    card.append(table);
+  }
+  updateButton();
+}
+
+function setFile(file) {
+  state.file = file || null;
+  $("drop-text").textContent = file ? `${file.name} (${Math.ceil(file.size / 1024)} KiB)` :
+    "Drop a PNG, JPEG or DICOM image here, or click to choose one";
+  $("result").hidden = true;
+  state.shownByBrowser = false;
+  if (file) {
+    // DICOM is not an image a browser can show: then the server sends back the decoded picture with its answer.
+    const image = $("image");
+    image.onload = () => { state.shownByBrowser = true; };
+    image.src = URL.createObjectURL(file);
+  }
+  updateButton();
+}
+
+function updateButton() {
+  $("predict").disabled = !(state.file && state.models[$("model").value]);
+}
+
+async function predict() {
+  const model = state.models[$("model").value];
+  const form = new FormData();
+  form.append("file", state.file, state.file.name);
+  form.append("model", model.name);
+  if ($("explain").checked) form.append("explain", "gradcam");
+  if (!state.shownByBrowser) form.append("preview", "true");
+  $("predict").disabled = true;
+  showError("");
+  try {
+    showAnswer(model, await call("predict", { method: "POST", body: form }));
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    updateButton();
+  }
+}
+
+function showAnswer(model, answer) {
+  if (answer.image_png) $("image").src = `data:image/png;base64,${answer.image_png}`;
+  const explanation = answer.explanation;
+  $("overlay-figure").hidden = !explanation;
+  if (explanation) {
+    $("overlay").src = `data:image/png;base64,${explanation.overlay_png}`;
+    $("overlay-caption").textContent =
+      `Grad-CAM: where the evidence for ${explanation.class} (task ${explanation.task}) lies`;
+  }
+  const cards = model.tasks.map((task) => taskCard(task, answer.tasks[task.name]));
+  $("tasks").replaceChildren(...cards);
+  $("meta").textContent = `model ${answer.model} (version ${answer.model_version.slice(0, 12)}) · image sha256 ` +
+    `${answer.input_sha256} · ${answer.latency_ms.toFixed(0)} ms · audit record ${answer.audit_id}`;
+  $("result").hidden = false;
+  $("result").dataset.auditId = answer.audit_id;
+}
+
+function taskCard(task, result) {
+  const chosen = Array.isArray(result.label) ? result.label : [result.label];
+  const label = Array.isArray(result.label) ? (result.label.join(", ") || "no finding") : result.label;
+  let rule = "most probable class";
+  if (task.kind === "binary") rule = `${task.positive_class} when p ≥ ${result.threshold.toFixed(3)} ` +
+                                     `(threshold: ${result.threshold_source})`;
+  if (task.kind === "multilabel") rule = `each finding when p ≥ its threshold (${result.threshold_source})`;
+  rule += result.calibrated ? "; probabilities calibrated" : "; probabilities not calibrated";
+  const card = el("div", { class: "task", "data-task": task.name },
+    el("h2", { text: task.name }), el("p", { class: "label", text: label }), el("p", { class: "rule", text: rule }));
+  for (const name of task.classes) {
+    const p = result.probabilities[name];
+    const bar = el("div", { class: "bar" }, el("div", { class: "fill", style: { width: `${(100 * p).toFixed(2)}%` } }));
+    const threshold = task.kind === "multilabel" ? result.threshold[name] :
+      task.kind === "binary" && name === task.positive_class ? result.threshold : null;
+    if (threshold !== null && threshold !== undefined) {
+      bar.append(el("div", { class: "mark", style: { left: `${(100 * threshold).toFixed(2)}%` },
+                             title: `threshold ${threshold}` }));
+    }
+    card.append(el("div", { class: chosen.includes(name) ? "bar-row chosen" : "bar-row", "data-class": name,
+                             "data-probability": String(p) },
+      el("span", { class: "name", text: name }), bar, el("span", { class: "value", text: p.toFixed(4) })));
+  }
+  return card;
+}
+
+function wireDrop() {
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer.files.length) setFile(event.dataTransfer.files[0]);
+  });
+  $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
+}
+
+async function start() {
+  wireDrop();
+  $("model").addEventListener("change", () => { showModel(); $("result").hidden = true; });
+  $("predict").addEventListener("click", predict);
+  $("key-row").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.key = $("api-key").value;
+    sessionStorage.setItem("medclass-key", state.key);
+    loadModels().catch((error) => showError(error.message));
+  });
+  try {
+    await waitUntilReady();
+    await loadModels();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+start();
