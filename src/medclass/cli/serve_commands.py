@@ -33,7 +33,7 @@ def serve(
     from medclass.inference.backends import BACKENDS
     from medclass.serve import create_app
     from medclass.serve.app import DEFAULT_MAX_UPLOAD
-    from medclass.serve.audit import database_url
+    from medclass.serve.audit import database_url, shown_url
     from medclass.serve.models import model_sources
 
     import uvicorn
@@ -47,7 +47,7 @@ def serve(
     limit = int(max_upload_mb * 1024 * 1024) if max_upload_mb else DEFAULT_MAX_UPLOAD
     server = create_app(sources, audit_url=audit_db, max_upload_bytes=limit, api_key=api_key, backend=backend)
     typer.echo(f"serving {', '.join(sources)} on http://{host or '127.0.0.1'}:{port or 8000} (docs: /docs); "
-               f"audit log: {database_url(audit_db)}" + ("; API key required" if api_key else ""))
+               f"audit log: {shown_url(database_url(audit_db))}" + ("; API key required" if api_key else ""))
     uvicorn.run(server, host=host or "127.0.0.1", port=port or 8000)
 
 

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, inspect, make_url, select
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from medclass.errors import MedclassError
@@ -33,12 +33,14 @@ class Prediction(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    # Names and clients unbounded: PostgreSQL enforces VARCHAR(n) (SQLite ignores it), and a run folder's name,
+    # which names its model, may be up to 255 bytes: a bounded column would turn a long name into failed predictions.
+    model: Mapped[str] = mapped_column(String, index=True)
     model_version: Mapped[str] = mapped_column(String(64))
     input_sha256: Mapped[str] = mapped_column(String(64), index=True)
     outputs: Mapped[dict] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
-    client: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    client: Mapped[str | None] = mapped_column(String, nullable=True)
 
 
 def database_url(target: str | Path | None) -> str:
@@ -47,21 +49,34 @@ def database_url(target: str | Path | None) -> str:
     return target if "://" in target else f"sqlite:///{Path(target).resolve()}"
 
 
+def shown_url(url: str) -> str:
+    """The URL fit for messages and the console: its password, if any, as ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 class AuditLog:
     """Append and read prediction rows. `target`: an SQLAlchemy URL or an SQLite file path. `create`: make the
     table when missing (the server); reading (`medclass log`) refuses a database that holds no log."""
 
     def __init__(self, target: str | Path | None = None, create: bool = True):
         self.url = database_url(target)
+        self.name = shown_url(self.url) if "://" in str(target or "") else str(target or DEFAULT_DB)
         if not create and self.url.startswith("sqlite:///") and not Path(self.url[len("sqlite:///"):]).is_file():
-            raise MedclassError(f"{target}: no such audit database")
+            raise MedclassError(f"{self.name}: no such audit database")
         try:
             self.engine = create_engine(self.url)
             if create:
                 Base.metadata.create_all(self.engine)
+            else:  # connect now: an unreachable server is told apart from a database that holds no log
+                has_log = inspect(self.engine).has_table(Prediction.__tablename__)
         except (SQLAlchemyError, ImportError) as exc:  # ImportError: the URL's database driver is not installed
-            raise MedclassError(f"{target}: cannot open the audit database ({exc.__class__.__name__}: "
-                                f"{str(exc).splitlines()[0]})") from None
+            raise MedclassError(f"{self.name}: cannot open the audit database ({_first_line(exc)})") from None
+        if not create and not has_log:
+            self.engine.dispose()
+            raise MedclassError(f"{self.name}: not a medclass audit log (no table {Prediction.__tablename__!r})")
 
     def record(self, model: str, model_version: str, input_sha256: str, outputs: dict, latency_ms: float,
                client: str | None = None) -> int:
@@ -82,8 +97,7 @@ class AuditLog:
                            "model_version": row.model_version, "input_sha256": row.input_sha256,
                            "outputs": row.outputs, "latency_ms": row.latency_ms, "client": row.client}
         except SQLAlchemyError as exc:
-            raise MedclassError(f"{self.url}: not a medclass audit log ({exc.__class__.__name__}: "
-                                f"{str(exc).splitlines()[0]})") from None
+            raise MedclassError(f"{self.name}: not a medclass audit log ({_first_line(exc)})") from None
 
     def export_csv(self, path: str | Path) -> int:
         """Write every row to a CSV (outputs as JSON text); returns the number of rows."""
@@ -101,5 +115,12 @@ class AuditLog:
 
 
 def _utc(time: datetime) -> datetime:
-    # SQLite keeps no time zone: what was written as UTC comes back naive
-    return time if time.tzinfo else time.replace(tzinfo=timezone.utc)
+    # SQLite keeps no time zone: what was written as UTC comes back naive. PostgreSQL's timestamptz comes back in
+    # the session's time zone (the server's TimeZone setting, often local): convert, or the log reads +05:30.
+    return time.astimezone(timezone.utc) if time.tzinfo else time.replace(tzinfo=timezone.utc)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {lines[0] if lines else ''}"
+
