@@ -29,6 +29,12 @@ def test_log_prints_and_exports(client, png_path, audit_db, tmp_path):
     assert [int(r["id"]) for r in rows] == [a["audit_id"] for a in answers]
     assert json.loads(rows[0]["outputs"])["tasks"] == answers[0]["tasks"]
 
+    served_here = tmp_path / "served_here"  # the folder serve ran in: its default medclass-audit.sqlite
+    served_here.mkdir()
+    shutil.copy(audit_db, served_here / "medclass-audit.sqlite")
+    result = runner.invoke(app, ["log", str(served_here)])
+    assert result.exit_code == 0 and result.stdout.strip().splitlines()[-1] == "2 prediction(s)"
+
 
 def test_log_of_a_missing_database(tmp_path):
     result = runner.invoke(app, ["log", str(tmp_path / "none.sqlite")])

@@ -23,6 +23,8 @@ def serve(
                        ] = None,
     max_upload_mb: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MiB (default 32).")
                              ] = None,
+    max_batch: Annotated[Optional[int], typer.Option(help="Most waiting requests one forward pass takes "
+                                                         "(micro-batching; default 16, 1 turns it off).")] = None,
     api_key: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_API_KEY", show_envvar=True,
                                                    help="Require this key in the X-API-Key header.")] = None,
     audit_db: Annotated[Optional[str], typer.Option(help="Audit log: SQLite file or SQLAlchemy URL (default "
@@ -34,18 +36,21 @@ def serve(
     from medclass.serve import create_app
     from medclass.serve.app import DEFAULT_MAX_UPLOAD
     from medclass.serve.audit import database_url, shown_url
-    from medclass.serve.models import model_sources
+    from medclass.serve.models import DEFAULT_MAX_BATCH, model_sources
 
     import uvicorn
 
     backend = backend or "torch"
     if backend not in BACKENDS:
         raise MedclassError(f"--backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if max_batch is not None and max_batch < 1:
+        raise MedclassError(f"--max-batch must be at least 1; got {max_batch}")
     if max_upload_mb is not None and max_upload_mb <= 0:
         raise MedclassError(f"--max-upload-mb must be positive; got {max_upload_mb}")
     sources = model_sources(runs, models_dir, backend)
     limit = int(max_upload_mb * 1024 * 1024) if max_upload_mb else DEFAULT_MAX_UPLOAD
-    server = create_app(sources, audit_url=audit_db, max_upload_bytes=limit, api_key=api_key, backend=backend)
+    server = create_app(sources, audit_url=audit_db, max_upload_bytes=limit, api_key=api_key, backend=backend,
+                        max_batch=max_batch or DEFAULT_MAX_BATCH)
     typer.echo(f"serving {', '.join(sources)} on http://{host or '127.0.0.1'}:{port or 8000} (docs: /docs); "
                f"audit log: {shown_url(database_url(audit_db))}" + ("; API key required" if api_key else ""))
     uvicorn.run(server, host=host or "127.0.0.1", port=port or 8000)
@@ -54,13 +59,16 @@ def serve(
 @app.command()
 @user_errors
 def log(
-    database: Annotated[str, typer.Argument(help="Audit log of `medclass serve`: SQLite file or SQLAlchemy URL.")],
+    database: Annotated[str, typer.Argument(help="Audit log of `medclass serve`: SQLite file, a folder holding "
+                                                 "medclass-audit.sqlite (where serve ran), or SQLAlchemy URL.")],
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Write every row to this CSV instead of printing.")
                    ] = None,
 ):
     """Print the served predictions of an audit log (time, model, version, input hash, labels, latency)."""
-    from medclass.serve.audit import AuditLog
+    from medclass.serve.audit import DEFAULT_DB, AuditLog
 
+    if "://" not in database and Path(database).is_dir():
+        database = str(Path(database) / DEFAULT_DB)
     audit = AuditLog(database, create=False)
     try:
         if csv:

@@ -1,12 +1,11 @@
-"""The REST app: GET /health, GET /models, POST /predict (OpenAPI at /docs).
+"""The REST app and its page: GET / (the web page), GET /health, GET /models, POST /predict (OpenAPI at /docs).
 
-Concurrency: the event loop only receives bytes and sends answers. Decoding, preprocessing, the forward pass,
-Grad-CAM and the audit write run in Starlette's thread pool (`run_in_threadpool`), so a slow image never stalls
-other clients. Each model holds one lock around its network: PyTorch releases the GIL while it computes, so
-requests for different models, and the decoding of queued requests, proceed in parallel, while one model never
-runs two forwards at once (Grad-CAM hooks live on the shared network, and one forward already uses all intra-op
-threads, so a second one would only compete for the same cores). Micro-batching would add throughput under heavy
-load at the price of latency and complexity; the load test of issue 12 is where to decide that.
+Concurrency: the event loop only receives bytes and sends answers. Decoding, preprocessing, Grad-CAM and the audit
+write run in Starlette's thread pool (`run_in_threadpool`), so a slow image never stalls other clients. The forward
+passes of a model run on its own thread (serve/batching.py), each one over every request waiting at that moment
+(micro-batching, up to `max_batch`): chosen over one forward per request by the load test of
+benchmarks/serve_load.py (docs/serving.md has its numbers). One lock per model keeps Grad-CAM, whose hooks live on
+the shared network, from overlapping a forward.
 
 Uploads stay in memory: the body is read up to the size limit and parsed from memory, never spooled to disk.
 """
@@ -32,7 +31,7 @@ from medclass.data.images import decode_image_bytes
 from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
 from medclass.inference.predictor import Predictor
 from medclass.serve.audit import AuditLog
-from medclass.serve.models import EXPLAIN_METHODS, ServedModel, load_model, png_base64
+from medclass.serve.models import DEFAULT_MAX_BATCH, EXPLAIN_METHODS, ServedModel, load_model, png_base64
 
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields around the file
@@ -67,13 +66,16 @@ IMAGE_ERRORS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (DataEr
 
 def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, api_key: str | None = None,
-               backend: str = "torch") -> FastAPI:
+               backend: str = "torch", max_batch: int = DEFAULT_MAX_BATCH) -> FastAPI:
     """The server of `models` ({name: a Predictor, a run folder, an artefact or an .onnx file}; paths load on the
     `backend`). `audit_url`: SQLAlchemy URL or SQLite file of the audit log (default medclass-audit.sqlite in the
-    working folder). `api_key`: when set, /models and /predict need it in the X-API-Key header.
+    working folder). `api_key`: when set, /models and /predict need it in the X-API-Key header. `max_batch`: most
+    waiting requests one forward pass takes (1: one forward per request).
     Paths load in the background at start-up: /health answers 503 until every model is ready."""
     if not models:
         raise MedclassError("no model to serve; give at least one run folder")
+    if max_batch < 1:
+        raise MedclassError(f"max_batch must be at least 1; got {max_batch}")
     if max_upload_bytes < 1:
         raise MedclassError(f"the upload limit must be at least 1 byte; got {max_upload_bytes}")
     audit = AuditLog(audit_url)
@@ -83,7 +85,7 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
     def load_all() -> None:
         try:
             for name, source in models.items():
-                served[name] = load_model(name, source, backend)
+                served[name] = load_model(name, source, backend, max_batch)
             status["state"] = "ready"
         except MedclassError as exc:
             status.update(state="failed", error=str(exc))
@@ -95,6 +97,8 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         loading = asyncio.get_running_loop().run_in_executor(None, load_all)
         yield
         await loading
+        for model in served.values():
+            model.batcher.close()
         audit.dispose()
 
     app = FastAPI(title="medclass", summary="Medical image classifiers: predictions with calibrated "

@@ -22,10 +22,12 @@ from medclass.heads import UNTUNED, TaskHead
 from medclass.inference.batch import rows_from_logits
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
+from medclass.serve.batching import MicroBatcher
 
 # Headline numbers /models shows per task, when `medclass evaluate` wrote them; each with its CI when bootstrapped.
 HEADLINE = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1_macro")
 EXPLAIN_METHODS = ("gradcam",)
+DEFAULT_MAX_BATCH = 16  # most requests one forward takes; chosen by benchmarks/serve_load.py (docs/serving.md)
 
 
 @dataclass
@@ -34,23 +36,31 @@ class ServedModel:
     predictor: Predictor
     version: str  # sha256 of the artefact file (in-memory Predictor: of its weights)
     test_metrics: dict | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
     # One forward (or Grad-CAM, whose hooks live on the shared network) at a time per model: see serve/app.py.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    batcher: MicroBatcher = field(init=False, repr=False)
+
+    def __post_init__(self):
+        predictor = self.predictor
+        self.batcher = MicroBatcher(lambda images: predictor.forward(predictor.preprocess(images)), self.max_batch,
+                                    self.lock, self.name)
 
     def card(self) -> dict:
         """What /models says about this model."""
         artifact = self.predictor.artifact
         return {"name": self.name, "version": self.version, "architecture": artifact.model_name,
                 "backend": self.predictor.backend.name, "tasks": [task_card(h) for h in self.predictor.heads],
-                "test_metrics": self.test_metrics}
+                "test_metrics": self.test_metrics, "batching": self.batcher.stats()}
 
     def predict(self, image: Image.Image, explain: str | None = None) -> dict:
         """{tasks: {task: {label, probabilities, threshold, threshold_source, calibrated}}, overlay_png?}."""
         predictor = self.predictor
-        batch = predictor.preprocess([image])  # outside the lock: another request may run the network meanwhile
-        with self.lock:
-            logits = predictor.forward(batch)
-            explanation = predictor.explain([image], explain)[0] if explain else None
+        logits = self.batcher([image])  # preprocessed and run with the requests waiting beside it
+        explanation = None
+        if explain:
+            with self.lock:  # Grad-CAM's hooks live on the shared network
+                explanation = predictor.explain([image], explain)[0]
         row, = rows_from_logits(predictor, ["upload"], logits, [None])
         answer = {"tasks": {h.name: task_answer(h, row["prediction"][h.name], row["proba"][h.name])
                             for h in predictor.heads}}
@@ -98,19 +108,19 @@ def png_base64(image: Image.Image) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def load_model(name: str, source, backend: str = "torch") -> ServedModel:
+def load_model(name: str, source, backend: str = "torch", max_batch: int = DEFAULT_MAX_BATCH) -> ServedModel:
     """A ServedModel from a Predictor or a path (run folder, artefact or .onnx file)."""
     from medclass.inference import load_predictor
 
     if isinstance(source, Predictor):
-        return ServedModel(name, source, weights_sha256(source))
+        return ServedModel(name, source, weights_sha256(source), max_batch=max_batch)
     path = Path(source)
     run = RunDir(path) if path.is_dir() else None
     if run:
         run.check()
     predictor = load_predictor(path, backend=backend)
     model_file = (run.onnx_file if backend == "onnx" else run.saved_artifact()) if run else path
-    return ServedModel(name, predictor, file_sha256(model_file), test_metrics(run) if run else None)
+    return ServedModel(name, predictor, file_sha256(model_file), test_metrics(run) if run else None, max_batch)
 
 
 def file_sha256(path: Path) -> str:
