@@ -44,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     OMP_NUM_THREADS=2 \
     MKL_NUM_THREADS=2 \
-    OPENBLAS_NUM_THREADS=2
+    OPENBLAS_NUM_THREADS=2 \
+    MEDCLASS_AUDIT_DB=/data/audit.sqlite
 USER medclass
 # Relative paths (e.g. `medclass log audit.sqlite`) then land on the data volume.
 WORKDIR /data
@@ -57,6 +58,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 # ENTRYPOINT is the CLI, so `docker run IMAGE log /data/audit.sqlite` also works; to change a serve flag, give the
-# whole serve command. No API key here: pass MEDCLASS_API_KEY at run time (from a secret).
+# whole serve command. No API key here: pass MEDCLASS_API_KEY at run time (from a secret). The audit log moves to
+# PostgreSQL with -e MEDCLASS_AUDIT_DB=postgresql+psycopg://... (no need to repeat the command).
 ENTRYPOINT ["medclass"]
-CMD ["serve", "--models-dir", "/models", "--host", "0.0.0.0", "--port", "8000", "--audit-db", "/data/audit.sqlite"]
+CMD ["serve", "--models-dir", "/models", "--host", "0.0.0.0", "--port", "8000"]

@@ -104,8 +104,11 @@ def structural_checks(stages) -> None:
     health = [r for k, r in final if k == "HEALTHCHECK"]
     check("HEALTHCHECK asks /health with python", bool(health) and "python" in health[0] and "/health" in health[0])
     command = exec_form(final, "ENTRYPOINT") + exec_form(final, "CMD")
-    wanted = "medclass serve --models-dir /models --host 0.0.0.0 --port 8000 --audit-db /data/audit.sqlite"
+    wanted = "medclass serve --models-dir /models --host 0.0.0.0 --port 8000"
     check("ENTRYPOINT + CMD", " ".join(command) == wanted, " ".join(command))
+    audit = {k: v for kind, rest in final if kind == "ENV" for k, v in assignments(rest).items()}
+    check("audit log on the data volume (MEDCLASS_AUDIT_DB)", audit.get("MEDCLASS_AUDIT_DB") == "/data/audit.sqlite",
+          audit.get("MEDCLASS_AUDIT_DB", "unset"))
     names = [k for stage in stages for kind, rest in stage if kind in ("ENV", "ARG") for k in assignments(rest)]
     secret = [n for n in names if re.search(r"KEY|SECRET|PASSWORD|TOKEN", n, re.I)]
     check("no secret baked in (ENV/ARG names)", not secret, ", ".join(secret))
@@ -231,6 +234,9 @@ def serve_and_probe(label: str, command: list[str], env: dict, cwd: Path, port: 
               f"after {ready:.1f} s; statuses seen {codes}; {body.decode(errors='replace')[:200]}")
         health = subprocess.run(user + health_cmd, env=env, cwd=cwd, capture_output=True, text=True)
         check(f"{label}: HEALTHCHECK command exits 0", health.returncode == 0, health.stderr.strip()[-200:])
+        pages = [http("GET", f"{base}{path}") for path in ("/", "/page/page.js", "/page/page.css")]
+        check(f"{label}: the web page and its assets are in the installed package",
+              all(status == 200 for status, _ in pages), f"statuses {[status for status, _ in pages]}")
         body, content_type = multipart(image)
         status, _ = http("POST", f"{base}/predict", body, {"Content-Type": content_type})
         check(f"{label}: POST /predict without X-API-Key refused", status == 401, f"status {status}")
@@ -410,10 +416,8 @@ def main() -> int:
         try:
             url, password = postgres_url(work, pg_port)
             check("throwaway PostgreSQL started", True, url)
-            pg_env = dict(env, PGPASSWORD=password)
-            at = command.index("--audit-db") + 1
-            pg_command = command[:at] + [url] + command[at + 1:]
-            serve_and_probe("postgresql", pg_command, pg_env, cwd, port, health_cmd, image, key, user,
+            pg_env = dict(env, PGPASSWORD=password, MEDCLASS_AUDIT_DB=url)  # as `docker run -e` would set it
+            serve_and_probe("postgresql", command, pg_env, cwd, port, health_cmd, image, key, user,
                             log_cmd[:-1] + [url])
         except (subprocess.CalledProcessError, FileNotFoundError) as error:
             check("throwaway PostgreSQL started", False, str(error))
