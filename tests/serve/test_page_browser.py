@@ -8,6 +8,7 @@ Playwright only drives that browser: it never downloads one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import shutil
 import socket
@@ -32,8 +33,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--no-first-run"]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the dev extra)")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason=f"no Chromium at {CHROMIUM}: apt-get install chromium (or set MEDCLASS_CHROMIUM)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}: apt-get install "
+                                                                       "chromium (or set MEDCLASS_CHROMIUM)")
 
 
 def free_port() -> int:
@@ -42,13 +43,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def three_task_model(folder: Path) -> Path:
+    """An untrained smallcnn answering organ (multiclass, calibrated), malignancy (binary, tuned threshold) and
+    findings (multilabel, one threshold each): every kind of task the page draws."""
+    import torch
+
+    from medclass.heads import TaskHead
+    from medclass.inference import ModelArtifact
+    from medclass.models import create_model
+    from medclass.transforms import Preprocessing
+
+    heads = [TaskHead("organ", "multiclass", ("Brain", "Breast", "Lung"), temperature=1.7),
+             TaskHead("malignancy", "binary", ("benign", "malignant"), 1, 0.3, "val, youden"),
+             TaskHead("findings", "multilabel", ("Mass", "Nodule"), threshold=(0.2, 0.7))]
+    torch.manual_seed(0)
+    outputs = [head.outputs for head in heads]
+    model = create_model("smallcnn", sum(outputs), 1, task_outputs=outputs)
+    folder.mkdir(parents=True)
+    ModelArtifact("smallcnn", heads, Preprocessing(32, 1, (0.5,), (0.25,)), model.state_dict(),
+                  model_kwargs={"task_outputs": outputs}).save(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def server(evaluated_run, youden_run, tmp_path_factory):
-    """`medclass serve` in its own process, serving the three-class demo run and the calibrated binary run."""
+    """`medclass serve` in its own process, serving the three-class demo run, the calibrated binary run and a
+    three-task model."""
     root = tmp_path_factory.mktemp("browser")
     models = root / "models"
     shutil.copytree(evaluated_run, models / "phantoms")
     shutil.copytree(youden_run, models / "malignancy")
+    three_task_model(models / "three_tasks")
     port, audit_db = free_port(), root / "audit.sqlite"
     log = open(root / "server.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "medclass", "serve", "--models-dir", str(models),
@@ -72,6 +97,10 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as answer:  # 503: loading, or the load failed (then say why at once)
+            body = answer.read().decode()
+            if '"failed"' in body:
+                pytest.fail(f"medclass serve could not load its models: {body}")
         except (urllib.error.URLError, ConnectionError):
             pass
         time.sleep(0.25)
@@ -97,21 +126,29 @@ def upload(tmp_path) -> Path:
     return path
 
 
-def cli_probabilities(run: Path, image: Path, out: Path) -> tuple[str, dict[str, float]]:
-    """`medclass predict RUN IMAGE --out CSV`: the label and class probabilities it writes (6 decimals)."""
+def cli_answer(run: Path, image: Path, out: Path) -> dict[str, tuple[str, dict[str, float]]]:
+    """`medclass predict RUN IMAGE --out CSV`: per task, the label and class probabilities it writes (6 decimals;
+    columns `prediction`, `p_CLASS`, or `TASK:prediction`, `TASK:p_CLASS` for several tasks)."""
     result = CliRunner().invoke(app, ["predict", str(run), str(image), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     with open(out, newline="") as f:
         row, = csv.DictReader(f)
-    return row["prediction"], {k[2:]: float(v) for k, v in row.items() if k.startswith("p_")}
+    labels, probabilities = {}, {}
+    for column, value in row.items():
+        task, _, name = column.rpartition(":")
+        if name == "prediction":
+            labels[task or "label"] = value
+        elif name.startswith("p_"):
+            probabilities.setdefault(task or "label", {})[name[2:]] = float(value)
+    return {task: (label, probabilities[task]) for task, label in labels.items()}
 
 
-def page_answer(page) -> tuple[str, dict[str, float]]:
-    """The label and the exact probability behind each bar, as the page shows them."""
-    label = page.inner_text(".task .label")
-    rows = page.eval_on_selector_all(".task .bar-row", "rows => rows.map(r => [r.dataset.class, "
-                                                       "r.dataset.probability])")
-    return label, {name: float(value) for name, value in rows}
+def page_answer(page) -> dict[str, tuple[str, dict[str, float]]]:
+    """Per task card: the label (as the CLI writes it: findings joined by '|') and the exact probability behind
+    each bar, as the page shows them."""
+    return {task: (label, {name: float(p) for name, p in bars}) for task, label, bars in page.eval_on_selector_all(
+        ".task", "cards => cards.map(c => [c.dataset.task, c.querySelector('.label').dataset.label, "
+                 "[...c.querySelectorAll('.bar-row')].map(r => [r.dataset.class, r.dataset.probability])])")}
 
 
 def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
@@ -122,36 +159,49 @@ def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
     page.goto(server["url"] + "/")
     assert "not a diagnosis" in page.inner_text("#notice")
     page.wait_for_selector("#model:not([disabled])")
-    assert page.eval_on_selector_all("#model option", "o => o.map(x => x.value)") == ["malignancy", "phantoms"]
-
+    assert page.eval_on_selector_all("#model option", "o => o.map(x => x.value)") == ["malignancy", "phantoms",
+                                                                                      "three_tasks"]
     audit_ids = []
-    for model, explain in (("malignancy", True), ("phantoms", False)):
+    for model, explain in (("malignancy", True), ("phantoms", False), ("three_tasks", False)):
         page.select_option("#model", model)
-        evaluated = "Test set (n = " if model == "phantoms" else "No test-set evaluation"
+        evaluated = "Test set (n = " if model == "phantoms" else "No test-set evaluation recorded"
         assert evaluated in page.inner_text("#model-card")  # only the phantoms run was evaluated
         page.set_input_files("#file", str(upload))
         page.set_checked("#explain", explain)
         page.click("#predict")
         page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-        label, shown = page_answer(page)
-        expected_label, expected = cli_probabilities(server["models"] / model, upload, tmp_path / f"{model}.csv")
-        assert label == expected_label
+        shown = page_answer(page)
+        expected = cli_answer(server["models"] / model, upload, tmp_path / f"{model}.csv")
         assert shown.keys() == expected.keys()
-        for name, p in expected.items():
-            assert shown[name] == pytest.approx(p, abs=5e-7), name  # the CSV keeps 6 decimals
+        for task, (label, proba) in expected.items():
+            assert shown[task][0] == label
+            assert shown[task][1].keys() == proba.keys()
+            for name, p in proba.items():
+                assert shown[task][1][name] == pytest.approx(p, abs=5e-7), (task, name)  # the CSV keeps 6 decimals
         assert page.is_visible("#overlay") == explain
         audit_ids.append(int(page.get_attribute("#result", "data-audit-id")))
-        if explain:
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / f"page-{model}.png"), full_page=True)
+        assert (tmp_path / f"page-{model}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshots: {tmp_path}/page-*.png")
 
-    screenshot = tmp_path / "page.png"
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    print(f"screenshot: {screenshot}")
+    # the same file dragged onto the drop zone instead of chosen: the same answer, logged again
+    page.evaluate("""([bytes, name]) => {
+        const files = new DataTransfer();
+        files.items.add(new File([new Uint8Array(bytes)], name, { type: "image/png" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: files, bubbles: true,
+                                                                              cancelable: true }));
+    }""", [list(upload.read_bytes()), "dropped.png"])
+    assert "dropped.png" in page.inner_text("#drop-text") and page.is_hidden("#result")
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert page_answer(page) == shown
+    assert hashlib.sha256(upload.read_bytes()).hexdigest() in page.inner_text("#meta")
+    audit_ids.append(int(page.get_attribute("#result", "data-audit-id")))
     origin = server["url"]
     assert all(url.startswith((origin, "data:", "blob:")) for url in requests), requests  # nothing from outside
     assert not problems, problems
     logged = {row["id"]: row for row in AuditLog(server["audit"], create=False).rows()}
-    assert [logged[i]["model"] for i in audit_ids] == ["malignancy", "phantoms"]
+    assert [logged[i]["model"] for i in audit_ids] == ["malignancy", "phantoms", "three_tasks", "three_tasks"]
 
 
 def test_page_asks_for_the_api_key(evaluated_run, browser, tmp_path):

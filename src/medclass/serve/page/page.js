@@ -66,7 +66,7 @@ function showModel() {
     const calibration = task.calibrated ? `calibrated (temperature ${task.temperature.toFixed(3)})` : "not calibrated";
     card.append(el("p", { text: `${task.name} (${task.kind}): ${task.decision}; ${calibration}` }));
     const metrics = model.test_metrics && model.test_metrics[task.name];
-    if (!metrics) { card.append(el("p", { text: "No test-set evaluation recorded for this task." })); continue; }
+    if (!metrics) continue;
     const level = metrics.ci_level ? `${Math.round(metrics.ci_level * 100)}% CI` : "CI";
     const table = el("table", { class: "metrics" },
       el("tr", {}, el("th", { text: `Test set (n = ${metrics.n})` }), el("th", { text: "value" }),
@@ -78,6 +78,9 @@ function showModel() {
                       el("td", { text: ci ? `${ci[0].toFixed(3)}–${ci[1].toFixed(3)}` : "" })));
     }
     card.append(table);
+  }
+  if (!model.test_metrics) {
+    card.append(el("p", { text: "No test-set evaluation recorded for this model (`medclass evaluate` makes one)." }));
   }
   updateButton();
 }
@@ -144,8 +147,9 @@ function taskCard(task, result) {
                                      `(threshold: ${result.threshold_source})`;
   if (task.kind === "multilabel") rule = `each finding when p ≥ its threshold (${result.threshold_source})`;
   rule += result.calibrated ? "; probabilities calibrated" : "; probabilities not calibrated";
-  const card = el("div", { class: "task", "data-task": task.name },
-    el("h2", { text: task.name }), el("p", { class: "label", text: label }), el("p", { class: "rule", text: rule }));
+  // data-label: the label as `medclass predict` writes it (findings joined by "|"), for scripts and tests
+  const card = el("div", { class: "task", "data-task": task.name }, el("h2", { text: task.name }),
+    el("p", { class: "label", text: label, "data-label": chosen.join("|") }), el("p", { class: "rule", text: rule }));
   for (const name of task.classes) {
     const p = result.probabilities[name];
     const bar = el("div", { class: "bar" }, el("div", { class: "fill", style: { width: `${(100 * p).toFixed(2)}%` } }));
