@@ -70,6 +70,19 @@ def test_predict_answers_as_the_predictor(client, evaluated_run, png_path, audit
     assert row["client"] == "testclient" and row["latency_ms"] > 0
 
 
+def test_no_answer_goes_unrecorded(client, png_path, audit_db):
+    """When the audit database refuses the row, the prediction is withheld (503), not answered off the record."""
+    import sqlite3
+
+    assert post(client, png_path.read_bytes()).status_code == 200
+    with sqlite3.connect(audit_db) as db:
+        db.execute("DROP TABLE predictions")
+    response = post(client, png_path.read_bytes())
+    assert response.status_code == 503
+    assert "could not record the prediction" in response.json()["detail"] and "withheld" in response.json()["detail"]
+    assert "tasks" not in response.json()
+
+
 def test_type_comes_from_the_bytes_not_the_name(client, png_path):
     as_png = post(client, png_path.read_bytes()).json()
     disguised = post(client, png_path.read_bytes(), name="scan.dcm")

@@ -27,7 +27,8 @@ def serve(
                                                          "(micro-batching; default 16, 1 turns it off).")] = None,
     api_key: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_API_KEY", show_envvar=True,
                                                    help="Require this key in the X-API-Key header.")] = None,
-    audit_db: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_AUDIT_DB", show_envvar=True, help="Audit log: SQLite file or SQLAlchemy URL (default "
+    audit_db: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_AUDIT_DB", show_envvar=True,
+                                                    help="Audit log: SQLite file or SQLAlchemy URL (default "
                                                          "medclass-audit.sqlite here).")] = None,
 ):
     """Serve the models over HTTP: GET /health, GET /models, POST /predict (OpenAPI at /docs)."""

@@ -30,7 +30,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from medclass.data.images import decode_image_bytes
 from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
 from medclass.inference.predictor import Predictor
-from medclass.serve.audit import AuditLog
+from medclass.serve.audit import AuditLog, AuditUnavailable
 from medclass.serve.models import DEFAULT_MAX_BATCH, EXPLAIN_METHODS, ServedModel, load_model, png_base64
 
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
@@ -179,7 +179,10 @@ def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, expl
     latency_ms = (time.perf_counter() - started) * 1000
     digest = hashlib.sha256(data).hexdigest()
     logged = {"tasks": outputs["tasks"]} | ({"explain": explain} if explain else {})
-    audit_id = audit.record(model.name, model.version, digest, logged, latency_ms, client)
+    try:
+        audit_id = audit.record(model.name, model.version, digest, logged, latency_ms, client)
+    except AuditUnavailable as exc:  # every answer given is on record: none is given unrecorded
+        raise HTTPProblem(503, f"{exc}; the prediction is withheld") from None
     shown = {"image_png": png_base64(image)} if preview else {}
     return {"model": model.name, "model_version": model.version, "input_sha256": digest,
             "latency_ms": round(latency_ms, 3), "audit_id": audit_id, **outputs, **shown}

@@ -24,6 +24,10 @@ DEFAULT_DB = "medclass-audit.sqlite"
 COLUMNS = ("id", "time", "model", "model_version", "input_sha256", "outputs", "latency_ms", "client")
 
 
+class AuditUnavailable(MedclassError):
+    """The database refused a row: the server withholds that prediction rather than answer unrecorded."""
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -80,13 +84,17 @@ class AuditLog:
 
     def record(self, model: str, model_version: str, input_sha256: str, outputs: dict, latency_ms: float,
                client: str | None = None) -> int:
-        """Store one served prediction; returns its row id."""
+        """Store one served prediction; returns its row id. AuditUnavailable when the database refuses it."""
         row = Prediction(time=datetime.now(timezone.utc), model=model, model_version=model_version,
                          input_sha256=input_sha256, outputs=outputs, latency_ms=latency_ms, client=client)
-        with Session(self.engine) as session, session.begin():
-            session.add(row)
-            session.flush()
-            return row.id
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(row)
+                session.flush()
+                return row.id
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"{self.name}: the audit log could not record the prediction "
+                                   f"({_first_line(exc)})") from None
 
     def rows(self) -> Iterator[dict]:
         """Every row, oldest first, as plain values (time in ISO 8601 UTC)."""
