@@ -27,6 +27,8 @@ from typer.testing import CliRunner
 from medclass.cli import app
 from medclass.serve import AuditLog
 
+from .conftest import dicom_bytes
+
 CHROMIUM = os.environ.get("MEDCLASS_CHROMIUM", "/usr/bin/chromium")
 # Headless, and nothing that would reach out to Google's services from a machine with no internet.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -197,11 +199,28 @@ def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
     assert page_answer(page) == shown
     assert hashlib.sha256(upload.read_bytes()).hexdigest() in page.inner_text("#meta")
     audit_ids.append(int(page.get_attribute("#result", "data-audit-id")))
+
+    # DICOM, which a browser cannot show: the server sends the decoded picture back; answers as the CLI's
+    scan = tmp_path / "scan.dcm"
+    scan.write_bytes(dicom_bytes(np.asarray(Image.open(upload)).astype(np.uint16) * 256))
+    page.select_option("#model", "phantoms")
+    page.set_input_files("#file", str(scan))
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert page.get_attribute("#image", "src").startswith("data:image/png;base64,")
+    assert page.eval_on_selector("#image", "image => image.naturalWidth") == 48
+    shown, expected = page_answer(page), cli_answer(server["models"] / "phantoms", scan, tmp_path / "dicom.csv")
+    assert shown["label"][0] == expected["label"][0]
+    for name, p in expected["label"][1].items():
+        assert shown["label"][1][name] == pytest.approx(p, abs=5e-7), name
+    audit_ids.append(int(page.get_attribute("#result", "data-audit-id")))
+
     origin = server["url"]
     assert all(url.startswith((origin, "data:", "blob:")) for url in requests), requests  # nothing from outside
     assert not problems, problems
     logged = {row["id"]: row for row in AuditLog(server["audit"], create=False).rows()}
-    assert [logged[i]["model"] for i in audit_ids] == ["malignancy", "phantoms", "three_tasks", "three_tasks"]
+    assert [logged[i]["model"] for i in audit_ids] == ["malignancy", "phantoms", "three_tasks", "three_tasks",
+                                                        "phantoms"]
 
 
 def test_page_asks_for_the_api_key(evaluated_run, browser, tmp_path):
