@@ -104,6 +104,15 @@ def test_dicom_upload(client, evaluated_run, tmp_path, png_path):
     assert decoded.shape == pixels.shape and decoded.std() > 0  # the windowed picture a browser cannot decode itself
 
 
+def test_preview_is_bounded(client):
+    from medclass.serve.app import PREVIEW_SIDE
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((300, PREVIEW_SIDE * 2), np.uint8)).save(buffer, format="PNG")
+    shown = post(client, buffer.getvalue(), preview="true").json()["image_png"]
+    assert Image.open(io.BytesIO(base64.b64decode(shown))).size == (PREVIEW_SIDE, 150)  # aspect kept
+
+
 def test_page_and_its_assets_are_served_locally(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

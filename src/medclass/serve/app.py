@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -36,6 +37,7 @@ from medclass.serve.models import DEFAULT_MAX_BATCH, EXPLAIN_METHODS, ServedMode
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields around the file
 API_KEY_HEADER = "X-API-Key"
+PREVIEW_SIDE = 1024  # largest side of the decoded image sent back with `preview`
 PAGE_DIR = Path(__file__).parent / "page"
 # The page loads only its own script, style and the images it is sent (data: URLs, or blob: for the upload).
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
@@ -183,9 +185,16 @@ def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, expl
         audit_id = audit.record(model.name, model.version, digest, logged, latency_ms, client)
     except AuditUnavailable as exc:  # every answer given is on record: none is given unrecorded
         raise HTTPProblem(503, f"{exc}; the prediction is withheld") from None
-    shown = {"image_png": png_base64(image)} if preview else {}
+    shown = {"image_png": png_base64(preview_of(image))} if preview else {}
     return {"model": model.name, "model_version": model.version, "input_sha256": digest,
             "latency_ms": round(latency_ms, 3), "audit_id": audit_id, **outputs, **shown}
+
+
+def preview_of(image: Image.Image, side: int = PREVIEW_SIDE) -> Image.Image:
+    """The decoded image for display, at most `side` pixels wide and high (a 4k DICOM need not travel whole)."""
+    shown = image.copy()
+    shown.thumbnail((side, side))
+    return shown
 
 
 def pick_model(served: Mapping[str, ServedModel], name: str | UploadFile | None) -> ServedModel:
