@@ -294,3 +294,4 @@ def demo(
 
     report = run_demo(out, epochs=epochs, n_per_class=n_per_class, echo=typer.echo)
     typer.echo(f"report: {report}")
+    typer.echo(f"next: `medclass serve {report.parents[2]}` and open http://127.0.0.1:8000/ to upload an image")
