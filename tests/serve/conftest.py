@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
 import struct
 import time
 import zlib
@@ -29,6 +30,13 @@ def evaluated_run(trained_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def png_path(demo_data):
     return sorted(demo_data.rglob("*.png"))[0]
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_ready(client: TestClient, timeout: float = 30.0):

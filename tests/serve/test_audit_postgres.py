@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,7 +32,7 @@ from medclass.errors import MedclassError
 from medclass.serve import create_app
 from medclass.serve.audit import AuditLog
 
-from .conftest import wait_ready
+from .conftest import free_port, wait_ready
 
 # Not UTC on purpose: a production server's time zone is often local, and the log must still read back in UTC.
 SERVER_TIMEZONE = "Asia/Kolkata"  # +05:30, no daylight saving time
@@ -67,12 +66,6 @@ def server_user() -> tuple[list[str], tuple[int, int] | None]:
     if not shutil.which("runuser"):
         pytest.skip("running as root and no runuser to start the PostgreSQL server as 'postgres'")
     return ["runuser", "-u", "postgres", "--"], (user.pw_uid, user.pw_gid)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,14 @@ import csv
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from typer.testing import CliRunner
 from medclass.cli import app
 from medclass.serve import AuditLog
 
-from .conftest import dicom_bytes
+from .conftest import dicom_bytes, free_port
 
 CHROMIUM = os.environ.get("MEDCLASS_CHROMIUM", "/usr/bin/chromium")
 # Headless, and nothing that would reach out to Google's services from a machine with no internet.
@@ -37,12 +38,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the dev extra)")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}: apt-get install "
                                                                        "chromium (or set MEDCLASS_CHROMIUM)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def three_task_model(folder: Path) -> Path:
@@ -76,18 +71,25 @@ def server(evaluated_run, youden_run, tmp_path_factory):
     shutil.copytree(evaluated_run, models / "phantoms")
     shutil.copytree(youden_run, models / "malignancy")
     three_task_model(models / "three_tasks")
-    port, audit_db = free_port(), root / "audit.sqlite"
-    log = open(root / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "medclass", "serve", "--models-dir", str(models),
-                                "--port", str(port), "--audit-db", str(audit_db)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, root / "server.log")
+    audit_db = root / "audit.sqlite"
+    with serving(["--models-dir", str(models), "--audit-db", str(audit_db)], root / "server.log") as url:
         yield {"url": url, "models": models, "audit": audit_db}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+
+
+@contextmanager
+def serving(args: list[str], log: Path, env: dict | None = None) -> Iterator[str]:
+    """`medclass serve ARGS` in its own process on a free port of 127.0.0.1: its URL once /health says ready."""
+    port = free_port()
+    with open(log, "w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "medclass", "serve", *args, "--port", str(port)],
+                                   stdout=output, stderr=subprocess.STDOUT, env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
@@ -225,14 +227,9 @@ def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
 
 def test_page_asks_for_the_api_key(evaluated_run, browser, tmp_path):
     """With a key set, the page shows the key field, refuses to list models without it, then works with it."""
-    port = free_port()
     env = os.environ | {"MEDCLASS_API_KEY": "s3cret"}
-    process = subprocess.Popen([sys.executable, "-m", "medclass", "serve", str(evaluated_run), "--port", str(port),
-                                "--audit-db", str(tmp_path / "audit.sqlite")], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process, Path(os.devnull))
+    with serving([str(evaluated_run), "--audit-db", str(tmp_path / "audit.sqlite")], tmp_path / "server.log",
+                 env) as url:
         page = browser.new_page()
         page.goto(url + "/")
         page.wait_for_selector("#error:not([hidden])")
@@ -242,6 +239,3 @@ def test_page_asks_for_the_api_key(evaluated_run, browser, tmp_path):
         page.click("#key-apply")
         page.wait_for_selector("#model:not([disabled])")
         assert page.eval_on_selector_all("#model option", "o => o.map(x => x.value)") == [evaluated_run.name]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

@@ -50,6 +50,7 @@ def test_models_describe_tasks_metrics_and_version(client, evaluated_run):
     metrics = model["test_metrics"]["label"]
     low, high = metrics["auc_ci"]
     assert 0 <= low <= metrics["auc"] <= high <= 1 and metrics["n"] > 0
+    assert metrics["names"]["auc"] == "ROC-AUC (macro one-vs-rest)"  # the evaluation report's rows and names
 
 
 def test_predict_answers_as_the_predictor(client, evaluated_run, png_path, audit_db):

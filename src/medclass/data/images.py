@@ -55,7 +55,7 @@ def is_dicom_file(path: Path) -> bool:
     if suffix in IMAGE_SUFFIXES or not path.is_file():
         return False
     with open(path, "rb") as f:
-        return f.read(132)[128:] == b"DICM"
+        return sniff_image_type(f.read(132)) == "dicom"
 
 
 def read_image(path: str | Path) -> Image.Image:

@@ -18,14 +18,13 @@ import numpy as np
 from PIL import Image
 
 from medclass.errors import MedclassError
-from medclass.heads import UNTUNED, TaskHead
+from medclass.evaluation.report import HEADLINE
+from medclass.heads import UNTUNED, TaskHead, view_probabilities
 from medclass.inference.batch import rows_from_logits
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
 from medclass.serve.batching import MicroBatcher
 
-# Headline numbers /models shows per task, when `medclass evaluate` wrote them; each with its CI when bootstrapped.
-HEADLINE = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1_macro")
 EXPLAIN_METHODS = ("gradcam",)
 DEFAULT_MAX_BATCH = 16  # most requests one forward takes; chosen by benchmarks/serve_load.py (docs/serving.md)
 
@@ -59,8 +58,9 @@ class ServedModel:
         logits = self.batcher([image])  # preprocessed and run with the requests waiting beside it
         explanation = None
         if explain:
-            with self.lock:  # Grad-CAM's hooks live on the shared network
-                explanation = predictor.explain([image], explain)[0]
+            with self.lock:  # Grad-CAM's hooks live on the shared network; the probabilities are the ones just computed
+                explanation = predictor.explain([image], explain,
+                                                proba=view_probabilities(predictor.heads, logits))[0]
         row, = rows_from_logits(predictor, ["upload"], logits, [None])
         answer = {"tasks": {h.name: task_answer(h, row["prediction"][h.name], row["proba"][h.name])
                             for h in predictor.heads}}
@@ -154,10 +154,13 @@ def test_metrics(run: RunDir) -> dict | None:
 
 
 def headline(section: dict) -> dict:
+    """The task's headline numbers, those of the evaluation report (`names`: metric key -> name, in its order),
+    each with its CI when bootstrapped."""
     ci = section.get("ci") or {}
-    found = {"n": section.get("n")}
-    for key in HEADLINE:
+    found = {"n": section.get("n"), "names": {}}
+    for name, key in HEADLINE[section["kind"]]:
         if key in section and _finite(section[key]):
+            found["names"][key] = name
             found[key] = section[key]
             if key in ci:
                 found[f"{key}_ci"] = ci[key]

@@ -5,8 +5,6 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { key: sessionStorage.getItem("medclass-key") || "", models: {}, file: null, shownByBrowser: false };
-const METRIC_NAMES = { auc: "ROC-AUC", accuracy: "Accuracy", balanced_accuracy: "Balanced accuracy",
-                       sensitivity: "Sensitivity", specificity: "Specificity", f1_macro: "F1 (macro)" };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -71,8 +69,7 @@ function showModel() {
     const table = el("table", { class: "metrics" },
       el("tr", {}, el("th", { text: `Test set (n = ${metrics.n})` }), el("th", { text: "value" }),
          el("th", { text: level })));
-    for (const [key, name] of Object.entries(METRIC_NAMES)) {
-      if (!(key in metrics)) continue;
+    for (const [key, name] of Object.entries(metrics.names)) {  // the evaluation report's headline rows
       const ci = metrics[`${key}_ci`];
       table.append(el("tr", {}, el("td", { text: name }), el("td", { text: metrics[key].toFixed(3) }),
                       el("td", { text: ci ? `${ci[0].toFixed(3)}–${ci[1].toFixed(3)}` : "" })));
