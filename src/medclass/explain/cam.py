@@ -149,16 +149,34 @@ def explain_cam(model: nn.Module, heads: Sequence[TaskHead], preprocessing: Prep
 
 
 def explain_batch(model, heads, preprocessing, chunk, method, task, class_name, model_name, layer, box_threshold):
-    """explain_cam for one batch: the class each image's target defaults to depends on its own prediction."""
+    """explain_cam for one batch."""
     batch = torch.stack([preprocessing.eval_transform()(image) for image in chunk])
+    return cam_explanations(model, heads, preprocessing, chunk, batch, method, None, task, class_name, model_name,
+                            layer, box_threshold)
+
+
+def cam_explanations(model: nn.Module, heads: Sequence[TaskHead], preprocessing: Preprocessing,
+                     pictures: Sequence[Image.Image], batch: torch.Tensor, method: str, proba: np.ndarray | None = None,
+                     task: str | None = None, class_name: str | None = None, model_name: str | None = None,
+                     layer: nn.Module | None = None, box_threshold: float = CAM_THRESHOLD) -> list[Explanation]:
+    """The CAM explanation of each picture from its preprocessed `batch`, at the picture's own size: the one CAM
+    path of `explain_cam` and `Predictor.explain`.
+
+    `proba` (images x outputs, every head side by side): the probabilities to report, and to take each image's
+    default class from (a Predictor passes its own: test-time views averaged, calibrated). None: the network's,
+    read from the CAM pass itself, with a forward beforehand only when the class to explain depends on them."""
     batch = batch.to(next(model.parameters()).device)
-    with torch.no_grad():
-        proba = probabilities(heads, model(batch)).cpu().numpy()
-    targets = [explained_output(heads, row, task, class_name) for row in proba]
-    maps, _ = cam_maps(model, batch, [t[2] for t in targets], method, layer, model_name)
-    return [to_explanation(image, heatmap, preprocessing, head, index, output, float(row[output]), method,
+    if proba is None and class_name is None and pick_head(heads, task, class_name).kind != "binary":
+        with torch.no_grad():
+            proba = probabilities(heads, model(batch)).cpu().numpy()
+    rows = proba if proba is not None else [None] * len(pictures)  # a fixed class needs no probabilities
+    targets = [explained_output(heads, row, task, class_name) for row in rows]
+    maps, logits = cam_maps(model, batch, [t[2] for t in targets], method, layer, model_name)
+    if proba is None:
+        proba = probabilities(heads, logits).cpu().numpy()
+    return [to_explanation(picture, heatmap, preprocessing, head, index, output, float(row[output]), method,
                            box_threshold)
-            for image, heatmap, row, (head, index, output) in zip(chunk, maps, proba, targets)]
+            for picture, heatmap, row, (head, index, output) in zip(pictures, maps, proba, targets)]
 
 
 def heatmap_to_original(heatmap: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:

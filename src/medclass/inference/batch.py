@@ -94,7 +94,8 @@ def iter_predictions(predictor: Predictor, paths: Sequence[Path], batch_size: in
             rows = list(rows_from_logits(predictor, batches[index], logits, errors))
             if explain and images:
                 read = [row for row in rows if row["error"] is None]
-                explained = predictor.explain(images, explain, proba=view_probabilities(predictor.heads, logits))
+                explained = predictor.explain(images, explain, proba=view_probabilities(predictor.heads, logits),
+                                              batch=batch)
                 for row, image, explanation in zip(read, images, explained):
                     row |= {"explanation": explanation, "image": image}
             yield from rows

@@ -107,30 +107,29 @@ class Predictor:
         return self._one_or_all(labels)
 
     def explain(self, images: Sequence[ImageInput], method: str = "gradcam", task: str | None = None,
-                class_name: str | None = None, polarity: str = "auto", proba: np.ndarray | None = None) -> list:
+                class_name: str | None = None, polarity: str = "auto", proba: np.ndarray | None = None,
+                batch: torch.Tensor | None = None) -> list:
         """One `medclass.explain.Explanation` per image, heatmap and boxes at the image's own size.
 
         `method`: a CAM of the network (gradcam, gradcam++, ... see `medclass.explain.CAM_METHODS`; torch backend)
         for `task`/`class_name` (default: the main task; a binary task's positive class, a multiclass task's
         predicted class, a multilabel task's most probable finding), or "otsu": the classic boxes of Otsu's
         threshold (`polarity` dark/bright/auto), labelled with the prediction they sit beside. `proba`: the images'
-        probabilities (every head side by side) when the caller has them already."""
-        from medclass.explain import cam_maps, otsu_boxes
-        from medclass.explain.boxes import CAM_THRESHOLD
-        from medclass.explain.cam import Explanation, explained_output, to_explanation
+        probabilities (every head side by side), and `batch`: their preprocessed batch, when the caller has them."""
+        from medclass.explain import otsu_boxes
+        from medclass.explain.cam import Explanation, cam_explanations, explained_output
 
         pictures = [self._to_image(item) for item in images]
+        if batch is None and (proba is None or method != "otsu"):
+            batch = self.preprocess(pictures)
         # the class to explain follows this Predictor's answer (test-time views averaged, calibrated), and the
         # probability shown is the one it reports
         if proba is None:
-            proba = view_probabilities(self.heads, self.logits(pictures))
-        targets = [explained_output(self.heads, row, task, class_name) for row in proba]
+            proba = view_probabilities(self.heads, self.forward(batch))
         if method != "otsu":
-            maps, _ = cam_maps(self.model, self.preprocess(pictures), [output for _, _, output in targets], method,
-                               model_name=self.artifact.model_name)
-            return [to_explanation(picture, heatmap, self.artifact.preprocessing, head, index, output,
-                                   float(row[output]), method, CAM_THRESHOLD)
-                    for picture, heatmap, row, (head, index, output) in zip(pictures, maps, proba, targets)]
+            return cam_explanations(self.model, self.heads, self.artifact.preprocessing, pictures, batch, method,
+                                    proba, task, class_name, model_name=self.artifact.model_name)
+        targets = [explained_output(self.heads, row, task, class_name) for row in proba]
         explained = []
         for picture, row, (head, index, output) in zip(pictures, proba, targets):
             boxes = otsu_boxes(picture, polarity, label=head.classes[index])
