@@ -102,8 +102,9 @@ def throughput_table(run: Path, seconds: float) -> list[str]:
     for name, predict in paths.items():
         speeds = [images_per_s(predict, images[:size], seconds) for size in (1, 32)]
         base = base or dict(zip((1, 32), speeds))
-        diff = float(np.abs(predict(images) - expected).max())
-        changed = int((predict(images).argmax(1) != expected.argmax(1)).sum())
+        got = predict(images)
+        diff = float(np.abs(got - expected).max())
+        changed = int((got.argmax(1) != expected.argmax(1)).sum())
         same = "yes" if diff <= PARITY else f"no ({changed}/32 decisions change)"
         lines.append(f"| {name} | {speeds[0]:.1f} | {speeds[0] / base[1]:.2f}x | {speeds[1]:.1f} | "
                      f"{speeds[1] / base[32]:.2f}x | {diff:.1e} | {same} |")

@@ -60,16 +60,25 @@ def calibration_events(kind: str, y: np.ndarray, proba: np.ndarray) -> tuple[np.
     return proba.max(1), (proba.argmax(1) == y[:, 0]).astype(float)
 
 
+def reliability_bins(prob: np.ndarray, outcome: np.ndarray, n_bins: int = N_BINS) -> tuple[np.ndarray, ...]:
+    """Equal-width bins over [0, 1] (1.0 falls in the last): per non-empty bin the mean predicted probability,
+    the observed frequency of the outcome and the number of events."""
+    prob, outcome = np.asarray(prob, dtype=float), np.asarray(outcome, dtype=float)
+    index = np.clip(np.digitize(prob, np.linspace(0, 1, n_bins + 1)[1:-1]), 0, n_bins - 1)
+    counts = np.bincount(index, minlength=n_bins)
+    filled = counts > 0
+    mean_pred = np.bincount(index, weights=prob, minlength=n_bins)[filled] / counts[filled]
+    observed = np.bincount(index, weights=outcome, minlength=n_bins)[filled] / counts[filled]
+    return mean_pred, observed, counts[filled]
+
+
 def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = N_BINS) -> float:
-    """Sum over equal-width bins of |mean stated probability - observed frequency|, weighted by bin size."""
+    """Sum over the reliability diagram's bins of |mean stated probability - observed frequency|, weighted by bin
+    size."""
     if not len(confidence):
         return float("nan")
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        total += inside.mean() * abs(confidence[inside].mean() - outcome[inside].mean())
-    return float(total)
+    mean_pred, observed, counts = reliability_bins(confidence, outcome, n_bins)
+    return float(np.sum(counts * np.abs(mean_pred - observed)) / counts.sum())
 
 
 def brier_score(kind: str, y: np.ndarray, proba: np.ndarray, positive_index: int | None = None) -> float:

@@ -59,10 +59,8 @@ def decision_rates(positive: np.ndarray, called: np.ndarray) -> dict[str, float]
 def binary_summary(positive: np.ndarray, score: np.ndarray, called: np.ndarray) -> dict[str, float]:
     """positive: the truth (bool); score: the positive class's probability; called: the decision (bool)."""
     positive = np.asarray(positive, bool)
-    both = 0 < positive.sum() < len(positive)
-    return decision_rates(positive, called) | {
-        "auc": float(skm.roc_auc_score(positive, score)) if both else float("nan"),
-        "pr_auc": float(skm.average_precision_score(positive, score)) if both else float("nan")}
+    return decision_rates(positive, called) | {"auc": finding_auc(positive, score),
+                                               "pr_auc": finding_pr_auc(positive, score)}
 
 
 def multiclass_summary(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, ordinal: bool = False

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
+from medclass.evaluation.calibration import N_BINS, reliability_bins  # noqa: E402
 from medclass.evaluation.metrics import decision_rates  # noqa: E402
 
 ROC_AXES = {"xlabel": "1 - specificity (false positive rate)", "ylabel": "sensitivity (true positive rate)"}
@@ -189,19 +190,7 @@ def plot_confidence(y: np.ndarray, proba: np.ndarray, classes: list[str], path: 
     return _save(fig, path)
 
 
-def reliability_bins(prob: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> tuple[np.ndarray, ...]:
-    """Equal-width bins over [0, 1] (1.0 falls in the last): per non-empty bin the mean predicted probability,
-    the observed frequency of the outcome and the number of events."""
-    prob, outcome = np.asarray(prob, dtype=float), np.asarray(outcome, dtype=float)
-    index = np.clip(np.digitize(prob, np.linspace(0, 1, n_bins + 1)[1:-1]), 0, n_bins - 1)
-    counts = np.bincount(index, minlength=n_bins)
-    filled = counts > 0
-    mean_pred = np.bincount(index, weights=prob, minlength=n_bins)[filled] / counts[filled]
-    observed = np.bincount(index, weights=outcome, minlength=n_bins)[filled] / counts[filled]
-    return mean_pred, observed, counts[filled]
-
-
-def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, n_bins: int = 15) -> Path:
+def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, n_bins: int = N_BINS) -> Path:
     """Reliability diagram: does a predicted 80 % come true 80 % of the time? One line per curve (e.g. before
     and after temperature scaling) over the non-empty bins, and below it how many events each bin holds, since a
     bin of three images says little."""

@@ -5,7 +5,6 @@ validation split, write them into the artefact and record what was chosen, how, 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from medclass.data import ImageDataset
@@ -51,14 +50,14 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
         chosen = tasks is None or head.name in tasks
         if calibrate and chosen:
             head = calibrated(head, logits, y)
+        proba = view_probabilities([head], logits)  # with the head's (new) temperature
         if chosen and rule is not None and head.kind != "multiclass":
-            head = tune_head(head, y, view_probabilities([head], logits), rule, SPLIT)
+            head = tune_head(head, y, proba, rule, SPLIT)
         heads.append(head)
         record[head.name] = {"kind": head.kind, "images": int(len(y)), "threshold_source": head.threshold_source,
                              "calibration": calibration_report(head, logits, y)}
         if head.kind != "multiclass":
-            record[head.name]["operating_point"] = operating_characteristics(head, y,
-                                                                             view_probabilities([head], logits))
+            record[head.name]["operating_point"] = operating_characteristics(head, y, proba)
     artifact.heads = heads
     artifact.save(run.artifact_file)
     saved = {"split": SPLIT, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),

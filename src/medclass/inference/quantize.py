@@ -70,12 +70,11 @@ def quantize_onnx(fp32: Path, out: Path, calibration: ImageReader) -> str:
     return method
 
 
-def evaluation_split(run: RunDir):
+def evaluation_split(run: RunDir, data):
+    """The part of the run's data (already opened) that int8 is measured on: test, else val."""
     for split in ("test", "val"):
-        try:
-            return split, run.dataset(split)
-        except MedclassError:
-            continue
+        if len(part := data.subset(split)):
+            return split, part
     raise MedclassError(f"{run.splits_file}: the run has neither test nor val images to measure int8 on")
 
 
@@ -87,13 +86,16 @@ def quantize_int8(run_dir: str | Path, fp32: str | Path | None = None, out: str 
     fp32 = Path(fp32) if fp32 else run.onnx_file
     out = Path(out) if out else run.int8_file
     fp32_predictor = load_predictor(fp32, backend="onnx")
-    val = run.dataset("val")
+    data = run.dataset()  # opened once: calibration takes val images, the measurement test (else val)
+    val = data.subset("val")
+    if not len(val):
+        raise MedclassError(f"{run.splits_file}: the run has no 'val' images to calibrate int8 on")
     pick = np.sort(np.random.default_rng(seed).permutation(len(val))[:calibration_images])
     images = DatasetImages(val)
     method = quantize_onnx(fp32, out, ImageReader(fp32_predictor, [images[int(i)] for i in pick]))
-    split, dataset = evaluation_split(run)
-    outputs = {name: predict_split(load_predictor(path, backend="onnx"), dataset)
-               for name, path in (("fp32", fp32), ("int8", out))}
+    split, dataset = evaluation_split(run, data)
+    outputs = {"fp32": predict_split(fp32_predictor, dataset),
+               "int8": predict_split(load_predictor(out, backend="onnx"), dataset)}
     proba = {name: o.probabilities() for name, o in outputs.items()}
     heads = outputs["fp32"].heads
     change = np.concatenate([np.abs(proba["fp32"][h.name] - proba["int8"][h.name]).ravel() for h in heads])
