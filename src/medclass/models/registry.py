@@ -138,11 +138,15 @@ def linear_classifier(model: nn.Module, needed_by: str) -> nn.Linear:
     return classifier
 
 
+def classifier_name(model: nn.Module) -> str:
+    """Where the architecture keeps its final classifier: fc, classifier, head, head.fc."""
+    classifier = model.get_classifier()
+    return next(name for name, module in model.named_modules() if module is classifier)
+
+
 def replace_classifier(model: nn.Module, new: nn.Module) -> None:
     """Put `new` where the architecture keeps its final classifier (fc, classifier, head, head.fc): the pooling
     and flattening before it stay the architecture's own."""
-    classifier = model.get_classifier()
-    path = next(name for name, module in model.named_modules() if module is classifier)
-    parent_path, _, attr = path.rpartition(".")
+    parent_path, _, attr = classifier_name(model).rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, attr, new)

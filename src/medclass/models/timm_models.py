@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from medclass.errors import MedclassError
-from medclass.models.registry import ModelEntry, register_model, register_prefix
+from medclass.models.registry import ModelEntry, classifier_name, register_model, register_prefix
 from medclass.models.weights import load_weights_file
 
 # short name: (timm architecture, smallest input side, description)
@@ -39,14 +39,28 @@ def timm_model(arch: str, num_classes: int, in_chans: int, pretrained: bool | st
     if isinstance(pretrained, (str, Path)):
         model = timm.create_model(arch, pretrained=False, **options)
         model.weights_report = load_weights_file(model, Path(pretrained), model.pretrained_cfg.get("first_conv"))
+        if any(name.startswith(classifier_name(model) + ".") for name in model.weights_report.not_loaded()):
+            fresh_classifier_init(model)
         return model
     try:
-        return timm.create_model(arch, pretrained=bool(pretrained), **options)
+        model = timm.create_model(arch, pretrained=bool(pretrained), **options)
     except (OSError, RuntimeError) as exc:
         if not pretrained:
             raise
         raise MedclassError(f"{arch}: could not load pretrained weights ({exc.__class__.__name__}: {exc}). "
                             "Offline? Download the weights once and pass their file with --pretrained PATH") from None
+    if pretrained and num_classes != model.pretrained_cfg.get("num_classes"):  # timm kept its head's init
+        fresh_classifier_init(model)
+    return model
+
+
+def fresh_classifier_init(model: nn.Module) -> None:
+    """PyTorch's default init for a new linear classifier on pretrained features. timm's TF-style init of
+    EfficientNet and MobileNet heads scales with 1/sqrt(outputs): for two classes its weights have std 0.4, the
+    first logits reach +-30 and fine-tuning starts at a loss near 5 that wrecks the pretrained features."""
+    classifier = model.get_classifier()
+    if isinstance(classifier, nn.Linear):
+        classifier.reset_parameters()
 
 
 def hub_weights(arch: str) -> str:

@@ -31,6 +31,9 @@ class WeightsReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def not_loaded(self) -> list[str]:
+        return self.missing + self.reshaped
+
     def summary(self) -> str:
         parts = [f"{self.file}: {self.loaded} of {self.total} tensors loaded"]
         for label, names in (("missing", self.missing), ("unexpected", self.unexpected),
