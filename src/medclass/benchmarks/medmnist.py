@@ -124,7 +124,7 @@ def choose_ensemble(parts: dict[str, list[Member]], y_val: np.ndarray,
 
     Log loss rather than AUC: the table reports ACC at the argmax as well as AUC, and the argmax is only as good as
     the probabilities are calibrated, which AUC (a ranking) does not see; log loss, a proper scoring rule, weighs
-    both. On BreastMNIST's 78 validation images the candidates' AUCs were also within .001 of each other."""
+    both. On BreastMNIST's 78 validation images the candidates' AUCs were also within .01 of each other."""
     candidates = [members[0] if len(members) == 1 else averaged(f"{len(members)} {label}s averaged", members)
                   for label, members in parts.items() if members]
     if len(candidates) > 1:
