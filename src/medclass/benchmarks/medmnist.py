@@ -134,7 +134,7 @@ def choose_ensemble(parts: dict[str, list[Member]], y_val: np.ndarray,
     return min(candidates, key=lambda c: c.val_log_loss), candidates
 
 
-def scores(member: Member) -> dict:
+def validation_record(member: Member) -> dict:
     return {"name": member.name, "val_auc": member.val_auc, "val_log_loss": member.val_log_loss}
 
 
@@ -200,7 +200,8 @@ def benchmark_dataset(name: str, root: str | None, out: Path, minutes: float, ep
     for m in members:
         score(m, y_val, positive)
     result = BenchmarkResult(name, float((y_pred == y_test).mean()), float(auc), ci, chosen.name,
-                             [scores(c) for c in candidates], [scores(m) | {"seconds": m.seconds} for m in members],
+                             [validation_record(c) for c in candidates],
+                             [validation_record(m) | {"seconds": m.seconds} for m in members],
                              (time.time() - start) / 60)
     (out / name).mkdir(parents=True, exist_ok=True)
     (out / name / "benchmark.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
