@@ -34,7 +34,7 @@ def test_missing_files_and_bad_budgets_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "--minutes must be > 0; got 0" in result.output
 
 
-def test_final_model_is_chosen_on_validation_among_each_part_and_all_parts_together():
+def test_final_model_is_chosen_on_validation_among_every_combination_of_parts():
     y = np.array([0, 0, 1, 1, 0, 1])
     good = np.array([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.6, .4], [.45, .55]])
     noise = np.array([[.4, .6], [.3, .7], [.6, .4], [.7, .3], [.5, .5], [.5, .5]])
@@ -56,6 +56,11 @@ def test_final_model_is_chosen_on_validation_among_each_part_and_all_parts_toget
     score(alone, y, 1)
     assert chosen.name == "a + b" and chosen.val_log_loss < 0.45 < alone.val_log_loss
     np.testing.assert_allclose(chosen.predict_test(), (a + b) / 2)
+    # a weak third part is left out of the strong pair rather than averaged into every combination
+    chosen, candidates = choose_ensemble({"CNN seed": [member("a", a)], "fine-tuned seed": [member("b", b)],
+                                          "features": [member("noise", noise)]}, y, 1)
+    assert len(candidates) == 7 and "a + b + noise" in [c.name for c in candidates]
+    assert chosen.name == "a + b"
     # a perfect ranking whose probabilities all sit below 0.5 (argmax: class 0 for all) loses to a calibrated
     # model that ranks one pair wrong: log loss decides, not AUC, since the table reports the argmax's ACC too
     squashed = np.array([[1 - p, p] for p in (.05, .1, .4, .45, .2, .35)])
