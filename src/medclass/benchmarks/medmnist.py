@@ -123,14 +123,14 @@ def choose_ensemble(parts: dict[str, list[Member]], y_val: np.ndarray,
     fits the noise) and the parts of a combination weighted equally. Three parts give seven candidates.
     `parts`: a label (e.g. "CNN seed") -> its members. Returns the chosen candidate and all of them, scored.
 
-    Combinations rather than only "all parts together": a weak part drags down the average of strong ones. In one
-    full run the frozen features (BreastMNIST val log loss .45) lifted the all-parts average to .32 while the two
-    fine-tuned parts together, without it, reached .27; on PneumoniaMNIST the CNN seeds with the features, without the
+    Combinations rather than only "all parts together": a weak part drags down the average of strong ones. In two
+    full runs the frozen features (BreastMNIST val log loss .45) lifted the all-parts average to .32 while the two
+    trained parts (from-scratch and fine-tuned seeds) together, without it, reached .27; on PneumoniaMNIST the CNN seeds with the features, without the
     fine-tuned seed, reached .11 against .13 for all three.
 
     Log loss rather than AUC: the table reports ACC at the argmax as well as AUC, and the argmax is only as good as
     the probabilities are calibrated, which AUC (a ranking) does not see; log loss, a proper scoring rule, weighs
-    both. On BreastMNIST's 78 validation images the candidates' AUCs were also within .01 of each other."""
+    both. On BreastMNIST's 78 validation images the trained candidates' AUCs were also within .01 of each other."""
     whole = [members[0] if len(members) == 1 else averaged(f"{len(members)} {label}s averaged", members)
              for label, members in parts.items() if members]
     candidates = [group[0] if len(group) == 1 else averaged(" + ".join(m.name for m in group), list(group))
