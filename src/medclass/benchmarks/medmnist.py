@@ -124,9 +124,9 @@ def choose_ensemble(parts: dict[str, list[Member]], y_val: np.ndarray,
     `parts`: a label (e.g. "CNN seed") -> its members. Returns the chosen candidate and all of them, scored.
 
     Combinations rather than only "all parts together": a weak part drags down the average of strong ones. In two
-    full runs the frozen features (BreastMNIST val log loss .45) lifted the all-parts average to .32 while the two
-    trained parts (from-scratch and fine-tuned seeds) together, without it, reached .27; on PneumoniaMNIST the CNN seeds with the features, without the
-    fine-tuned seed, reached .11 against .13 for all three.
+    full runs the frozen features (BreastMNIST val log loss .45) lifted the all-parts average to .32, while the
+    trained parts (from-scratch and fine-tuned seeds) together, without them, reached .27. On PneumoniaMNIST the CNN
+    seeds with the features, without the fine-tuned seed, reached .11 against .13 for all three.
 
     Log loss rather than AUC: the table reports ACC at the argmax as well as AUC, and the argmax is only as good as
     the probabilities are calibrated, which AUC (a ranking) does not see; log loss, a proper scoring rule, weighs
