@@ -3,16 +3,18 @@
 - Throughput: ResNet-18 at 224 px (3 classes, ImageNet normalisation, no test-time flip), batch 1 and batch 32, on
   the same preprocessed images: plain PyTorch eager (`model.eval()`, `torch.inference_mode()`, fp32) against each
   medclass backend. Every row reports its largest probability difference from the reference: a speed-up only counts
-  as "the same probabilities" within the ONNX parity bound (1e-4); int8 is listed with what it changes.
+  as "the same probabilities" within the ONNX parity bound (1e-4); int8 is listed with what it changes. Paths are
+  timed in interleaved rounds, the median reported.
 - Memory: peak resident memory of `medclass predict` over 100 and 1,000 image files (512 px, as a downsized chest
   X-ray; decoded a batch at a time) against a plain script that decodes every file first and then predicts.
 
-    python benchmarks/predict_speed.py [--images 1000] [--seconds 10]
+    python benchmarks/predict_speed.py [--images 1000] [--seconds 15]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from medclass.models import create_model
 from medclass.transforms import Preprocessing
 
 PARITY = 1e-4
+ROUNDS = 3
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLASSES = ["benign", "malignant", "normal"]
 
@@ -73,41 +76,56 @@ def medclass_path(predictor: Predictor):
 
 
 def backends(run: Path) -> dict:
-    """name -> Predictor for every backend: PyTorch, and ONNX Runtime fp32 and int8 (calibrated on 64 images of the
-    kind measured; a real run calibrates on its validation images, `medclass export --int8`)."""
+    """name -> a function that loads the Predictor of every backend: PyTorch, ONNX Runtime fp32 and int8 (calibrated
+    on 64 images of the kind measured; a real run calibrates on its validation images, `medclass export --int8`)
+    and ncnn fp32. Exported here; each is loaded only when it is timed and dropped after, so no other runtime's
+    idle threads share the cores with it (a live ONNX Runtime session slowed ncnn by about 10%)."""
+    from medclass.inference.ncnn_export import export_ncnn
     from medclass.inference.onnx_export import export_onnx
     from medclass.inference.quantize import ImageReader, quantize_onnx
 
-    found = {"medclass torch": load_predictor(run)}
     fp32 = export_onnx(run).path
-    found["medclass ONNX Runtime fp32"] = load_predictor(run, backend="onnx")
     rng = np.random.default_rng(2)
     calibration = [Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)) for _ in range(64)]
-    quantize_onnx(fp32, run / "model.int8.onnx", ImageReader(found["medclass torch"], calibration))
-    found["medclass ONNX Runtime int8"] = load_predictor(run / "model.int8.onnx", backend="onnx")
-    return found
+    quantize_onnx(fp32, run / "model.int8.onnx", ImageReader(load_predictor(run), calibration))
+    export_ncnn(run)
+    return {"medclass torch": lambda: load_predictor(run),
+            "medclass ONNX Runtime fp32": lambda: load_predictor(run, backend="onnx"),
+            "medclass ncnn fp32 (Winograd)": lambda: load_predictor(run, backend="ncnn"),
+            "medclass ONNX Runtime int8": lambda: load_predictor(run / "model.int8.onnx", backend="onnx")}
 
 
-def throughput_table(run: Path, seconds: float) -> list[str]:
+def throughput_table(run: Path, seconds: float, rounds: int = ROUNDS) -> list[str]:
+    """Every path timed in `rounds` interleaved rounds of seconds/rounds each, its median reported: this shared
+    machine's speed drifts by 10% within minutes, which would favour whichever path ran in a fast spell."""
     rng = np.random.default_rng(1)
     pictures = [Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)) for _ in range(32)]
     images = load_predictor(run).preprocess(pictures)  # what the network sees: resized and normalised
     reference = eager_reference(run)
     expected = reference(images)
-    paths = {"PyTorch eager fp32 (reference)": reference}
-    paths |= {name: medclass_path(p) for name, p in backends(run).items()}
+    paths = {"PyTorch eager fp32 (reference)": lambda: reference}
+    paths |= {name: lambda load=load: medclass_path(load()) for name, load in backends(run).items()}
+    speeds = {name: {1: [], 32: []} for name in paths}
+    got = {}
+    for _ in range(rounds):
+        for name, load in paths.items():
+            predict = load()
+            for size in (1, 32):
+                speeds[name][size].append(images_per_s(predict, images[:size], seconds / rounds))
+            got[name] = predict(images)
+            del predict
+            gc.collect()
     lines = ["| path | batch 1 images/s | vs eager | batch 32 images/s | vs eager | max prob diff | "
              "same probabilities |", "|---|---|---|---|---|---|---|"]
-    base = {}
-    for name, predict in paths.items():
-        speeds = [images_per_s(predict, images[:size], seconds) for size in (1, 32)]
-        base = base or dict(zip((1, 32), speeds))
-        got = predict(images)
-        diff = float(np.abs(got - expected).max())
-        changed = int((got.argmax(1) != expected.argmax(1)).sum())
+    median = {name: {size: float(np.median(v)) for size, v in by_size.items()} for name, by_size in speeds.items()}
+    base = median["PyTorch eager fp32 (reference)"]
+    for name in paths:
+        diff = float(np.abs(got[name] - expected).max())
+        changed = int((got[name].argmax(1) != expected.argmax(1)).sum())
         same = "yes" if diff <= PARITY else f"no ({changed}/32 decisions change)"
-        lines.append(f"| {name} | {speeds[0]:.1f} | {speeds[0] / base[1]:.2f}x | {speeds[1]:.1f} | "
-                     f"{speeds[1] / base[32]:.2f}x | {diff:.1e} | {same} |")
+        b1, b32 = median[name][1], median[name][32]
+        lines.append(f"| {name} | {b1:.1f} | {b1 / base[1]:.2f}x | {b32:.1f} | {b32 / base[32]:.2f}x | "
+                     f"{diff:.1e} | {same} |")
     return lines
 
 
@@ -163,7 +181,7 @@ def memory_table(run: Path, root: Path, n_images: int) -> list[str]:
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=10, help="timing per row and batch size")
+    parser.add_argument("--seconds", type=float, default=15, help="timing per row and batch size, over all rounds")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         run = resnet18_run(Path(tmp) / "run")

@@ -6,6 +6,8 @@
                              model.pt instead, which still loads
     RUN/model.onnx           `medclass export RUN --format onnx`: the network plus the artefact's metadata;
                              RUN/model.int8.onnx and RUN/model.int8.json with --int8 (its accuracy change)
+    RUN/model.ncnn.param     `medclass export RUN --format ncnn`: the graph, with model.ncnn.bin (fp32 weights)
+                             and model.ncnn.json (the artefact's metadata) beside it
     RUN/history.csv          per-epoch metrics; RUN/training_curves.png their plot
     RUN/audit.json           the data audit before training
     RUN/skipped.csv          rows of the data the reader could not use; RUN/unreadable.csv images left out
@@ -31,6 +33,7 @@ ARTIFACT = "model.safetensors"
 LEGACY_ARTIFACT = "model.pt"  # formats 1 and 2
 ONNX = "model.onnx"
 ONNX_INT8 = "model.int8.onnx"
+NCNN = "model.ncnn.param"
 INT8_REPORT = "model.int8.json"
 HISTORY = "history.csv"
 CURVES = "training_curves.png"
@@ -55,6 +58,7 @@ class RunDir:
     artifact_file = property(lambda self: self.path / ARTIFACT)  # where a run's artefact is (re)written
     onnx_file = property(lambda self: self.path / ONNX)
     int8_file = property(lambda self: self.path / ONNX_INT8)
+    ncnn_file = property(lambda self: self.path / NCNN)
     int8_report_file = property(lambda self: self.path / INT8_REPORT)
     history_file = property(lambda self: self.path / HISTORY)
     curves_file = property(lambda self: self.path / CURVES)
@@ -74,6 +78,10 @@ class RunDir:
             raise MedclassError(f"{self.path}: holds no {ARTIFACT} (not a finished medclass run; a stopped one "
                                 "continues with `medclass train --out RUN --resume`)")
         return self
+
+    def exported_file(self, backend: str) -> Path | None:
+        """The file a runtime other than PyTorch reads: model.onnx (onnx), model.ncnn.param (ncnn); None for torch."""
+        return {"onnx": self.onnx_file, "ncnn": self.ncnn_file}.get(backend)
 
     def saved_artifact(self) -> Path | None:
         """The artefact file this run holds: model.safetensors, else an older run's model.pt."""

@@ -191,3 +191,30 @@ def test_inference_does_not_block_the_event_loop(evaluated_run, audit_db, png_pa
         assert time.perf_counter() - tic < 0.5 and worker.is_alive()  # answered during the forward
         worker.join()
         assert answers[0].status_code == 200
+
+
+def test_a_run_is_served_on_ncnn_once_exported(evaluated_run, tmp_path, png_path):
+    import shutil
+
+    from medclass.errors import MedclassError
+    from medclass.inference.ncnn_export import export_ncnn
+    from medclass.serve.models import model_sources
+
+    run = shutil.copytree(evaluated_run, tmp_path / "demo")
+    try:
+        model_sources([run], None, backend="ncnn")
+        raise AssertionError("a run without model.ncnn.param was accepted for the ncnn backend")
+    except MedclassError as exc:
+        assert "holds no model.ncnn.param" in str(exc) and "--format ncnn" in str(exc)
+    export_ncnn(run)
+    with TestClient(create_app(model_sources([run], None, backend="ncnn"), audit_url=tmp_path / "a.sqlite",
+                               backend="ncnn")) as client:
+        assert wait_ready(client).status_code == 200
+        model, = client.get("/models").json()["models"]
+        assert model["backend"] == "ncnn"
+        served = (run / "model.ncnn.param").read_bytes() + (run / "model.ncnn.bin").read_bytes()
+        assert model["version"] == hashlib.sha256(served).hexdigest()  # the graph and its weights
+        answer = post(client, png_path.read_bytes()).json()["tasks"]["label"]
+    predictor = load_predictor(run)
+    expected = predictor.predict_proba([png_path])[0]
+    np.testing.assert_allclose([answer["probabilities"][c] for c in predictor.classes_], expected, atol=1e-4)

@@ -1,4 +1,4 @@
-"""`medclass export`: a run's model for another runtime (ONNX), optionally quantised to int8."""
+"""`medclass export`: a run's model for another runtime (ONNX, optionally quantised to int8; ncnn)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,45 @@ import typer
 
 from medclass.cli import app, user_errors
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "ncnn")
 
 
 @app.command()
 @user_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by `medclass train` (or an artefact file).")],
-    format: Annotated[Optional[str], typer.Option("--format", help="Export format: onnx (the only one so far).")
+    format: Annotated[Optional[str], typer.Option("--format", help="onnx (default; ONNX Runtime) or ncnn "
+                                                                         "(fp32, Winograd convolutions on CPUs).")
                       ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the model (default RUN/model.onnx).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the model (default RUN/model.onnx or "
+                                                               "RUN/model.ncnn.param).")] = None,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default 18).")] = None,
     int8: Annotated[Optional[bool], typer.Option("--int8", help="Also write an int8 model (RUN/model.int8.onnx), "
                                                                 "calibrated on the run's validation images, and "
                                                                 "report its accuracy change.")] = None,
 ):
-    """Export the model for ONNX Runtime: the network plus its heads, thresholds, preprocessing and TTA, so the
-    .onnx file alone predicts (`load_predictor("model.onnx")`); checked against PyTorch on random inputs."""
+    """Export the model for ONNX Runtime or ncnn: the network plus its heads, thresholds, preprocessing and TTA, so
+    the export alone predicts (`load_predictor("model.onnx")`, `medclass predict RUN --backend ncnn`); checked
+    against PyTorch on random inputs."""
     from medclass.errors import MedclassError
     from medclass.inference.onnx_export import DEFAULT_OPSET, default_output, export_onnx
     from medclass.rundir import RunDir
 
-    if (format or "onnx") not in FORMATS:
+    format = format or "onnx"
+    if format not in FORMATS:
         raise MedclassError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if format == "ncnn" and (int8 or opset):
+        raise MedclassError("--int8 and --opset are options of --format onnx")
     run = RunDir(run_dir)
     if int8 and not run_dir.is_dir():
         raise MedclassError(f"{run_dir}: --int8 needs the run folder (its validation images calibrate the model)")
+    if format == "ncnn":
+        from medclass.inference.ncnn_export import export_ncnn
+
+        result = export_ncnn(run_dir, out)
+        typer.echo(f"exported {result.path} (+ .bin, .json; pnnx); ncnn vs PyTorch on random inputs: max |logit "
+                   f"diff| {result.max_logit_diff:.2e}, max |probability diff| {result.max_prob_diff:.2e}")
+        return
     out = out or default_output(run_dir)
     result = export_onnx(run_dir, out, opset=opset or DEFAULT_OPSET)
     typer.echo(f"exported {result.path} ({result.exporter} exporter); ONNX Runtime vs PyTorch on random inputs: "

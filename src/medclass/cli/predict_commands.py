@@ -33,7 +33,8 @@ def predict(
                                                       "image paths (a 'path' column).")],
     out: Annotated[Optional[Path], typer.Option(help="Write the predictions to this CSV (input order).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
-    backend: Annotated[str, typer.Option(help="torch, or onnx (ONNX Runtime; `medclass export RUN` first).")] = "torch",
+    backend: Annotated[str, typer.Option(help="torch, onnx (ONNX Runtime) or ncnn; `medclass export RUN --format F` "
+                                              "first.")] = "torch",
     devices: Annotated[int, typer.Option(help="Processes on this machine (Lightning DDP); needs --out.")] = 1,
     num_nodes: Annotated[int, typer.Option(help="Machines, each running --devices processes; needs --out.")] = 1,
     accelerator: Annotated[str, typer.Option(help="With --devices/--num-nodes: cpu, gpu or auto.")] = "auto",

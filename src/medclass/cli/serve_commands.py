@@ -19,8 +19,8 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1: this machine "
                                                      "only).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="torch (default) or onnx (`medclass export RUN` first).")
-                       ] = None,
+    backend: Annotated[Optional[str], typer.Option(help="torch (default), onnx or ncnn (`medclass export RUN "
+                                                        "--format F` first).")] = None,
     max_upload_mb: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MiB (default 32).")
                              ] = None,
     max_batch: Annotated[Optional[int], typer.Option(help="Most waiting requests one forward pass takes "

@@ -1,8 +1,8 @@
 """Inference: the model artefact, the Predictor over it and the backends that run its network."""
 
 from medclass.inference.artifact import ModelArtifact
-from medclass.inference.backends import OnnxBackend, TorchBackend
+from medclass.inference.backends import NcnnBackend, OnnxBackend, TorchBackend
 from medclass.inference.loading import load_predictor
 from medclass.inference.predictor import Predictor
 
-__all__ = ["ModelArtifact", "OnnxBackend", "Predictor", "TorchBackend", "load_predictor"]
+__all__ = ["ModelArtifact", "NcnnBackend", "OnnxBackend", "Predictor", "TorchBackend", "load_predictor"]

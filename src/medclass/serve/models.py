@@ -33,7 +33,7 @@ DEFAULT_MAX_BATCH = 16  # most requests one forward takes; chosen by benchmarks/
 class ServedModel:
     name: str
     predictor: Predictor
-    version: str  # sha256 of the artefact file (in-memory Predictor: of its weights)
+    version: str  # sha256 of the model file(s) served (in-memory Predictor: of its weights)
     test_metrics: dict | None = None
     max_batch: int = DEFAULT_MAX_BATCH
     # One forward (or Grad-CAM, whose hooks live on the shared network) at a time per model: see serve/app.py.
@@ -109,7 +109,7 @@ def png_base64(image: Image.Image) -> str:
 
 
 def load_model(name: str, source, backend: str = "torch", max_batch: int = DEFAULT_MAX_BATCH) -> ServedModel:
-    """A ServedModel from a Predictor or a path (run folder, artefact or .onnx file)."""
+    """A ServedModel from a Predictor or a path (run folder, artefact or exported file)."""
     from medclass.inference import load_predictor
 
     if isinstance(source, Predictor):
@@ -119,15 +119,18 @@ def load_model(name: str, source, backend: str = "torch", max_batch: int = DEFAU
     if run:
         run.check()
     predictor = load_predictor(path, backend=backend)
-    model_file = (run.onnx_file if backend == "onnx" else run.saved_artifact()) if run else path
-    return ServedModel(name, predictor, file_sha256(model_file), test_metrics(run) if run else None, max_batch)
+    model_file = (run.exported_file(backend) or run.saved_artifact()) if run else path
+    # an ncnn graph (.param) is served with its weights (.bin): the version covers both
+    files = [model_file, model_file.with_suffix(".bin")] if model_file.suffix == ".param" else [model_file]
+    return ServedModel(name, predictor, file_sha256(*files), test_metrics(run) if run else None, max_batch)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(*paths: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    for path in paths:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -191,8 +194,10 @@ def model_sources(runs: list[Path] | None, models_dir: Path | None, backend: str
             raise MedclassError(f"{run}: model name {name!r} is taken by {sources[name]}; rename a run folder")
         if run.is_dir():
             RunDir(run).check()
-            if backend == "onnx" and not RunDir(run).onnx_file.is_file():
-                raise MedclassError(f"{run}: holds no model.onnx; export it first with `medclass export {run}`")
+            exported = RunDir(run).exported_file(backend)
+            if exported and not exported.is_file():
+                raise MedclassError(f"{run}: holds no {exported.name}; export it first with `medclass export {run} "
+                                    f"--format {backend}`")
         elif not run.is_file():
             raise MedclassError(f"{run}: no such run folder or model file")
         sources[name] = run
