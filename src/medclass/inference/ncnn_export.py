@@ -21,7 +21,7 @@ import torch
 from medclass.errors import MedclassError
 from medclass.inference.artifact import ModelArtifact
 from medclass.inference.backends import NcnnBackend
-from medclass.inference.onnx_export import ExportResult, compare_with_torch, quiet
+from medclass.inference.onnx_export import ExportResult, compare_with_torch, export_source, quiet
 from medclass.rundir import RunDir
 
 
@@ -39,13 +39,7 @@ def export_ncnn(source: ModelArtifact | str | Path, out: str | Path | None = Non
         import pnnx
     except ImportError:
         raise MedclassError("the ncnn export needs the pnnx and ncnn packages: pip install 'medclass[ncnn]'") from None
-    if isinstance(source, ModelArtifact):
-        if out is None:
-            raise MedclassError("export_ncnn: give `out` (where to write) for an in-memory ModelArtifact")
-        artifact = source
-    else:
-        artifact = ModelArtifact.load(source)
-    param = Path(out) if out is not None else default_ncnn_output(source)
+    artifact, param = export_source(source, out, default_ncnn_output, "export_ncnn")
     if param.suffix != ".param":
         raise MedclassError(f"{param}: an ncnn model is named NAME.param (its weights go to NAME.bin beside it)")
     param.parent.mkdir(parents=True, exist_ok=True)

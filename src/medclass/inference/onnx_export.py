@@ -85,19 +85,24 @@ def default_output(source: str | Path) -> Path:
     return RunDir(source).onnx_file if source.is_dir() else source.with_suffix(".onnx")
 
 
+def export_source(source: ModelArtifact | str | Path, out: str | Path | None, default, caller: str
+                  ) -> tuple[ModelArtifact, Path]:
+    """The artefact an export reads and the path it writes (`default(source)` unless `out` is given; an in-memory
+    ModelArtifact has no default)."""
+    if isinstance(source, ModelArtifact):
+        if out is None:
+            raise MedclassError(f"{caller}: give `out` (where to write) for an in-memory ModelArtifact")
+        return source, Path(out)
+    return ModelArtifact.load(source), Path(out) if out is not None else default(source)
+
+
 def export_onnx(source: ModelArtifact | str | Path, out: str | Path | None = None, opset: int = DEFAULT_OPSET,
                 check_images: int = 4, seed: int = 0) -> ExportResult:
     """Write the network and metadata of `source` (a run folder, an artefact file or a ModelArtifact) to `out`
     (default: `default_output`), then compare ONNX Runtime with PyTorch on `check_images` random inputs."""
     import onnx
 
-    if isinstance(source, ModelArtifact):
-        if out is None:
-            raise MedclassError("export_onnx: give `out` (where to write) for an in-memory ModelArtifact")
-        artifact = source
-    else:
-        artifact = ModelArtifact.load(source)
-    out = Path(out) if out is not None else default_output(source)
+    artifact, out = export_source(source, out, default_output, "export_onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
     model = artifact.build_model()
     size, chans = artifact.preprocessing.img_size, artifact.preprocessing.in_chans
