@@ -21,6 +21,7 @@ BACKENDS = ("torch", "onnx", "ncnn")
 
 class Backend(Protocol):
     name: str
+    files: tuple[Path, ...]  # the exported files it runs (empty for the torch backend): what a served version hashes
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray: ...
 
@@ -30,6 +31,7 @@ class TorchBackend:
     differentiate through the network."""
 
     name = "torch"
+    files = ()
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -52,6 +54,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         self.path = Path(path)
+        self.files = (self.path,)
         if not self.path.is_file():
             raise MedclassError(f"{self.path}: no ONNX model here (make one with `medclass export RUN --format onnx`)")
         options = ort.SessionOptions()
@@ -80,7 +83,7 @@ class NcnnBackend:
     PyTorch with the same probabilities (see inference/ncnn_export.py). ncnn runs one image at a time and fixes its
     thread count when it loads a network, so two copies are kept: a batch of at least `threads` images (default:
     one per CPU) is spread over that many workers, each a single-threaded extractor with its own memory pools (on 2
-    cores 35% faster than one extractor using both); a smaller batch, a single upload, runs on a copy that uses
+    cores 40% faster than one extractor using both); a smaller batch, a single upload, runs on a copy that uses
     every thread (40% faster than one thread). The second copy is loaded on first use."""
 
     name = "ncnn"
@@ -91,7 +94,8 @@ class NcnnBackend:
         self._ncnn = ncnn
         self.path = Path(param)
         self.weights = self.path.with_suffix(".bin")
-        for needed in (self.path, self.weights):
+        self.files = (self.path, self.weights)
+        for needed in self.files:
             if not needed.is_file():
                 raise MedclassError(f"{needed}: not found (make the model with `medclass export RUN --format ncnn`)")
         self.threads = threads or ncnn.get_cpu_count()

@@ -1,7 +1,7 @@
 """Export a model artefact for ncnn (Tencent's inference framework) through pnnx, its PyTorch converter.
 
 Why a second runtime beside ONNX Runtime: on this project's 2-core CPU, ONNX Runtime and OpenVINO run ResNet-18 at
-1.7x eager PyTorch and already sit near the cores' fp32 FLOP peak; ncnn computes 3x3 convolutions with Winograd
+1.6-1.7x eager PyTorch and already sit near the cores' fp32 FLOP peak; ncnn computes 3x3 convolutions with Winograd
 transforms, which need fewer multiplications for the same sums, and reaches 2x and more with probabilities within
 1e-6 of PyTorch (`benchmarks/predict_speed.py`).
 

@@ -119,9 +119,8 @@ def load_model(name: str, source, backend: str = "torch", max_batch: int = DEFAU
     if run:
         run.check()
     predictor = load_predictor(path, backend=backend)
-    model_file = (run.exported_file(backend) or run.saved_artifact()) if run else path
-    # an ncnn graph (.param) is served with its weights (.bin): the version covers both
-    files = [model_file, model_file.with_suffix(".bin")] if model_file.suffix == ".param" else [model_file]
+    # the version covers what runs: an export's files (ncnn: graph and weights), else the artefact
+    files = predictor.backend.files or [run.saved_artifact() if run else path]
     return ServedModel(name, predictor, file_sha256(*files), test_metrics(run) if run else None, max_batch)
 
 
