@@ -17,6 +17,12 @@ runner = CliRunner()
 TRAIN = ["--model", "smallcnn", "--epochs", "1", "--batch-size", "16"]
 
 
+def ok(args: list[str]):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -35,27 +41,22 @@ def with_duplicates(demo_data: Path, root: Path) -> tuple[Path, list[str]]:
 def test_split_dedupe_then_train_on_it_then_every_later_command_reads_the_run(demo_data, tmp_path):
     data, copies = with_duplicates(demo_data, tmp_path / "data")
     split_file = tmp_path / "s.csv"
-    result = runner.invoke(app, ["split", str(data), "--dedupe", "--out", str(split_file)])
-    assert result.exit_code == 0, result.output
+    ok(["split", str(data), "--dedupe", "--out", str(split_file)])
     excluded = {r["source"]: r for r in rows(split_file) if r["split"] == "excluded"}
     assert len(excluded) == 3 and all(r["reason"].startswith("duplicate of ") for r in excluded.values())
 
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--data", str(data), "--splits", str(split_file), *TRAIN, "--out", str(run)])
-    assert result.exit_code == 0, result.output
+    ok(["train", "--data", str(data), "--splits", str(split_file), *TRAIN, "--out", str(run)])
     recorded = {r["source"]: r["split"] for r in rows(run / "splits.csv")}
     assert len(recorded) == sum(1 for _ in data.rglob("*.png"))  # every image of the data accounted for
     assert {src for src, split in recorded.items() if split == "excluded"} == set(excluded)
     listed = rows(run / "excluded.csv")
     assert {r["source"] for r in listed} == set(excluded) and all("duplicate of" in r["reason"] for r in listed)
 
-    result = runner.invoke(app, ["evaluate", str(run), "--n-boot", "10"])
-    assert result.exit_code == 0, result.output
+    ok(["evaluate", str(run), "--n-boot", "10"])
     second = shutil.copytree(run, tmp_path / "second")  # a second run on the same split
-    result = runner.invoke(app, ["compare", str(run), str(second), "--n-boot", "10"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["sample", str(run), "--n", "4", "--seed", "1", "--out", str(tmp_path / "g.png")])
-    assert result.exit_code == 0, result.output
+    ok(["compare", str(run), str(second), "--n-boot", "10"])
+    ok(["sample", str(run), "--n", "4", "--seed", "1", "--out", str(tmp_path / "g.png")])
 
 
 def test_a_run_from_before_excluded_csv_still_loads_without_its_unlisted_images(demo_data, tmp_path):
@@ -67,8 +68,7 @@ def test_a_run_from_before_excluded_csv_still_loads_without_its_unlisted_images(
 
     data, copies = with_duplicates(demo_data, tmp_path / "data")
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--data", str(data), *TRAIN, "--no-audit", "--out", str(run)])
-    assert result.exit_code == 0, result.output
+    ok(["train", "--data", str(data), *TRAIN, "--no-audit", "--out", str(run)])
     kept = [line for line in (run / "splits.csv").read_text().splitlines() if "copy_of_" not in line]
     (run / "splits.csv").write_text("\n".join(kept) + "\n")
     (run / "excluded.csv").unlink()
@@ -112,8 +112,7 @@ def busi_like(demo_data: Path, root: Path) -> tuple[Path, dict[str, list[tuple[i
 def test_busi_like_folder_trains_without_its_masks_and_reports_the_orphan(demo_data, tmp_path):
     data, _ = busi_like(demo_data, tmp_path / "busi")
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--data", str(data), *TRAIN, "--out", str(run)])
-    assert result.exit_code == 0, result.output
+    result = ok(["train", "--data", str(data), *TRAIN, "--out", str(run)])
     masks = {str(p) for p in data.rglob("*_mask*.png")}
     recorded = {r["source"]: r for r in rows(run / "splits.csv")}
     assert len(recorded) == sum(1 for _ in data.rglob("*.png"))
@@ -129,42 +128,33 @@ def test_busi_like_folder_trains_without_its_masks_and_reports_the_orphan(demo_d
     audit = json.loads((run / "audit.json").read_text())
     assert audit["summary"]["masks"] == 0  # none left to train on
 
-    result = runner.invoke(app, ["evaluate", str(run), "--n-boot", "10"])
-    assert result.exit_code == 0, result.output
+    ok(["evaluate", str(run), "--n-boot", "10"])
 
     split_file = tmp_path / "s.csv"
-    result = runner.invoke(app, ["split", str(data), "--out", str(split_file)])
-    assert result.exit_code == 0, result.output
+    result = ok(["split", str(data), "--out", str(split_file)])
     assert f"left out {n_masks} segmentation masks" in result.output
     assert {r["source"] for r in rows(split_file) if r["split"] == "excluded"} == masks
 
-    result = runner.invoke(app, ["audit", str(data)])
-    assert result.exit_code == 0, result.output
+    result = ok(["audit", str(data)])
     assert f"--keep-masks keeps them): {n_masks}" in result.output and "image missing" in result.output
 
 
 def test_keep_masks_trains_on_them(demo_data, tmp_path):
     data, _ = busi_like(demo_data, tmp_path / "busi")
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--data", str(data), *TRAIN, "--keep-masks", "--no-audit",
-                                 "--out", str(run)])
-    assert result.exit_code == 0, result.output
+    ok(["train", "--data", str(data), *TRAIN, "--keep-masks", "--no-audit", "--out", str(run)])
     recorded = rows(run / "splits.csv")
     assert not any(r["split"] == "excluded" for r in recorded)
     assert sum("_mask" in Path(r["source"]).name for r in recorded) == sum(1 for _ in data.rglob("*_mask*.png"))
-    result = runner.invoke(app, ["evaluate", str(run), "--n-boot", "10"])  # read again with the masks
-    assert result.exit_code == 0, result.output
+    ok(["evaluate", str(run), "--n-boot", "10"])  # read again with the masks
 
 
 def test_localize_eval_takes_the_ground_truth_boxes_from_the_masks(demo_data, tmp_path):
     data, boxes = busi_like(demo_data, tmp_path / "busi")
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--data", str(data), *TRAIN, "--no-audit", "--out", str(run)])
-    assert result.exit_code == 0, result.output
+    ok(["train", "--data", str(data), *TRAIN, "--no-audit", "--out", str(run)])
     out = tmp_path / "loc"
-    result = runner.invoke(app, ["localize-eval", str(run), str(data), "--method", "otsu", "--overlays", "0",
-                                 "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    ok(["localize-eval", str(run), str(data), "--method", "otsu", "--overlays", "0", "--out", str(out)])
     tested = {r["source"] for r in rows(run / "splits.csv") if r["split"] == "test"}
     saved = json.loads((out / "localization.json").read_text())
     assert saved["n_images"] == len(tested & set(boxes)) > 0

@@ -99,8 +99,6 @@ def format_report(report: dict) -> str:
         ("mask-like files", report["masks"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
         (f"segmentation masks left out ({PAIRED}; --keep-masks keeps them)",
          [r for r in excluded if is_mask_exclusion(r)], lambda r: f"{_short(r['source'], root)}: {r['reason']}"),
-        ("other images left out", [r for r in excluded if not is_mask_exclusion(r)],
-         lambda r: f"{_short(r['source'], root)}: {r['reason']}"),
         ("size/mode artefacts", report["size_artefacts"], lambda a: a["message"]),
         ("patients in several splits", report["patient_leaks"],
          lambda p: f"{p['patient']}: " + ", ".join(f"{s} {n}" for s, n in p["splits"].items())),

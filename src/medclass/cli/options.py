@@ -1,9 +1,9 @@
 """The options of the dataset readers, declared once for every command that reads a dataset.
 
 `@reader_options` adds them all to a command and hands the ones the user gave to the command as one
-`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag (--multilabel, --keep-masks) is passed only
-when given. The chosen reader refuses any option it does not use, so every command accepts the same options and
-none of them is silently ignored.
+`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag (--multilabel, --keep-masks) is
+passed only when given. The chosen reader refuses any option it does not use, so every command accepts the same
+options and none of them is silently ignored.
 """
 
 from __future__ import annotations

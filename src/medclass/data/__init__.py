@@ -33,7 +33,8 @@ def open_dataset(spec: str | Path, **options) -> ImageDataset:
     given = {name: value for name, value in options.items() if value is not None}
     unused = [name for name in given if name not in reader.options + TASK_OPTIONS + DATASET_OPTIONS]
     if unused:
-        taken = list(dict.fromkeys(reader.options + TASK_OPTIONS + DATASET_OPTIONS))  # each once, though `tasks` may be in both
+        # each once, though `tasks` may be in both
+        taken = list(dict.fromkeys(reader.options + TASK_OPTIONS + DATASET_OPTIONS))
         raise DataError(f"{spec}: {cli_flags(unused)} not used by the {reader.name} reader ({reader.description}); "
                         f"it takes {cli_flags(taken)}")
     task_options = {k: v for k, v in given.items() if k in TASK_OPTIONS}

@@ -215,8 +215,9 @@ def dedupe_samples(dataset: ImageDataset, groups: list[list[str]]) -> ImageDatas
 
 def exclude(dataset: ImageDataset, reasons: dict[str, str]) -> ImageDataset:
     """The dataset without the images named in `reasons` (source -> why), each kept as a record in
-    `meta["excluded"]` (source, split, label, patient, reason; in the order of `reasons`): every split file and run written from it lists them
-    as `excluded`, so it still accounts for every image of the data, and says why each one was left out."""
+    `meta["excluded"]` (source, split, label, patient, reason; in the order of `reasons`): every split file and run
+    written from it lists them as `excluded`, so it still accounts for every image of the data, and says why each
+    one was left out."""
     by_source = {s.source: s for s in dataset.samples}
     records = [{"source": source, "split": by_source[source].split, "patient": by_source[source].patient,
                 "label": "|".join(labels_of(by_source[source], dataset.target)), "reason": reason}
