@@ -1,7 +1,11 @@
 """The run folder: one place that knows its layout, used by training, evaluation, thresholds, comparison and the CLI.
 
     RUN/config.yaml          the resolved training config (`config`) and what was resolved at run time (`resolved`)
-    RUN/splits.csv           source,split,label,patient of every image the run used
+    RUN/splits.csv           source,split,label,patient of every image of the data; those left out (duplicates,
+                             segmentation masks, unreadable files) have split `excluded` and a reason
+    RUN/excluded.csv         source,split,label,reason of every image left out (the split it had, if any); runs of
+                             medclass before it listed unreadable images only, in unreadable.csv, without a row
+                             in splits.csv
     RUN/model.safetensors    the model artefact (inference/artifact.py); runs of medclass before format 3 hold
                              model.pt instead, which still loads
     RUN/model.onnx           `medclass export RUN --format onnx`: the network plus the artefact's metadata;
@@ -10,7 +14,7 @@
                              and model.ncnn.json (the artefact's metadata) beside it
     RUN/history.csv          per-epoch metrics; RUN/training_curves.png their plot
     RUN/audit.json           the data audit before training
-    RUN/skipped.csv          rows of the data the reader could not use; RUN/unreadable.csv images left out
+    RUN/skipped.csv          rows of the data the reader could not use (e.g. a CSV row whose file is missing)
     RUN/checkpoints/         Lightning checkpoints (best and last: `--resume` continues from last)
     RUN/calibration.json     temperature and operating points chosen on validation, with their validation numbers
     RUN/evaluation/SPLIT/    metrics.json, predictions.csv, report.html and figures of `medclass evaluate`
@@ -21,11 +25,12 @@ It reads config.yaml as plain YAML, so evaluation and inference need nothing fro
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import yaml
 
-from medclass.errors import MedclassError
+from medclass.errors import DataWarning, MedclassError
 
 CONFIG = "config.yaml"
 SPLITS = "splits.csv"
@@ -40,7 +45,7 @@ CURVES = "training_curves.png"
 AUDIT = "audit.json"
 CALIBRATION = "calibration.json"
 SKIPPED = "skipped.csv"
-UNREADABLE = "unreadable.csv"
+EXCLUSIONS = "excluded.csv"
 
 
 class RunDir:
@@ -65,7 +70,7 @@ class RunDir:
     audit_file = property(lambda self: self.path / AUDIT)
     calibration_file = property(lambda self: self.path / CALIBRATION)
     skipped_file = property(lambda self: self.path / SKIPPED)
-    unreadable_file = property(lambda self: self.path / UNREADABLE)
+    excluded_file = property(lambda self: self.path / EXCLUSIONS)
 
     def evaluation_dir(self, split: str) -> Path:
         return self.path / "evaluation" / split
@@ -97,12 +102,21 @@ class RunDir:
         return yaml.safe_load(self.config_file.read_text()) or {}
 
     def dataset(self, split: str | None = None):
-        """The run's data, read as it was for training, with the run's recorded split (`split`: only that part)."""
+        """The run's data, read as it was for training, with the run's recorded split (`split`: only that part); the
+        images the run left out stay out. A run written before excluded.csv has no row for them: they stay out too,
+        with a warning, as images the run did not use."""
         from medclass.data import open_dataset
         from medclass.data.splits import load_splits
 
         config = self.settings().get("config", {})
-        dataset = load_splits(open_dataset(config["data"], **(config.get("reader_options") or {})), self.splits_file)
+        dataset = open_dataset(config["data"], **(config.get("reader_options") or {}))
+        legacy = None if self.excluded_file.is_file() else "no row in the run's splits.csv (not used by the run)"
+        dataset = load_splits(dataset, self.splits_file, unlisted=legacy)
+        unlisted = [r for r in dataset.meta.get("excluded", []) if r["reason"] == legacy]
+        if unlisted:
+            warnings.warn(f"{self.path}: {len(unlisted)} image(s) of {config['data']} have no row in "
+                          f"{self.splits_file} (a run of an older medclass listed no image it left out), e.g. "
+                          f"{unlisted[0]['source']}; they are left out", DataWarning, stacklevel=2)
         if split is None:
             return dataset
         part = dataset.subset(split)

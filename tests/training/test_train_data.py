@@ -9,6 +9,7 @@ import yaml
 from medclass.data import open_dataset
 from medclass.data.splits import make_splits, save_splits
 from medclass.errors import DataWarning, MedclassError
+from medclass.rundir import RunDir
 from medclass.training import TrainConfig, train
 
 
@@ -36,9 +37,13 @@ def test_skip_unreadable_trains_without_them_and_names_every_one(demo_copy, tmp_
     err = capsys.readouterr().err
     assert "skipped unreadable image: " in err and "scan_bad.png" in err and "scan_empty.png" in err
     assert "2 unreadable image(s) left out" in err
-    listed = (run / "unreadable.csv").read_text().splitlines()
-    assert listed[0] == "path,split,label,reason" and len(listed) == 3 and all(",benign," in row for row in listed[1:])
-    assert "scan_bad" not in (run / "splits.csv").read_text()  # left out of training and of evaluation
+    listed = (run / "excluded.csv").read_text().splitlines()
+    assert listed[0] == "source,split,label,reason" and len(listed) == 3
+    assert all(",benign,unreadable: " in row for row in listed[1:])
+    recorded = {row.split(",")[0].rsplit("/", 1)[1]: row.split(",")[1] for row in
+                (run / "splits.csv").read_text().splitlines()[1:]}
+    assert recorded["scan_bad.png"] == recorded["scan_empty.png"] == "excluded"  # kept out of training and evaluation
+    assert not any("scan_" in s.source for s in RunDir(run).dataset().samples)  # later commands read the run alike
     assert yaml.safe_load((run / "config.yaml").read_text())["resolved"]["unreadable_images"] == 2
     with pytest.raises(MedclassError, match="--skip-unreadable needs the audit"):
         _config(demo_copy, run, skip_unreadable=True, audit=False)

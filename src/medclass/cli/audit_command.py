@@ -16,6 +16,7 @@ from medclass.cli import app, user_errors
 from medclass.cli.options import reader_options
 from medclass.data import open_dataset
 from medclass.data.audit import NEAR_MIN_CORRELATION, NEAR_THRESHOLD, audit_dataset
+from medclass.data.masks import PAIRED, is_mask_exclusion
 from medclass.errors import DataError
 
 EXAMPLES = 10  # examples printed per finding; the JSON report always has all of them
@@ -76,7 +77,7 @@ def _write_json(report: dict, out: Path) -> None:
 
 def format_report(report: dict) -> str:
     """The report as text: a counts table, then every finding with up to EXAMPLES examples."""
-    summary, root = report["summary"], report.get("path")
+    summary, root, excluded = report["summary"], report.get("path"), report.get("excluded", [])
     tasks = report.get("tasks", {})
     learned = f" (tasks learned: {', '.join(tasks)})" if len(tasks) > 1 else ""
     lines = [f"Audit of {report['dataset']}: {summary['images']} images, target {report['target']!r}{learned}", ""]
@@ -96,6 +97,8 @@ def format_report(report: dict) -> str:
          f"{summary['near_duplicate_cross_split_groups']} across splits)", report["near_duplicates"],
          lambda g: _group(g, root)),
         ("mask-like files", report["masks"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
+        (f"segmentation masks left out ({PAIRED}; --keep-masks keeps them)",
+         [r for r in excluded if is_mask_exclusion(r)], lambda r: f"{_short(r['source'], root)}: {r['reason']}"),
         ("size/mode artefacts", report["size_artefacts"], lambda a: a["message"]),
         ("patients in several splits", report["patient_leaks"],
          lambda p: f"{p['patient']}: " + ", ".join(f"{s} {n}" for s, n in p["splits"].items())),

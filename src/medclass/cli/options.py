@@ -1,9 +1,9 @@
 """The options of the dataset readers, declared once for every command that reads a dataset.
 
 `@reader_options` adds them all to a command and hands the ones the user gave to the command as one
-`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag (--multilabel) is passed only
-when given. The chosen reader refuses any option it does not use, so every command accepts the same options and
-none of them is silently ignored.
+`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag (--multilabel, --keep-masks) is
+passed only when given. The chosen reader refuses any option it does not use, so every command accepts the same
+options and none of them is silently ignored.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ READER_OPTIONS = {
     "multilabel": Annotated[Optional[bool], typer.Option(
         "--multilabel", help="CSV: every label column is a set of findings ('A|B'), one output each; 'No Finding' "
                              "means none of them.", rich_help_panel=PANEL)],
+    "keep_masks": Annotated[Optional[bool], typer.Option(
+        "--keep-masks", help="Keep segmentation masks that pair with an image by name (X_mask.png beside X.png) as "
+                             "images; by default they are left out, listed as excluded.", rich_help_panel=PANEL)],
     "patient_pattern": _option("--patient-pattern", r"Folders and CSV: regex with one group, the patient id, "
                                                     r"searched in the file name, e.g. '^(person\d+)_'."),
     "patient_from": _option("--patient-from", "Where --patient-pattern looks: name (the file name, default) or "

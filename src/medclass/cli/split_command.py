@@ -12,6 +12,7 @@ import typer
 from medclass.cli import app, user_errors
 from medclass.cli.options import reader_options
 from medclass.data import open_dataset
+from medclass.data.masks import mask_lines
 from medclass.data.splits import make_splits, patients_in_several_splits, save_splits, split_summary
 
 
@@ -44,7 +45,8 @@ def split(
     reader_options: dict | None = None,
 ) -> None:
     """Split a dataset into train/val/test, stratified by class and grouped by patient (without patient ids: by
-    cluster of duplicate images), and save it as CSV."""
+    cluster of duplicate images), and save it as CSV. Images left out (segmentation masks beside their images,
+    duplicates with --dedupe) are rows with split 'excluded' and their reason."""
     dataset = open_dataset(data, **reader_options)  # reader warnings print as `warning:` lines (user_errors)
     if dataset.has_splits:  # e.g. Training/Testing folders: say so rather than silently replace them
         typer.echo("note: the dataset's own split is replaced by a new one", err=True)
@@ -52,6 +54,8 @@ def split(
                           folds=folds, dedupe=dedupe or None, group_duplicates=group_duplicates)
     save_splits(dataset, out)
     typer.echo(describe(dataset))
+    for line in mask_lines(dataset, f"{out} as excluded", "--keep-masks splits them too"):
+        typer.echo(line)
     typer.echo(f"wrote {out}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from medclass.data.base import Box, ImageDataset, Reader, Sample
 from medclass.data.csv_reader import CsvReader
 from medclass.data.folders import FolderReader
+from medclass.data.masks import leave_out_masks
 from medclass.data.nested import NestedFolderReader
 from medclass.data.npz import MedMNISTReader, NpzReader
 from medclass.data.tasks import TASK_OPTIONS, apply_task_options, check_task_options
@@ -14,27 +15,32 @@ from medclass.errors import DataError
 
 # Tried in order; the first whose can_read() accepts the spec reads it.
 READERS: list[Reader] = [MedMNISTReader(), NpzReader(), CsvReader(), NestedFolderReader(), FolderReader()]
+# Options of every format, applied after the reader: `keep_masks` keeps segmentation masks that pair with an image
+# by name (data/masks.py), which are otherwise left out, recorded as excluded.
+DATASET_OPTIONS = ("keep_masks",)
 
 
 def open_dataset(spec: str | Path, **options) -> ImageDataset:
     """Read a dataset from a path or spec (`file.npz`, `medmnist:NAME[@SIZE]`, a class folder, a CSV).
 
-    `options` are the chosen reader's own (see its `options`) plus target/tasks/positive/negative, which apply to
-    every format after the reader. An option in both sets goes to both (the CSV reader reads `tasks` as its label
+    `options` are the chosen reader's own (see its `options`) plus target/tasks/positive/negative and keep_masks,
+    which apply to every format after the reader: segmentation masks beside their images are left out unless
+    keep_masks (data/masks.py). An option in both sets goes to both (the CSV reader reads `tasks` as its label
     columns). An option the reader does not use is an error, never silently ignored; None means not given.
     """
     spec = str(spec)
     reader = find_reader(spec)
     given = {name: value for name, value in options.items() if value is not None}
-    unused = [name for name in given if name not in reader.options and name not in TASK_OPTIONS]
+    unused = [name for name in given if name not in reader.options + TASK_OPTIONS + DATASET_OPTIONS]
     if unused:
-        taken = list(dict.fromkeys(reader.options + TASK_OPTIONS))  # each once, though `tasks` may be in both
+        # each once, though `tasks` may be in both
+        taken = list(dict.fromkeys(reader.options + TASK_OPTIONS + DATASET_OPTIONS))
         raise DataError(f"{spec}: {cli_flags(unused)} not used by the {reader.name} reader ({reader.description}); "
                         f"it takes {cli_flags(taken)}")
     task_options = {k: v for k, v in given.items() if k in TASK_OPTIONS}
     check_task_options(spec, **task_options)  # before reading: a large file need not be read to refuse them
     dataset = reader.read(spec, **{k: v for k, v in given.items() if k in reader.options})
-    return apply_task_options(dataset, **task_options)
+    return leave_out_masks(apply_task_options(dataset, **task_options), given.get("keep_masks", False))
 
 
 def find_reader(spec: str) -> Reader:

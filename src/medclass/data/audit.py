@@ -3,7 +3,9 @@
 `audit_dataset` decodes every image once and returns a JSON-serialisable report: counts (of every task a model
 learns), image sizes and modes, unreadable files, exact and near duplicates (and which of them cross splits or
 carry different labels in any learned task), mask-like files, class-dependent sizes or modes (a shortcut a model
-can learn instead of the disease), and patients present in more than one split.
+can learn instead of the disease), and patients present in more than one split. Images left out before it (the
+segmentation masks beside their images that `open_dataset` leaves out, a split file's excluded rows) are listed
+with their reason, not decoded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy.sparse.csgraph import connected_components
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import coverage_findings
 from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
+from medclass.data.masks import is_mask_exclusion
 from medclass.data.splits import NO_LABEL, WITHOUT_FINDING, split_summary
 
 # Measured on BUSI and Brain Tumor MRI: with thumbnail correlation >= 0.95 no pair of different-label images
@@ -79,6 +82,10 @@ def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
         "tasks": _tasks(dataset),
         "patients": _patients_per_split(dataset),
         "skipped": dataset.meta.get("skipped", []),
+        # left out before the audit (not decoded): masks beside their images (data/masks.py), a split file's
+        # excluded rows; each with its reason
+        "excluded": [{key: r[key] for key in ("source", "label", "split", "reason")}
+                     for r in dataset.meta.get("excluded", [])],
         "class_coverage": coverage_findings(dataset),
         "images": _image_summary(describe, facts),
         "corrupt": [describe.member(i) | {"reason": f.error} for i, f in enumerate(facts) if f.error],
@@ -269,6 +276,8 @@ def _summary(report: dict, describe: _Describer) -> dict:
         "near_duplicate_cross_split_groups": sum(g["cross_split"] for g in near),
         "near_duplicate_conflicting_label_groups": sum(g["conflicting_labels"] for g in near),
         "masks": len(report["masks"]),
+        "masks_left_out": sum(is_mask_exclusion(r) for r in report["excluded"]),
+        "excluded": len(report["excluded"]),
         "size_artefacts": len(report["size_artefacts"]),
         "patient_leaks": len(report["patient_leaks"]),
         "class_coverage": len(report["class_coverage"]),

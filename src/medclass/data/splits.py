@@ -27,7 +27,10 @@ from medclass.errors import DataError
 
 # val/test are cut as whole folds of a stratified group k-fold, so fractions are honoured to the nearest 1/20.
 FRACTION_FOLDS = 20
-EXCLUDED = "excluded"  # written for images dropped by dedupe, so a split file still accounts for every image
+# Split of the images left out (duplicates, segmentation masks, unreadable files): a split file still accounts for
+# every image of the data, and says why in its `reason` column (see `exclude`).
+EXCLUDED = "excluded"
+EXCLUSION_COLUMNS = ["source", "split", "label", "reason"]
 # Strata and summary columns of images without a label for a task, and of multi-label images without a finding.
 NO_LABEL, WITHOUT_FINDING = "(no label)", "(no finding)"
 
@@ -191,21 +194,54 @@ def select_fold(dataset: ImageDataset, fold: int) -> ImageDataset:
 
 
 def dedupe_samples(dataset: ImageDataset, groups: list[list[str]]) -> ImageDataset:
-    """Keep the first member of each duplicate group; drop every member of a group whose labels disagree."""
+    """Keep the first member of each duplicate group; drop every member of a group whose labels disagree. The
+    dropped images are excluded (`exclude`) with the copy they duplicate as the reason."""
     position = {s.source: i for i, s in enumerate(dataset.samples)}
-    dropped, conflicting = set(), 0
+    reasons, conflicting = {}, 0
     for group in groups:
         members = sorted(position[src] for src in group if src in position)
         if len(members) < 2:
             continue
-        agree = len({_label_key(dataset.samples[i]) for i in members}) == 1
-        conflicting += not agree
-        dropped.update(members[1:] if agree else members)
-    kept = [s for i, s in enumerate(dataset.samples) if i not in dropped]
-    excluded = dataset.meta.get(EXCLUDED, []) + [dataset.samples[i].source for i in sorted(dropped)]
-    meta = {**dataset.meta, EXCLUDED: excluded,
-            "dedupe": {"groups": len(groups), "conflicting": conflicting, "dropped": len(dropped)}}
-    return replace(dataset, samples=kept, meta=meta)
+        sources = [dataset.samples[i].source for i in members]
+        if len({_label_key(dataset.samples[i]) for i in members}) == 1:
+            reasons.update((src, f"duplicate of {sources[0]}") for src in sources[1:])
+        else:
+            conflicting += 1
+            reasons.update((src, f"duplicate with another label of {sources[k == 0]}") for k, src in enumerate(sources))
+    dataset = exclude(dataset, reasons)
+    dedupe = {"groups": len(groups), "conflicting": conflicting, "dropped": len(reasons)}
+    return replace(dataset, meta={**dataset.meta, "dedupe": dedupe})
+
+
+def exclude(dataset: ImageDataset, reasons: dict[str, str]) -> ImageDataset:
+    """The dataset without the images named in `reasons` (source -> why), each kept as a record in
+    `meta["excluded"]` (source, split, label, patient, reason; in the order of `reasons`): every split file and run
+    written from it lists them as `excluded`, so it still accounts for every image of the data, and says why each
+    one was left out."""
+    by_source = {s.source: s for s in dataset.samples}
+    records = [{"source": source, "split": by_source[source].split, "patient": by_source[source].patient,
+                "label": "|".join(labels_of(by_source[source], dataset.target)), "reason": reason}
+               for source, reason in reasons.items() if source in by_source]
+    if not records:
+        return dataset
+    kept = [s for s in dataset.samples if s.source not in reasons]
+    return replace(dataset, samples=kept, meta={**dataset.meta, EXCLUDED: excluded_images(dataset) + records})
+
+
+def excluded_images(dataset: ImageDataset) -> list[dict]:
+    """The records of the images left out so far (see `exclude`), in the order they were left out."""
+    return list(dataset.meta.get(EXCLUDED, []))
+
+
+def save_exclusions(dataset: ImageDataset, path: Path) -> int:
+    """Write `source,split,label,reason` of every image left out (split: the one it had, empty when it was left
+    out before splitting); the header alone when none was. Returns how many."""
+    records = excluded_images(dataset)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EXCLUSION_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    return len(records)
 
 
 def _label_key(sample: Sample) -> tuple:
@@ -263,29 +299,39 @@ def patients_in_several_splits(dataset: ImageDataset) -> list[str]:
 
 
 def save_splits(dataset: ImageDataset, path: Path) -> None:
-    """Write `source,split,label,patient[,fold]`; images dropped by dedupe are listed with split 'excluded'."""
+    """Write `source,split,label,patient[,fold][,reason]`: every image, those left out (`exclude`) with split
+    'excluded' and the reason (a column written only when some image was left out)."""
     if not dataset.has_splits:
         raise DataError(f"{dataset.name}: some images have no split yet; make splits before saving them to {path}")
-    folds = dataset.meta.get("folds")
+    folds, excluded = dataset.meta.get("folds"), excluded_images(dataset)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["source", "split", "label", "patient"] + (["fold"] if folds else []))
+        writer.writerow(["source", "split", "label", "patient"] + (["fold"] if folds else [])
+                        + (["reason"] if excluded else []))
         for s in dataset.samples:
             fold = [folds.get(s.source, "")] if folds else []
-            writer.writerow([s.source, s.split, "|".join(labels_of(s, dataset.target)), s.patient or ""] + fold)
-        for source in dataset.meta.get(EXCLUDED, []):
-            writer.writerow([source, EXCLUDED, "", ""] + ([""] if folds else []))
+            writer.writerow([s.source, s.split, "|".join(labels_of(s, dataset.target)), s.patient or ""] + fold
+                            + ([""] if excluded else []))
+        for record in excluded:
+            writer.writerow([record["source"], EXCLUDED, record["label"], record["patient"] or ""]
+                            + ([""] if folds else []) + [record["reason"]])
 
 
-def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None) -> ImageDataset:
-    """Apply a CSV written by `save_splits` to `dataset`. With folds, `fold` picks which one is val."""
-    split_of, folds = _read_split_file(Path(path))
+def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None, unlisted: str | None = None
+                ) -> ImageDataset:
+    """Apply a CSV written by `save_splits` to `dataset`. With folds, `fold` picks which one is val. Images the file
+    marks 'excluded' are left out (`exclude`) with the file's reason. An image without a row is an error, unless
+    `unlisted` gives the reason to leave such images out (a run of an older medclass wrote no row for them)."""
+    split_of, folds, reasons = _read_split_file(Path(path))
     unknown = [s.source for s in dataset.samples if s.source not in split_of]
-    if unknown:
+    if unknown and unlisted is None:
         raise DataError(f"{path}: has no split for {len(unknown)} image(s) of {dataset.name}, e.g. {unknown[0]}")
-    kept = [s.with_split(split_of[s.source]) for s in dataset.samples if split_of[s.source] != EXCLUDED]
+    left_out = {s.source: reasons.get(s.source) or f"excluded in {path}" for s in dataset.samples
+                if split_of.get(s.source) == EXCLUDED} | dict.fromkeys(unknown, unlisted)
+    dataset = exclude(dataset, left_out)
+    kept = [s.with_split(split_of[s.source]) for s in dataset.samples]
     dataset = replace(dataset, samples=kept, meta={**dataset.meta, "folds": folds} if folds else dataset.meta)
     if fold is not None and not folds:
         raise DataError(f"{path}: has no fold column; fold={fold} cannot be applied")
@@ -295,10 +341,11 @@ def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None) -> I
     return select_fold(dataset, fold) if fold is not None else dataset
 
 
-def _read_split_file(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+def _read_split_file(path: Path) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
+    """{source: split}, {source: fold} and {source: reason} (of the excluded rows that give one)."""
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
-    split_of, folds = {}, {}
+    split_of, folds, reasons = {}, {}, {}
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = {"source", "split"} - set(reader.fieldnames or [])
@@ -309,7 +356,9 @@ def _read_split_file(path: Path) -> tuple[dict[str, str], dict[str, int]]:
             split_of[row["source"]] = _split_cell(path, number, row["split"])
             if (row.get("fold") or "").strip():
                 folds[row["source"]] = _fold_cell(path, number, row["fold"])
-    return split_of, folds
+            if (row.get("reason") or "").strip():
+                reasons[row["source"]] = row["reason"].strip()
+    return split_of, folds, reasons
 
 
 def _split_cell(path: Path, number: int, value: str) -> str:

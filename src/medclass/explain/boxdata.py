@@ -1,7 +1,8 @@
 """The images to score localisation on: those of a dataset that carry ground-truth boxes.
 
-Boxes come with the data (a CSV with box columns, one row per box) or from a separate box file attached by image
-path (`--boxes boxes.csv`, as the demo data writes: filename,label,xmin,ymin,xmax,ymax).
+Boxes come with the data (a CSV with box columns, one row per box), from a separate box file attached by image
+path (`--boxes boxes.csv`, as the demo data writes: filename,label,xmin,ymin,xmax,ymax), or from the segmentation
+masks beside the images (BUSI's `X_mask.png`, `X_mask_1.png`: one box per region, data/masks.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from medclass.data import cli_flags, open_dataset
 from medclass.data.base import ImageDataset, Sample
+from medclass.data.masks import with_mask_boxes
 from medclass.data.csv_reader import (IMAGE_COLUMNS, LABEL_COLUMNS, CsvLayout, box_columns, merge_rows, pick_column,
                                      read_rows)
 from medclass.errors import DataError
@@ -60,12 +62,14 @@ def boxed_samples(run: RunDir, data: str | None = None, split: str = "test", box
     dataset = run.dataset(split) if own else open_dataset(data, **(reader_options or {}))
     if box_file:
         dataset = attach_boxes(dataset, box_file)
+    dataset = with_mask_boxes(dataset)
     samples = [s for s in dataset.samples if s.boxes]
     if not samples:
         where = data or run.settings().get("config", {}).get("data", str(run))
         scope = f" in the run's {split} split" if own else ""
         raise DataError(f"{where}: no image{scope} has a bounding box; expected box columns (xmin,ymin,xmax,ymax) "
-                        "in a CSV, or --boxes FILE.csv (filename,label,xmin,ymin,xmax,ymax)")
+                        "in a CSV, --boxes FILE.csv (filename,label,xmin,ymin,xmax,ymax), or masks beside the "
+                        "images (X_mask.png)")
     return dataset, samples
 
 

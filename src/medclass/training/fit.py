@@ -26,7 +26,9 @@ import medclass
 from medclass.data import ImageDataset, open_dataset
 from medclass.data.audit import audit_dataset
 from medclass.data.coverage import missing_classes
-from medclass.data.splits import carve_validation, load_splits, save_splits, stratified_split
+from medclass.data.masks import mask_lines
+from medclass.data.splits import (carve_validation, exclude, excluded_images, load_splits, save_exclusions, save_splits,
+                                  stratified_split)
 from medclass.data.tasks import check_single_label
 from medclass.errors import DataError, DataWarning, MedclassError
 from medclass.evaluation.operating_point import ThresholdRule, check_rule_applies
@@ -128,7 +130,8 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable:
     found = {"cross_split_duplicates": "exact-duplicate groups span splits (test images seen in training)",
              "conflicting_label_duplicates": "exact-duplicate groups carry different labels",
              "patient_leaks": "patients have images in more than one split",
-             "masks": "files look like segmentation masks",
+             "masks": "files look like segmentation masks (binary pixels or a mask-like name without an image beside "
+                      "it) and are trained on; mark them excluded in a --splits file if they are masks",
              "size_artefacts": "image sizes/modes differ by class (a shortcut the model can learn)"}
     lines = [f"audit: {len(report[key])} {text}" for key, text in found.items() if report[key]]
     if summary.get("near_duplicate_cross_split_groups"):
@@ -140,24 +143,16 @@ def audit_before_training(dataset: ImageDataset, run_dir: Path, skip_unreadable:
 
 
 def without_unreadable(dataset: ImageDataset, unreadable: list[dict], listing: Path | None) -> ImageDataset:
-    """--skip-unreadable: every image left out is named on stderr and in `listing` (None: by another rank); a
-    class that loses all its training or validation images still stops the run."""
+    """--skip-unreadable: the unreadable images are excluded (with their reason), each named on stderr and listed in
+    `listing` with the run's other exclusions (None: by another rank); a class that loses all its training or
+    validation images still stops the run."""
+    dataset = exclude(dataset, {item["path"]: f"unreadable: {item['reason']}" for item in unreadable})
     if listing:
-        list_unreadable(unreadable, listing)
-    bad = {item["path"] for item in unreadable}
-    dataset = dataset.with_samples([s for s in dataset.samples if s.source not in bad])
+        for item in unreadable:
+            print(f"skipped unreadable image: {item['path']} ({item['reason']})", file=sys.stderr, flush=True)
+        print(f"{len(unreadable)} unreadable image(s) left out; listed in {listing}", file=sys.stderr, flush=True)
     check_class_coverage(dataset)
     return dataset
-
-
-def list_unreadable(unreadable: list[dict], listing: Path) -> None:
-    with open(listing, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "split", "label", "reason"])
-        writer.writeheader()
-        writer.writerows({key: item.get(key) for key in writer.fieldnames} for item in unreadable)
-    for item in unreadable:
-        print(f"skipped unreadable image: {item['path']} ({item['reason']})", file=sys.stderr, flush=True)
-    print(f"{len(unreadable)} unreadable image(s) left out; listed in {listing}", file=sys.stderr, flush=True)
 
 
 def audited(config: TrainConfig, dataset: ImageDataset, writes: bool, scanned: dict | None = None
@@ -172,7 +167,7 @@ def audited(config: TrainConfig, dataset: ImageDataset, writes: bool, scanned: d
     for line in lines if writes else []:
         warnings.warn(line, DataWarning, stacklevel=3)
     if unreadable:
-        dataset = without_unreadable(dataset, unreadable, RunDir(config.run_dir).unreadable_file if writes else None)
+        dataset = without_unreadable(dataset, unreadable, RunDir(config.run_dir).excluded_file if writes else None)
     return dataset, len(unreadable)
 
 
@@ -420,11 +415,14 @@ def train(config: TrainConfig) -> TrainResult:
 
     with run_folder(run_dir) if writes else nullcontext():
         skipped = save_skipped(dataset, run.skipped_file) if writes else 0
+        for line in mask_lines(dataset, str(run.excluded_file), "--keep-masks trains on them") if writes else []:
+            print(line, file=sys.stderr, flush=True)
         split_grouping = report_split_grouping(dataset, writes)
         dataset, unreadable = audited(config, dataset, writes, scanned)
         scanned.clear()  # ~1 KB of thumbnail per image, not needed while training
-        if writes:
-            save_splits(dataset, run.splits_file)  # what trains and is evaluated: unreadable images left out
+        if writes:  # every image of the data: what trains and is evaluated, and what was left out and why
+            save_splits(dataset, run.splits_file)
+            save_exclusions(dataset, run.excluded_file)
         pretrained_cfg = getattr(module.model, "pretrained_cfg", None) if config.pretrained else None
         preprocessing = default_preprocessing(img_size, in_chans, pretrained_cfg)
         speed = resolve_speed(config, dataset, preprocessing)
@@ -445,7 +443,8 @@ def train(config: TrainConfig) -> TrainResult:
                     "augmentation": augment_policy.to_dict(),
                     "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     **({"task_counts": {t: dataset.counts(t) for t in dataset.learned[1:]}} if len(heads) > 1 else {}),
-                    "skipped_images": skipped, "unreadable_images": unreadable, "split_grouping": split_grouping,
+                    "skipped_images": skipped, "unreadable_images": unreadable,
+                    "excluded_images": len(excluded_images(dataset)), "split_grouping": split_grouping,
                     **speed.to_dict(), **({"feature_cache": cache.to_dict()} if cache else {}),
                     "versions": _versions()}
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision, processes)
