@@ -22,6 +22,7 @@ from medclass.data.coverage import warn_small_classes
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.groups import PATIENT, split_groups
 from medclass.data.image_hashes import ImageFacts
+from medclass.data.sources import data_root, portable_source, source_lookup
 from medclass.data.tasks import is_multi_label, labels_of
 from medclass.errors import DataError
 
@@ -263,7 +264,8 @@ def patients_in_several_splits(dataset: ImageDataset) -> list[str]:
 
 
 def save_splits(dataset: ImageDataset, path: Path) -> None:
-    """Write `source,split,label,patient[,fold]`; images dropped by dedupe are listed with split 'excluded'."""
+    """Write `source,split,label,patient[,fold]`, each source relative to the data's root when inside it; images
+    dropped by dedupe are listed with split 'excluded'."""
     if not dataset.has_splits:
         raise DataError(f"{dataset.name}: some images have no split yet; make splits before saving them to {path}")
     folds = dataset.meta.get("folds")
@@ -272,16 +274,24 @@ def save_splits(dataset: ImageDataset, path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["source", "split", "label", "patient"] + (["fold"] if folds else []))
+        root = data_root(dataset)  # images named from the data's root: the file still matches a moved dataset
         for s in dataset.samples:
             fold = [folds.get(s.source, "")] if folds else []
-            writer.writerow([s.source, s.split, "|".join(labels_of(s, dataset.target)), s.patient or ""] + fold)
+            writer.writerow([portable_source(s.source, root), s.split, "|".join(labels_of(s, dataset.target)),
+                             s.patient or ""] + fold)
         for source in dataset.meta.get(EXCLUDED, []):
-            writer.writerow([source, EXCLUDED, "", ""] + ([""] if folds else []))
+            writer.writerow([portable_source(source, root), EXCLUDED, "", ""] + ([""] if folds else []))
 
 
-def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None) -> ImageDataset:
-    """Apply a CSV written by `save_splits` to `dataset`. With folds, `fold` picks which one is val."""
+def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None,
+                recorded_root: Path | None = None) -> ImageDataset:
+    """Apply a CSV written by `save_splits` to `dataset`. With folds, `fold` picks which one is val.
+    `recorded_root`: where the data was when the file was written, for files naming images absolutely
+    (data/sources.py)."""
     split_of, folds = _read_split_file(Path(path))
+    source = source_lookup(dataset, recorded_root)
+    split_of = {source(name): split for name, split in split_of.items()}
+    folds = {source(name): number for name, number in folds.items()}
     unknown = [s.source for s in dataset.samples if s.source not in split_of]
     if unknown:
         raise DataError(f"{path}: has no split for {len(unknown)} image(s) of {dataset.name}, e.g. {unknown[0]}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -145,6 +145,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_absolute_paths(self) -> "TrainConfig":
+        """Every path the run records, absolute: the data (a path; a `medmnist:` spec stays a spec), the run folder,
+        a --splits file, a --pretrained weights file and reader options such as --mapping. Absolute rather than
+        relative to the run: they name things outside the run folder, which a copied run does not carry along, and
+        an absolute path says exactly where they were. The images inside the data are named relative to its root
+        instead (splits.csv), so a moved dataset is found again by giving its new place (`--run-data`)."""
+        from medclass.data import absolute_path_options
+
+        def absolute(path: str) -> str:
+            return str(Path(path).expanduser().resolve())
+
+        return replace(self, data=absolute(self.data) if self.data and Path(self.data).exists() else self.data,
+                       out=absolute(self.out), splits=absolute(self.splits) if self.splits else None,
+                       pretrained=absolute(self.pretrained) if isinstance(self.pretrained, str) else self.pretrained,
+                       reader_options=absolute_path_options(self.reader_options))
 
     def save(self, path: Path, resolved: dict | None = None) -> None:
         """Write the config, plus what was resolved at run time (sizes, class names, versions)."""

@@ -383,6 +383,7 @@ def train(config: TrainConfig) -> TrainResult:
     check_logger_installed(config.logger)
     if config.resume:
         config = resumed_config(config)
+    config = config.with_absolute_paths()  # the run can be evaluated, sampled and resumed from any folder
     processes = local_processes(config.devices, config.accelerator) * config.num_nodes
     check_batch_split(config.batch_size, processes)
     if not config.resume and config.img_size is not None:
@@ -391,8 +392,6 @@ def train(config: TrainConfig) -> TrainResult:
     run = RunDir(run_dir)
     augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
     config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
-    if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
-        config = replace(config, data=str(Path(config.data).resolve()))
 
     scanned = {}  # images decoded for the split's duplicate grouping, reused by the audit: one decode each
     dataset = prepare_data(config, scanned)
