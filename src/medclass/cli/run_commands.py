@@ -70,6 +70,9 @@ def train(
     feature_cache: Annotated[Optional[bool], typer.Option(
         help="frozen + --augment none: compute the backbone's features once (cached), train the head on them.")
     ] = None,
+    bn_recalibrate: Annotated[Optional[bool], typer.Option(
+        "--bn-recalibrate", help="Re-estimate the pretrained backbone's BatchNorm statistics on training images "
+                                 "first (when a frozen backbone's features are constant or huge).")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="adamw, adam or sgd.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,

@@ -28,6 +28,9 @@ class TrainConfig:
     head_epochs: int = 3  # two-stage: epochs that train the classifier alone
     backbone_lr_scale: float = 0.1  # two-stage: the backbone's learning rate, as a share of --lr
     feature_cache: bool = True  # frozen backbone, no random augmentation: compute features once, train the head on them
+    # re-estimate the backbone's BatchNorm statistics on training images before training (training/batchnorm.py):
+    # for a weights file whose statistics do not fit the data (a frozen backbone's features constant or huge)
+    bn_recalibrate: bool = False
     reader_options: dict = field(default_factory=dict)
     # Recipe: AdamW + one-cycle + label smoothing + light affine augmentation + flip TTA + classifier dropout,
     # small batches (more steps for small medical datasets). Unweighted loss by default: a class-balanced loss
@@ -113,6 +116,9 @@ class TrainConfig:
         if self.finetune != "full" and not self.pretrained:
             raise MedclassError(f"--finetune {self.finetune} freezes the backbone, which needs --pretrained weights "
                                 "(a frozen random backbone learns nothing)")
+        if self.bn_recalibrate and not self.pretrained:
+            raise MedclassError("--bn-recalibrate re-estimates the BatchNorm statistics of --pretrained weights; "
+                                "a network trained from scratch learns its own")
         if self.finetune == "two-stage" and not 0 < self.head_epochs < self.epochs:
             raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
                                 f"{self.head_epochs}, epochs {self.epochs}")

@@ -37,6 +37,7 @@ from medclass.models import model_entry
 from medclass.rundir import RunDir
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import AugmentPolicy, resolve_policy
+from medclass.training.batchnorm import recalibrate_batchnorm
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
@@ -336,6 +337,37 @@ def training_data(config: TrainConfig, dataset: ImageDataset, module: Classifier
     return FeatureDataModule(features, config.batch_size, sampler), report
 
 
+def recalibrated_batchnorm(config: TrainConfig, module: ClassifierModule, dataset: ImageDataset, preprocessing,
+                           speed: SpeedPlan, writes: bool) -> int:
+    """--bn-recalibrate: the backbone's BatchNorm statistics re-estimated on training images before anything trains
+    or is cached (the cache key hashes them); a resume takes them from its checkpoint instead. Returns the images
+    used (0: not asked)."""
+    if not config.bn_recalibrate or config.resume:
+        return 0
+    device = torch.device("cuda") if on_gpu(config.accelerator) else torch.device("cpu")
+    used = recalibrate_batchnorm(module.model, dataset.subset("train"), preprocessing, device, speed.num_workers,
+                                 config.seed)
+    if writes:
+        print(f"BatchNorm statistics re-estimated on {used} training images", file=sys.stderr, flush=True)
+    return used
+
+
+@contextmanager
+def frozen_backbone_notice(finetune: str, writes: bool):
+    """A frozen backbone keeps its BatchNorm layers in eval mode on purpose (module.py: train), which Lightning
+    warns about at every start; said once here in medclass's words instead."""
+    if finetune == "full":
+        yield
+        return
+    if writes:
+        print("frozen backbone: its BatchNorm layers keep the pretrained statistics (eval mode) while only the "
+              "classifier trains; Lightning's 'modules in eval mode' warning is expected and not shown", file=sys.stderr,
+              flush=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+        yield
+
+
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
     it runs (accelerator, devices, nodes, workers) may change. Its checkpoints are vetted before anything runs."""
@@ -434,6 +466,7 @@ def train(config: TrainConfig) -> TrainResult:
         if config.modality and writes:
             print(f"augmentation: {config.augment} for {config.modality}: {augment_policy.summary()}",
                   file=sys.stderr, flush=True)
+        recalibrated = recalibrated_batchnorm(config, module, dataset, preprocessing, speed, writes)
         data, cache = training_data(config, dataset, module, preprocessing, speed, augment_policy)
         if cache and writes:
             print(f"feature cache: {cache.summary()}", file=sys.stderr, flush=True)
@@ -445,13 +478,16 @@ def train(config: TrainConfig) -> TrainResult:
                     "preprocessing": preprocessing.to_dict(), "counts": dataset.counts(),
                     **({"task_counts": {t: dataset.counts(t) for t in dataset.learned[1:]}} if len(heads) > 1 else {}),
                     "skipped_images": skipped, "unreadable_images": unreadable, "split_grouping": split_grouping,
+                    **({"batchnorm_recalibrated_on": recalibrated} if recalibrated else {}),
                     **speed.to_dict(), **({"feature_cache": cache.to_dict()} if cache else {}),
                     "versions": _versions()}
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision, processes)
         resolved |= {"processes": trainer.world_size, "device_batch_size": config.batch_size // trainer.world_size}
         if writes:
             config.save(run.config_file, resolved)
-        trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
+        with frozen_backbone_notice(config.finetune, writes):
+            trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None,
+                        weights_only=True)
 
     if not writes:  # rank 0 saves the model, from the checkpoint that all ranks chose alike
         return TrainResult(run_dir, run.artifact_file, _score(checkpoint.best_model_score),

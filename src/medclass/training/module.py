@@ -3,15 +3,18 @@ validation AUC that selects the checkpoint (the mean over tasks, or one task's).
 
 from __future__ import annotations
 
+import warnings
+
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
-from medclass.errors import MedclassError
+from medclass.errors import DataWarning, MedclassError
 from medclass.evaluation.metrics import task_scores
 from medclass.heads import TaskHead, per_task, view_probabilities
 from medclass.models import create_model
+from medclass.training.batchnorm import check_frozen_features
 from medclass.training.feature_cache import classify_features
 from medclass.training.losses import TaskLoss
 
@@ -113,8 +116,22 @@ class ClassifierModule(L.LightningModule):
         views = torch.randint(x.shape[1], (len(x),), device=x.device)
         return x[torch.arange(len(x), device=x.device), views]
 
+    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input for a batch, (N, D), as at inference (no dropout)."""
+        if self.on_features:
+            return x[:, 0]
+        with torch.no_grad():
+            self.model.eval()
+            features = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        self.train(True)  # back to training, the frozen BatchNorm layers in eval mode
+        return features
+
     def training_step(self, batch, batch_idx):
         x, y = batch
+        if self.global_step == 0 and batch_idx == 0 and self._backbone_frozen:  # a fresh start, not a resume
+            warning = check_frozen_features(self.frozen_features(x), stops=self.hparams.finetune == "frozen")
+            if warning:
+                warnings.warn(warning, DataWarning, stacklevel=2)
         loss = self.loss(self(self._training_input(x)), y)
         if not torch.isfinite(loss):
             # training on would only write NaN weights over the last good checkpoint
