@@ -493,7 +493,7 @@ def train(config: TrainConfig) -> TrainResult:
         return TrainResult(run_dir, run.artifact_file, _score(checkpoint.best_model_score),
                            trainer.current_epoch)
     best_path = checkpoint.best_model_path or str(last_ckpt)
-    module.load_state_dict(load_checkpoint(best_path)["state_dict"])
+    module.load_trained_state(load_checkpoint(best_path))  # a frozen backbone: taken from the module itself
     artifact = ModelArtifact(
         model_name=config.model, heads=heads, preprocessing=preprocessing, state_dict=module.model.state_dict(),
         model_kwargs=model_kwargs, tta=["hflip"] if config.hflip else [],
