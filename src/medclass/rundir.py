@@ -49,8 +49,12 @@ EXCLUSIONS = "excluded.csv"
 
 
 class RunDir:
-    def __init__(self, path: "str | Path | RunDir"):
+    """`data`: the run's own data, now at this place (a run or its data moved: another folder or machine); None:
+    where config.yaml says it was. Other labelled data is not given here: evaluation opens it on its own."""
+
+    def __init__(self, path: "str | Path | RunDir", data: str | None = None):
         self.path = path.path if isinstance(path, RunDir) else Path(path)
+        self.data = data or (path.data if isinstance(path, RunDir) else None)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -101,20 +105,31 @@ class RunDir:
             raise MedclassError(f"{self.config_file}: run config not found (is this a medclass run folder?)")
         return yaml.safe_load(self.config_file.read_text()) or {}
 
+    def data_spec(self) -> str:
+        """Where the run's data is read from: `data` when given, else the place training recorded."""
+        return self.data or self.settings().get("config", {})["data"]
+
     def dataset(self, split: str | None = None):
         """The run's data, read as it was for training, with the run's recorded split (`split`: only that part); the
         images the run left out stay out. A run written before excluded.csv has no row for them: they stay out too,
-        with a warning, as images the run did not use."""
+        with a warning, as images the run did not use. From `data` when given: the recorded split names images
+        relative to the data's root, and reader options pointing into the old root (a mapping kept with the data)
+        are followed to the new one."""
         from medclass.data import open_dataset
+        from medclass.data.sources import root_of
         from medclass.data.splits import load_splits
 
         config = self.settings().get("config", {})
-        dataset = open_dataset(config["data"], **(config.get("reader_options") or {}))
+        recorded, options = config["data"], config.get("reader_options") or {}
+        if self.data:
+            options = _moved_options(options, root_of(recorded), root_of(self.data))
+        self._check_data_there(self.data_spec(), options)
         legacy = None if self.excluded_file.is_file() else "no row in the run's splits.csv (not used by the run)"
-        dataset = load_splits(dataset, self.splits_file, unlisted=legacy)
+        dataset = load_splits(open_dataset(self.data_spec(), **options), self.splits_file, unlisted=legacy,
+                              recorded_root=root_of(recorded) if self.data else None)
         unlisted = [r for r in dataset.meta.get("excluded", []) if r["reason"] == legacy]
         if unlisted:
-            warnings.warn(f"{self.path}: {len(unlisted)} image(s) of {config['data']} have no row in "
+            warnings.warn(f"{self.path}: {len(unlisted)} image(s) of {self.data_spec()} have no row in "
                           f"{self.splits_file} (a run of an older medclass listed no image it left out), e.g. "
                           f"{unlisted[0]['source']}; they are left out", DataWarning, stacklevel=2)
         if split is None:
@@ -123,6 +138,23 @@ class RunDir:
         if not len(part):
             raise MedclassError(f"{self.splits_file}: the run has no {split!r} images")
         return part
+
+    def _check_data_there(self, spec: str, options: dict) -> None:
+        """A run copied without its data, or whose data moved, is told how to point at it."""
+        from medclass.data import PATH_OPTIONS
+
+        fix = (f"give its place now with --run-data PATH (e.g. `medclass evaluate {self.path} --run-data PATH`; "
+               "its images are found by their path inside it)")
+        if self.data and not Path(self.data).exists():
+            raise MedclassError(f"--run-data {self.data}: no such file or folder; {fix}")
+        if not self.data and not spec.lower().startswith("medmnist:") and not Path(spec).exists():
+            raise MedclassError(f"{self.config_file}: the run's data {spec} is not there (moved, or a run copied "
+                                f"from another machine?); {fix}")
+        for name, value in options.items():
+            if name in PATH_OPTIONS and isinstance(value, str) and not Path(value).exists():
+                raise MedclassError(f"{self.config_file}: reader option {name} of the run names {value}, which is not "
+                                    "there; keep such files inside the data folder (then --run-data finds them), or "
+                                    f"put the file back (or edit reader_options.{name} in {self.config_file})")
 
     def artifact(self):
         from medclass.inference.artifact import ModelArtifact
@@ -134,3 +166,15 @@ class RunDir:
 
     def calibration(self) -> dict | None:
         return json.loads(self.calibration_file.read_text()) if self.calibration_file.is_file() else None
+
+
+def _moved_options(options: dict, old_root: Path, new_root: Path) -> dict:
+    """Reader options naming a file inside the data's old root (a mapping kept with the data), moved along to the
+    new root; all others as recorded."""
+    from medclass.data import PATH_OPTIONS
+
+    moved = {}
+    for name, value in options.items():
+        inside = name in PATH_OPTIONS and isinstance(value, str) and Path(value).is_relative_to(old_root)
+        moved[name] = str(new_root / Path(value).relative_to(old_root)) if inside else value
+    return moved

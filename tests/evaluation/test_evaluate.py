@@ -1,8 +1,10 @@
 """evaluate_run on a trained run: the split it scores, the files it writes."""
 
 import json
+from pathlib import Path
 
 from medclass.evaluation import evaluate_run
+from medclass.rundir import RunDir
 
 
 def test_evaluate_scores_the_recorded_test_split_and_writes_a_report(trained_run, tmp_path):
@@ -12,7 +14,8 @@ def test_evaluate_scores_the_recorded_test_split_and_writes_a_report(trained_run
     assert metrics["n"] == len(test_sources) == sum(map(sum, metrics["confusion_matrix"]))
     assert json.loads((out / "metrics.json").read_text())["auc"] == metrics["auc"]
     predicted = (out / "predictions.csv").read_text().splitlines()[1:]
-    assert sorted(line.split(",")[0] for line in predicted) == sorted(test_sources)
+    root = Path(RunDir(trained_run).settings()["config"]["data"])  # splits.csv names images from the data's root
+    assert sorted(Path(line.split(",")[0]).relative_to(root).as_posix() for line in predicted) == sorted(test_sources)
     report = (out / "report.html").read_text()
     assert "Confusion matrix" in report and "ROC curve" in report and "data:image/png;base64," in report
     assert metrics["auc_kind"] == "macro one-vs-rest"

@@ -84,3 +84,52 @@ def _retarget_best(run, best_path):
             state["best_model_path"] = str(best_path)
             state["dirpath"] = str(best_path.parent)
     torch.save(checkpoint, last)
+
+
+def test_a_frozen_runs_checkpoints_hold_no_frozen_weights_yet_make_the_full_artefact_and_resume(demo_data, tmp_path):
+    import timm
+    import yaml
+
+    from medclass.inference.artifact import ModelArtifact
+    from medclass.training.history import read_history
+    from medclass.training.module import ClassifierModule
+
+    torch.manual_seed(1)
+    weights = tmp_path / "r18.pth"
+    torch.save(timm.create_model("resnet18", num_classes=1000).state_dict(), weights)
+    run = tmp_path / "run"
+    options = dict(model="resnet18", pretrained=str(weights), img_size=32, finetune="frozen", batch_size=16,
+                   audit=False, scheduler="none", calibrate=False)
+    train(TrainConfig(data=str(demo_data), out=str(run), epochs=1, **options))
+    source = torch.load(weights, weights_only=True)
+    full_bytes = sum(t.numel() * t.element_size() for t in source.values())
+    checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))
+    assert len(checkpoints) == 2  # best and last
+    for path in checkpoints:
+        state = load_checkpoint(path)["state_dict"]
+        assert "model.conv1.weight" not in state and "model.layer4.1.conv2.weight" not in state
+        assert "model.fc.weight" in state and "model.bn1.running_var" in state  # what trains, and the statistics
+        assert path.stat().st_size < full_bytes / 20
+
+    artifact = ModelArtifact.load(run)
+    best = load_checkpoint(best_checkpoint_named_in(load_checkpoint(run / "checkpoints" / "last.ckpt")))
+    assert all(torch.equal(artifact.state_dict[k], v) for k, v in source.items() if not k.startswith("fc."))
+    assert torch.equal(artifact.state_dict["fc.weight"], best["state_dict"]["model.fc.weight"])
+    module = ClassifierModule("resnet18", 3, 3, pretrained=str(weights), finetune="frozen")
+    module.load_trained_state(best)
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(module.model.eval()(images), artifact.build_model().eval()(images))
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["config"]["epochs"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    train(TrainConfig(data="", out=str(run), resume=True))
+    assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2]
+
+    config["config"]["epochs"] = 3
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    source["layer1.0.conv1.weight"] += 0.01  # the weights file changed since the run started
+    torch.save(source, weights)
+    with pytest.raises(MedclassError, match="frozen backbone.*differ.*r18.pth"):
+        train(TrainConfig(data="", out=str(run), resume=True))

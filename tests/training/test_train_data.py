@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from medclass.data import open_dataset
+from medclass.data.sources import data_root, portable_source
 from medclass.data.splits import make_splits, save_splits
 from medclass.errors import DataWarning, MedclassError
 from medclass.rundir import RunDir
@@ -61,7 +62,8 @@ def test_given_kfold_splits_are_used(demo_data, tmp_path):
     train(_config(demo_data, tmp_path / "run", splits=str(tmp_path / "splits.csv"), fold=1))
     used = {line.split(",")[0]: line.split(",")[1] for line in
             (tmp_path / "run" / "splits.csv").read_text().splitlines()[1:]}
-    expected_val = {s.source for s in folds.samples if folds.meta["folds"].get(s.source) == 1}
+    expected_val = {portable_source(s.source, data_root(folds)) for s in folds.samples  # named from the data root
+                    if folds.meta["folds"].get(s.source) == 1}
     assert {src for src, split in used.items() if split == "val"} == expected_val
 
 

@@ -50,6 +50,13 @@ READER_OPTIONS = {
 }
 
 
+# A run's own data at a new place (the run or its data moved): read as for training, with the run's recorded split.
+# Unlike --data (other labelled data, scored on its own splits or as a whole), it keeps the run's test split.
+RunData = Annotated[Optional[str], typer.Option(
+    "--run-data", help="The run's own data, now at this place (moved, or the run copied to another machine): read "
+                       "as for training, with the run's recorded split.")]
+
+
 def reader_options(command):
     """Give `command` every reader option; it receives those the user set as `reader_options: dict`."""
     signature = inspect.signature(command, eval_str=True)  # resolved, as typer reads a plain function

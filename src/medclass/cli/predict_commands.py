@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
+from medclass.cli.options import RunData
 from medclass.cli.run_commands import RunDir
 from medclass.errors import MedclassError
 
@@ -108,13 +109,15 @@ def sample(
     n: Annotated[int, typer.Option("--n", help="Images to draw.")] = 16,
     seed: Annotated[Optional[int], typer.Option(help="Draw this batch again (default: a new random batch).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Image grid PNG (default RUN/sample.png).")] = None,
+    run_data: RunData = None,
 ):
     """A random batch of the run's TEST images: every task's prediction next to the truth, printed and as a grid."""
     from medclass.inference.sample import sample_lines, sample_test_images, save_sample_grid
     from medclass.inference import load_predictor
+    from medclass.rundir import RunDir as Run
 
     predictor = load_predictor(run_dir)
-    sampled, seed = sample_test_images(run_dir, n, seed, predictor)
+    sampled, seed = sample_test_images(Run(run_dir, data=run_data), n, seed, predictor)
     for line in sample_lines(predictor.heads, sampled):
         typer.echo(line)
     path = save_sample_grid(predictor.heads, sampled, out or Path(run_dir) / "sample.png", seed)

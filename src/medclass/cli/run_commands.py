@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import reader_options
+from medclass.cli.options import RunData, reader_options
 
 RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
 
@@ -70,6 +70,9 @@ def train(
     feature_cache: Annotated[Optional[bool], typer.Option(
         help="frozen + --augment none: compute the backbone's features once (cached), train the head on them.")
     ] = None,
+    bn_recalibrate: Annotated[Optional[bool], typer.Option(
+        "--bn-recalibrate", help="Re-estimate the pretrained backbone's BatchNorm statistics on training images "
+                                 "first (when a frozen backbone's features are constant or huge).")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="adamw, adam or sgd.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="onecycle, cosine, step or none.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,
@@ -180,18 +183,22 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and report.html.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics JSON to stdout.")] = False,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
+    run_data: RunData = None,
     reader_options: dict | None = None,
 ):
     """Score a trained model: accuracy, balanced accuracy, AUC with CIs, per-class P/R/F1, report.html."""
     from medclass.data import cli_flags
     from medclass.errors import MedclassError
     from medclass.evaluation import evaluate_run
+    from medclass.rundir import RunDir as Run
 
     if reader_options and data is None:
         raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it the "
                             "run is evaluated on its own data, read as it was for training")
-    metrics, out_dir = evaluate_run(run_dir, data=data, split=split, out_dir=out, reader_options=reader_options,
-                                    n_boot=n_boot)
+    if data is not None and run_data is not None:
+        raise MedclassError("give --data (other labelled data) or --run-data (the run's own data, moved), not both")
+    metrics, out_dir = evaluate_run(Run(run_dir, data=run_data), data=data, split=split, out_dir=out,
+                                    reader_options=reader_options, n_boot=n_boot)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
@@ -215,6 +222,7 @@ def threshold(
     task: Annotated[Optional[list[str]], typer.Option(help="Only this task (repeatable; default: every binary and "
                                                            "multi-label task).")] = None,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Fit the temperature again first.")] = False,
+    run_data: RunData = None,
 ):
     """Re-choose the operating point on the run's validation split, without retraining; the artefact keeps it, and
     `predict` and `evaluate` apply it."""
@@ -227,7 +235,7 @@ def threshold(
     rules = [rule for rule, set_ in given if set_ is not None]
     if len(rules) != 1:
         raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T")
-    record = tune_run(Run(run_dir), rules[0], calibrate=recalibrate or None, tasks=task or None)
+    record = tune_run(Run(run_dir, data=run_data), rules[0], calibrate=recalibrate or None, tasks=task or None)
     for line in tuning_summary(record):
         typer.echo(line)
     typer.echo(f"saved in {Run(run_dir).artifact_file} (record: {Run(run_dir).calibration_file})")
@@ -244,13 +252,15 @@ def compare(
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (intervals and the paired test).")] = 2000,
     out: Annotated[Optional[Path], typer.Option(help="Folder for comparison.json.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison JSON to stdout.")] = False,
+    run_data: RunData = None,
     reader_options: dict | None = None,
 ):
     """Runs side by side on the same images: AUC with intervals, and a paired test of each AUC difference against
     the first run (DeLong for binary tasks, paired bootstrap for all)."""
     from medclass.evaluation.compare import compare_runs, comparison_lines
+    from medclass.rundir import RunDir as Run
 
-    result = compare_runs(run_dirs, data=data, split=split, reader_options=reader_options, n_boot=n_boot, out=out)
+    result = compare_runs([Run(r, data=run_data) for r in run_dirs], data=data, split=split, reader_options=reader_options, n_boot=n_boot, out=out)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=float))
         return

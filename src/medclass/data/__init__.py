@@ -18,6 +18,8 @@ READERS: list[Reader] = [MedMNISTReader(), NpzReader(), CsvReader(), NestedFolde
 # Options of every format, applied after the reader: `keep_masks` keeps segmentation masks that pair with an image
 # by name (data/masks.py), which are otherwise left out, recorded as excluded.
 DATASET_OPTIONS = ("keep_masks",)
+# reader options naming a file or folder relative to the working directory (a run records them absolute)
+PATH_OPTIONS = frozenset(name for reader in READERS for name in reader.path_options)
 
 
 def open_dataset(spec: str | Path, **options) -> ImageDataset:
@@ -53,9 +55,18 @@ def find_reader(spec: str) -> Reader:
                     "or a folder of class folders")
 
 
+def absolute_path_options(options: dict) -> dict:
+    """`options` with those that name a file or folder relative to the working directory (a --mapping YAML,
+    MedMNIST's --data-root) made absolute, so that a run reads its data alike from any folder. Options relative to
+    the data itself (a CSV's --images-dir) stay as given: they move with the data."""
+    return {name: str(Path(value).expanduser().resolve()) if name in PATH_OPTIONS and isinstance(value, str) else value
+            for name, value in options.items()}
+
+
 def cli_flags(names) -> str:
     """Option names as the command line spells them (patient_pattern -> --patient-pattern)."""
     return ", ".join("--" + name.replace("_", "-") for name in names)
 
 
-__all__ = ["Box", "ImageDataset", "Reader", "Sample", "open_dataset", "find_reader", "cli_flags", "READERS"]
+__all__ = ["Box", "ImageDataset", "Reader", "Sample", "open_dataset", "find_reader", "cli_flags",
+           "absolute_path_options", "PATH_OPTIONS", "READERS"]

@@ -166,6 +166,9 @@ class Reader:
     name: str = "reader"
     description: str = ""
     options: tuple[str, ...] = ()
+    # options naming a file or folder relative to the working directory (not to the data): a run records them
+    # absolute (data/__init__.py: absolute_path_options)
+    path_options: tuple[str, ...] = ()
 
     def can_read(self, spec: str) -> bool:
         raise NotImplementedError

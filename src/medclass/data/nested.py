@@ -27,6 +27,7 @@ class NestedFolderReader(Reader):
     name = "nested-folders"
     description = "ROOT/<group>/<class>/*.png"
     options = ("mapping", "patient_pattern", "patient_from")
+    path_options = ("mapping",)
 
     def can_read(self, spec: str) -> bool:
         return is_nested_layout(Path(spec))

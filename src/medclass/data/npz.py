@@ -38,6 +38,7 @@ class MedMNISTReader(Reader):
     name = "medmnist"
     description = "medmnist:NAME[@SIZE]"
     options = ("data_root", "download")
+    path_options = ("data_root",)
 
     def can_read(self, spec: str) -> bool:
         return spec.lower().startswith(MEDMNIST_PREFIX)

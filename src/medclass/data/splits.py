@@ -22,6 +22,7 @@ from medclass.data.coverage import warn_small_classes
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.groups import PATIENT, split_groups
 from medclass.data.image_hashes import ImageFacts
+from medclass.data.sources import data_root, portable_source, source_lookup
 from medclass.data.tasks import is_multi_label, labels_of
 from medclass.errors import DataError
 
@@ -299,8 +300,9 @@ def patients_in_several_splits(dataset: ImageDataset) -> list[str]:
 
 
 def save_splits(dataset: ImageDataset, path: Path) -> None:
-    """Write `source,split,label,patient[,fold][,reason]`: every image, those left out (`exclude`) with split
-    'excluded' and the reason (a column written only when some image was left out)."""
+    """Write `source,split,label,patient[,fold][,reason]`: every image, each source relative to the data's root when
+    inside it, those left out (`exclude`) with split 'excluded' and the reason (a column written only when some
+    image was left out)."""
     if not dataset.has_splits:
         raise DataError(f"{dataset.name}: some images have no split yet; make splits before saving them to {path}")
     folds, excluded = dataset.meta.get("folds"), excluded_images(dataset)
@@ -310,21 +312,28 @@ def save_splits(dataset: ImageDataset, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["source", "split", "label", "patient"] + (["fold"] if folds else [])
                         + (["reason"] if excluded else []))
+        root = data_root(dataset)  # images named from the data's root: the file still matches a moved dataset
         for s in dataset.samples:
             fold = [folds.get(s.source, "")] if folds else []
-            writer.writerow([s.source, s.split, "|".join(labels_of(s, dataset.target)), s.patient or ""] + fold
-                            + ([""] if excluded else []))
+            writer.writerow([portable_source(s.source, root), s.split, "|".join(labels_of(s, dataset.target)),
+                             s.patient or ""] + fold + ([""] if excluded else []))
         for record in excluded:
-            writer.writerow([record["source"], EXCLUDED, record["label"], record["patient"] or ""]
-                            + ([""] if folds else []) + [record["reason"]])
+            writer.writerow([portable_source(record["source"], root), EXCLUDED, record["label"],
+                             record["patient"] or ""] + ([""] if folds else []) + [record["reason"]])
 
 
-def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None, unlisted: str | None = None
-                ) -> ImageDataset:
+def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None, unlisted: str | None = None,
+                recorded_root: Path | None = None) -> ImageDataset:
     """Apply a CSV written by `save_splits` to `dataset`. With folds, `fold` picks which one is val. Images the file
     marks 'excluded' are left out (`exclude`) with the file's reason. An image without a row is an error, unless
-    `unlisted` gives the reason to leave such images out (a run of an older medclass wrote no row for them)."""
+    `unlisted` gives the reason to leave such images out (a run of an older medclass wrote no row for them).
+    `recorded_root`: where the data was when the file was written, for files naming images absolutely
+    (data/sources.py)."""
     split_of, folds, reasons = _read_split_file(Path(path))
+    source = source_lookup(dataset, recorded_root)
+    split_of = {source(name): split for name, split in split_of.items()}
+    folds = {source(name): number for name, number in folds.items()}
+    reasons = {source(name): reason for name, reason in reasons.items()}
     unknown = [s.source for s in dataset.samples if s.source not in split_of]
     if unknown and unlisted is None:
         raise DataError(f"{path}: has no split for {len(unknown)} image(s) of {dataset.name}, e.g. {unknown[0]}")

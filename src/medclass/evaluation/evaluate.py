@@ -81,7 +81,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
             section["patient_level"] = patient_level(head, y, p, groups, n_boot, seed)
         sections[head.name] = section
         figures[head.name] = task_figures(head, section, outputs, keep, p, out, len(heads) > 1)
-    common = {"split": split, "data": data or f"{run.settings()['config']['data']} (the run's recorded split)",
+    common = {"split": split, "data": data or f"{run.data_spec()} (the run's recorded split)",
               # rows of the data file the reader could not use (e.g. a CSV row whose image is missing), any split
               "skipped": dataset.meta.get("skipped", [])}
     if len(heads) == 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -28,6 +28,9 @@ class TrainConfig:
     head_epochs: int = 3  # two-stage: epochs that train the classifier alone
     backbone_lr_scale: float = 0.1  # two-stage: the backbone's learning rate, as a share of --lr
     feature_cache: bool = True  # frozen backbone, no random augmentation: compute features once, train the head on them
+    # re-estimate the backbone's BatchNorm statistics on training images before training (training/batchnorm.py):
+    # for a weights file whose statistics do not fit the data (a frozen backbone's features constant or huge)
+    bn_recalibrate: bool = False
     reader_options: dict = field(default_factory=dict)
     # Recipe: AdamW + one-cycle + label smoothing + light affine augmentation + flip TTA + classifier dropout,
     # small batches (more steps for small medical datasets). Unweighted loss by default: a class-balanced loss
@@ -113,6 +116,9 @@ class TrainConfig:
         if self.finetune != "full" and not self.pretrained:
             raise MedclassError(f"--finetune {self.finetune} freezes the backbone, which needs --pretrained weights "
                                 "(a frozen random backbone learns nothing)")
+        if self.bn_recalibrate and not self.pretrained:
+            raise MedclassError("--bn-recalibrate re-estimates the BatchNorm statistics of --pretrained weights; "
+                                "a network trained from scratch learns its own")
         if self.finetune == "two-stage" and not 0 < self.head_epochs < self.epochs:
             raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
                                 f"{self.head_epochs}, epochs {self.epochs}")
@@ -145,6 +151,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_absolute_paths(self) -> "TrainConfig":
+        """Every path the run records, absolute: the data (a path; a `medmnist:` spec stays a spec), the run folder,
+        a --splits file, a --pretrained weights file and reader options such as --mapping. Absolute rather than
+        relative to the run: they name things outside the run folder, which a copied run does not carry along, and
+        an absolute path says exactly where they were. The images inside the data are named relative to its root
+        instead (splits.csv), so a moved dataset is found again by giving its new place (`--run-data`)."""
+        from medclass.data import absolute_path_options
+
+        def absolute(path: str) -> str:
+            return str(Path(path).expanduser().resolve())
+
+        return replace(self, data=absolute(self.data) if self.data and Path(self.data).exists() else self.data,
+                       out=absolute(self.out), splits=absolute(self.splits) if self.splits else None,
+                       pretrained=absolute(self.pretrained) if isinstance(self.pretrained, str) else self.pretrained,
+                       reader_options=absolute_path_options(self.reader_options))
 
     def save(self, path: Path, resolved: dict | None = None) -> None:
         """Write the config, plus what was resolved at run time (sizes, class names, versions)."""

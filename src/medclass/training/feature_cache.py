@@ -81,12 +81,16 @@ def backbone_key(model: nn.Module, model_name: str, model_kwargs: dict, preproce
     options = {k: v for k, v in model_kwargs.items() if k not in ("drop_rate", "task_outputs")}
     digest.update(json.dumps([model_name, options, preprocessing.to_dict(), precision, views],
                              sort_keys=True).encode())
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        if id(tensor) in classifier:
-            continue
+    hash_tensors(digest, ((name, tensor) for name, tensor in model.state_dict(keep_vars=True).items()
+                          if id(tensor) not in classifier))
+    return digest.hexdigest()
+
+
+def hash_tensors(digest, named) -> None:
+    """Feed each (name, tensor)'s name and exact bytes to `digest` (any hashlib object)."""
+    for name, tensor in named:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def image_keys(images: torch.Tensor) -> list[str]:

@@ -39,6 +39,7 @@ from medclass.models import model_entry
 from medclass.rundir import RunDir
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import AugmentPolicy, resolve_policy
+from medclass.training.batchnorm import recalibrate_batchnorm
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import ImageDataModule
@@ -331,6 +332,37 @@ def training_data(config: TrainConfig, dataset: ImageDataset, module: Classifier
     return FeatureDataModule(features, config.batch_size, sampler), report
 
 
+def recalibrated_batchnorm(config: TrainConfig, module: ClassifierModule, dataset: ImageDataset, preprocessing,
+                           speed: SpeedPlan, writes: bool) -> int:
+    """--bn-recalibrate: the backbone's BatchNorm statistics re-estimated on training images before anything trains
+    or is cached (the cache key hashes them); a resume takes them from its checkpoint instead. Returns the images
+    used (0: not asked)."""
+    if not config.bn_recalibrate or config.resume:
+        return 0
+    device = torch.device("cuda") if on_gpu(config.accelerator) else torch.device("cpu")
+    used = recalibrate_batchnorm(module.model, dataset.subset("train"), preprocessing, device, speed.num_workers,
+                                 config.seed)
+    if writes:
+        print(f"BatchNorm statistics re-estimated on {used} training images", file=sys.stderr, flush=True)
+    return used
+
+
+@contextmanager
+def frozen_backbone_notice(finetune: str, writes: bool):
+    """A frozen backbone keeps its BatchNorm layers in eval mode on purpose (module.py: train), which Lightning
+    warns about at every start; said once here in medclass's words instead."""
+    if finetune == "full":
+        yield
+        return
+    if writes:
+        print("frozen backbone: its BatchNorm layers keep the pretrained statistics (eval mode) while only the "
+              "classifier trains; Lightning's 'modules in eval mode' warning is expected and not shown", file=sys.stderr,
+              flush=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+        yield
+
+
 def resumed_config(config: TrainConfig) -> TrainConfig:
     """A resumed run continues with the config it was started with (its schedule depends on it); only where
     it runs (accelerator, devices, nodes, workers) may change. Its checkpoints are vetted before anything runs."""
@@ -378,6 +410,7 @@ def train(config: TrainConfig) -> TrainResult:
     check_logger_installed(config.logger)
     if config.resume:
         config = resumed_config(config)
+    config = config.with_absolute_paths()  # the run can be evaluated, sampled and resumed from any folder
     processes = local_processes(config.devices, config.accelerator) * config.num_nodes
     check_batch_split(config.batch_size, processes)
     if not config.resume and config.img_size is not None:
@@ -386,8 +419,6 @@ def train(config: TrainConfig) -> TrainResult:
     run = RunDir(run_dir)
     augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
     config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
-    if Path(config.data).exists():  # absolute, so the run can be evaluated from any working directory
-        config = replace(config, data=str(Path(config.data).resolve()))
 
     scanned = {}  # images decoded for the split's duplicate grouping, reused by the audit: one decode each
     dataset = prepare_data(config, scanned)
@@ -433,6 +464,7 @@ def train(config: TrainConfig) -> TrainResult:
         if config.modality and writes:
             print(f"augmentation: {config.augment} for {config.modality}: {augment_policy.summary()}",
                   file=sys.stderr, flush=True)
+        recalibrated = recalibrated_batchnorm(config, module, dataset, preprocessing, speed, writes)
         data, cache = training_data(config, dataset, module, preprocessing, speed, augment_policy)
         if cache and writes:
             print(f"feature cache: {cache.summary()}", file=sys.stderr, flush=True)
@@ -445,19 +477,22 @@ def train(config: TrainConfig) -> TrainResult:
                     **({"task_counts": {t: dataset.counts(t) for t in dataset.learned[1:]}} if len(heads) > 1 else {}),
                     "skipped_images": skipped, "unreadable_images": unreadable,
                     "excluded_images": len(excluded_images(dataset)), "split_grouping": split_grouping,
+                    **({"batchnorm_recalibrated_on": recalibrated} if recalibrated else {}),
                     **speed.to_dict(), **({"feature_cache": cache.to_dict()} if cache else {}),
                     "versions": _versions()}
         trainer, checkpoint = build_trainer(config, run_dir, speed.precision, processes)
         resolved |= {"processes": trainer.world_size, "device_batch_size": config.batch_size // trainer.world_size}
         if writes:
             config.save(run.config_file, resolved)
-        trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None, weights_only=True)
+        with frozen_backbone_notice(config.finetune, writes):
+            trainer.fit(module, datamodule=data, ckpt_path=str(last_ckpt) if config.resume else None,
+                        weights_only=True)
 
     if not writes:  # rank 0 saves the model, from the checkpoint that all ranks chose alike
         return TrainResult(run_dir, run.artifact_file, _score(checkpoint.best_model_score),
                            trainer.current_epoch)
     best_path = checkpoint.best_model_path or str(last_ckpt)
-    module.load_state_dict(load_checkpoint(best_path)["state_dict"])
+    module.load_trained_state(load_checkpoint(best_path))  # a frozen backbone: taken from the module itself
     artifact = ModelArtifact(
         model_name=config.model, heads=heads, preprocessing=preprocessing, state_dict=module.model.state_dict(),
         model_kwargs=model_kwargs, tta=["hflip"] if config.hflip else [],

@@ -3,16 +3,21 @@ validation AUC that selects the checkpoint (the mean over tasks, or one task's).
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
-from medclass.errors import MedclassError
+from medclass.errors import DataWarning, MedclassError
 from medclass.evaluation.metrics import task_scores
 from medclass.heads import TaskHead, per_task, view_probabilities
 from medclass.models import create_model
-from medclass.training.feature_cache import classify_features
+from medclass.training.batchnorm import check_frozen_features
+from medclass.training.checkpoints import FROZEN, leave_out_frozen, put_back_frozen
+from medclass.training.feature_cache import classify_features, hash_tensors
 from medclass.training.losses import TaskLoss
 
 
@@ -42,6 +47,7 @@ class ClassifierModule(L.LightningModule):
         self.loss = TaskLoss(self.heads, task_weights, class_weights, label_smoothing, loss, focal_gamma)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._backbone_frozen = False
+        self._frozen_digest: str | None = None  # hash of the frozen weights, computed once (they never change)
         # True when batches are cached backbone features (N, views, D) instead of images (training/feature_cache.py)
         self.on_features = False
 
@@ -73,6 +79,35 @@ class ClassifierModule(L.LightningModule):
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head:
                     m.eval()
         return self
+
+    # Checkpoints of a backbone frozen for the whole run hold what trains only (training/checkpoints.py: FROZEN).
+    def frozen_tensors(self) -> list[str]:
+        """State-dict names of the parameters that never train (`frozen`: the backbone's); none otherwise."""
+        if self.hparams.finetune != "frozen":
+            return []
+        head = {id(p) for p in self.model.get_classifier().parameters()}
+        return [f"model.{name}" for name, p in self.model.named_parameters() if id(p) not in head]
+
+    def frozen_digest(self) -> str:
+        if self._frozen_digest is None:
+            state, digest = self.state_dict(), hashlib.blake2b(digest_size=16)
+            hash_tensors(digest, ((name, state[name]) for name in sorted(self.frozen_tensors())))
+            self._frozen_digest = digest.hexdigest()
+        return self._frozen_digest
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        frozen = self.frozen_tensors()
+        if frozen:
+            leave_out_frozen(checkpoint, frozen, self.frozen_digest())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if checkpoint.get(FROZEN):
+            put_back_frozen(checkpoint, self.state_dict(), self.frozen_digest(), self.hparams.pretrained)
+
+    def load_trained_state(self, checkpoint: dict) -> None:
+        """The weights of a checkpoint medclass wrote (the frozen backbone put back where it was left out)."""
+        self.on_load_checkpoint(checkpoint)
+        self.load_state_dict(checkpoint["state_dict"])
 
     def on_fit_start(self) -> None:
         self.freeze_backbone(self.backbone_frozen_in(self.current_epoch))
@@ -113,8 +148,22 @@ class ClassifierModule(L.LightningModule):
         views = torch.randint(x.shape[1], (len(x),), device=x.device)
         return x[torch.arange(len(x), device=x.device), views]
 
+    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input for a batch, (N, D), as at inference (no dropout)."""
+        if self.on_features:
+            return x[:, 0]
+        with torch.no_grad():
+            self.model.eval()
+            features = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        self.train(True)  # back to training, the frozen BatchNorm layers in eval mode
+        return features
+
     def training_step(self, batch, batch_idx):
         x, y = batch
+        if self.global_step == 0 and batch_idx == 0 and self._backbone_frozen:  # a fresh start, not a resume
+            warning = check_frozen_features(self.frozen_features(x), stops=self.hparams.finetune == "frozen")
+            if warning:
+                warnings.warn(warning, DataWarning, stacklevel=2)
         loss = self.loss(self(self._training_input(x)), y)
         if not torch.isfinite(loss):
             # training on would only write NaN weights over the last good checkpoint
