@@ -235,13 +235,13 @@ def excluded_images(dataset: ImageDataset) -> list[dict]:
 
 
 def save_exclusions(dataset: ImageDataset, path: Path) -> int:
-    """Write `source,split,label,reason` of every image left out (split: the one it had, empty when it was left
-    out before splitting); the header alone when none was. Returns how many."""
-    records = excluded_images(dataset)
+    """Write `source,split,label,reason` of every image left out, named as in splits.csv (split: the one it had,
+    empty when it was left out before splitting); the header alone when none was. Returns how many."""
+    records, root = excluded_images(dataset), data_root(dataset)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=EXCLUSION_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(r | {"source": portable_source(r["source"], root)} for r in records)
     return len(records)
 
 
