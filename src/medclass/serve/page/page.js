@@ -81,7 +81,7 @@ function showExplainChoices(model) {
     ...methods.map((m) => el("option", { value: m, text: METHOD_NAMES[m] || m })));
   explain.value = methods.includes(kept) ? kept : "";
   $("polarity").replaceChildren(
-    el("option", { value: "", text: `polarity: ${model.explain.polarity} (the model's modality)` }),
+    el("option", { value: "", text: `polarity: ${model.explain.polarity} (model's modality)` }),
     ...["auto", "dark", "bright"].map((p) => el("option", { value: p, text: `polarity: ${p}` })));
   showPolarity();
 }
@@ -158,16 +158,19 @@ async function predict() {
   }
 }
 
-// The explanation's boxes drawn over the image, in the image's own pixels (the SVG's viewBox): the best thickest.
+const DRAWN_BOXES = 3;  // more than a few boxes hide the image; the answer's JSON has them all
+
+// The explanation's best boxes drawn over the image, in the image's own pixels (the SVG's viewBox): the best
+// thickest.
 function drawBoxes(explanation) {
   const svg = $("boxes");
   svg.replaceChildren();
-  svg.hidden = !explanation;
+  svg.toggleAttribute("hidden", !explanation);  // an SVG element has no `hidden` property, only the attribute
   if (!explanation) return;
   const [width, height] = explanation.image_size;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
-  explanation.boxes.forEach((box, rank) => {
+  explanation.boxes.slice(0, DRAWN_BOXES).forEach((box, rank) => {
     const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     const attrs = { x: box.x0, y: box.y0, width: box.x1 - box.x0, height: box.y1 - box.y0,
                     class: rank === 0 ? "best" : "other", "data-score": box.score };
@@ -181,7 +184,8 @@ function drawBoxes(explanation) {
 
 function explanationCaption(explanation) {
   const name = METHOD_NAMES[explanation.method] || explanation.method;
-  const count = `${explanation.boxes.length} box${explanation.boxes.length === 1 ? "" : "es"}`;
+  const found = explanation.boxes.length;
+  const count = `${found} box${found === 1 ? "" : "es"}` + (found > DRAWN_BOXES ? `, the best ${DRAWN_BOXES} drawn` : "");
   if (explanation.method === "otsu") {
     return `${name}, polarity ${explanation.polarity}: ${count}, beside the answer ${explanation.class}`;
   }
@@ -189,6 +193,7 @@ function explanationCaption(explanation) {
 }
 
 function showAnswer(model, answer) {
+  window.lastAnswer = answer;  // for scripts and tests: the JSON behind what is shown
   if (answer.image_png) $("image").src = `data:image/png;base64,${answer.image_png}`;
   const explanation = answer.explanation;
   $("overlay-figure").hidden = !explanation;
