@@ -87,3 +87,15 @@ def test_two_task_artefact_round_trip_keeps_heads_and_outputs(tmp_path):
     assert [p.shape for p in proba.values()] == [(3, 3), (3, 2), (3, 2)]
     np.testing.assert_allclose(proba["organ"].sum(1), 1, atol=1e-6)  # softmax per single-label head
     assert not np.allclose(proba["findings"].sum(1), 1)  # a sigmoid per finding
+
+
+def test_modality_and_description_are_kept_and_older_format_3_files_load_without_them(tmp_path):
+    model = create_model("smallcnn", 2, 1)
+    artifact = ModelArtifact.single_task("smallcnn", ["benign", "malignant"], Preprocessing(16, 1, (0.5,), (0.5,)),
+                                         model.state_dict(), positive_index=1, modality="ultrasound",
+                                         description="BUSI benign vs malignant, research only")
+    loaded = ModelArtifact.load(artifact.save(tmp_path / "new.safetensors"))
+    assert (loaded.modality, loaded.description) == ("ultrasound", "BUSI benign vs malignant, research only")
+    older = {k: v for k, v in artifact.metadata().items() if k not in ("modality", "description")}
+    before = ModelArtifact.from_metadata(older, model.state_dict(), "older.safetensors")
+    assert (before.modality, before.description) == (None, "")

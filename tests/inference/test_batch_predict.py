@@ -128,3 +128,36 @@ def test_predict_explain_writes_an_overlay_per_readable_image_for_the_class_it_a
             assert Image.open(e["overlay"]).size[0] >= 256 and float(e["x1"]) > float(e["x0"])
     refused = runner.invoke(app, ["predict", str(trained_run), inputs[0], "--explain", "magic"])
     assert refused.exit_code == 2 and "--explain must be one of" in refused.stderr
+
+
+def test_predict_otsu_boxes_take_the_runs_modality_and_go_to_the_csv(trained_run, demo_data, tmp_path):
+    """A run trained with --modality ultrasound: Otsu boxes dark lesions without --polarity; --polarity wins; the
+    best box (original pixels) and its score are in the --out CSV, as the Python result holds them."""
+    import shutil
+
+    from medclass.inference import ModelArtifact
+
+    run = shutil.copytree(trained_run, tmp_path / "ultrasound")
+    artifact = ModelArtifact.load(run)
+    artifact.modality = "ultrasound"
+    artifact.save(run)
+    image = demo_data / "malignant" / "malignant_0004.png"
+    for flags, polarity in (([], "dark"), (["--polarity", "bright"], "bright")):
+        out, folder = tmp_path / f"{polarity}.csv", tmp_path / polarity
+        result = runner.invoke(app, ["predict", str(run), str(image), "--out", str(out), "--explain", "otsu",
+                                     "--explain-dir", str(folder), *flags])
+        assert result.exit_code == 0, result.output
+        assert f"explanations (otsu, polarity {polarity})" in result.output
+        row, = csv.DictReader(open(out))
+        explained, = csv.DictReader(open(folder / "explanations.csv"))
+        assert explained["polarity"] == polarity
+        expected = Predictor(run).explain([str(image)], "otsu", polarity=None if not flags else polarity)[0]
+        assert expected.polarity == polarity
+        best = expected.boxes[0]
+        assert [float(row[f"box_{k}"]) for k in ("x0", "y0", "x1", "y1")] == pytest.approx(best.corners(), abs=0.05)
+        assert float(row["box_score"]) == pytest.approx(best.score, rel=1e-3)
+        assert 0 <= best.x0 < best.x1 <= 32 and 0 <= best.y0 < best.y1 <= 32
+    refused = runner.invoke(app, ["predict", str(run), str(image), "--polarity", "dark"])
+    assert refused.exit_code == 2 and "--polarity shape(s) explanations: add --explain METHOD" in refused.output
+    refused = runner.invoke(app, ["predict", str(run), str(image), "--explain", "otsu", "--polarity", "dim"])
+    assert refused.exit_code == 2 and "--polarity must be one of auto, dark, bright; got 'dim'" in refused.output

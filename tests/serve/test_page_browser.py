@@ -40,9 +40,14 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromi
                                                                        "chromium (or set MEDCLASS_CHROMIUM)")
 
 
+LONG_CLASS = "immature granulocytes(myelocytes, metamyelocytes and promyelocytes)"  # BloodMNIST's
+DESCRIPTION = "Untrained test model: organ, malignancy and findings of 32 px X-ray-like images"
+
+
 def three_task_model(folder: Path) -> Path:
-    """An untrained smallcnn answering organ (multiclass, calibrated), malignancy (binary, tuned threshold) and
-    findings (multilabel, one threshold each): every kind of task the page draws."""
+    """An untrained smallcnn answering organ (multiclass, calibrated to a flattening temperature, one class named
+    as long as BloodMNIST's), malignancy (binary, tuned threshold) and findings (multilabel, one threshold each):
+    every kind of task the page draws; with a description and a modality."""
     import torch
 
     from medclass.heads import TaskHead
@@ -50,7 +55,7 @@ def three_task_model(folder: Path) -> Path:
     from medclass.models import create_model
     from medclass.transforms import Preprocessing
 
-    heads = [TaskHead("organ", "multiclass", ("Brain", "Breast", "Lung"), temperature=1.7),
+    heads = [TaskHead("organ", "multiclass", ("Brain", "Breast", LONG_CLASS), temperature=16.7),
              TaskHead("malignancy", "binary", ("benign", "malignant"), 1, 0.3, "val, youden"),
              TaskHead("findings", "multilabel", ("Mass", "Nodule"), threshold=(0.2, 0.7))]
     torch.manual_seed(0)
@@ -58,7 +63,7 @@ def three_task_model(folder: Path) -> Path:
     model = create_model("smallcnn", sum(outputs), 1, task_outputs=outputs)
     folder.mkdir(parents=True)
     ModelArtifact("smallcnn", heads, Preprocessing(32, 1, (0.5,), (0.25,)), model.state_dict(),
-                  model_kwargs={"task_outputs": outputs}).save(folder)
+                  model_kwargs={"task_outputs": outputs}, modality="xray", description=DESCRIPTION).save(folder)
     return folder
 
 
@@ -73,7 +78,7 @@ def server(evaluated_run, youden_run, tmp_path_factory):
     three_task_model(models / "three_tasks")
     audit_db = root / "audit.sqlite"
     with serving(["--models-dir", str(models), "--audit-db", str(audit_db)], root / "server.log") as url:
-        yield {"url": url, "models": models, "audit": audit_db}
+        yield {"url": url, "models": models, "audit": audit_db, "log": root / "server.log"}
 
 
 @contextmanager
@@ -166,14 +171,15 @@ def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
     assert page.eval_on_selector_all("#model option", "o => o.map(x => x.value)") == ["malignancy", "phantoms",
                                                                                       "three_tasks"]
     audit_ids = []
-    for model, explain in (("malignancy", True), ("phantoms", False), ("three_tasks", False)):
+    for model, explain in (("malignancy", "gradcam"), ("phantoms", "otsu"), ("three_tasks", "")):
         page.select_option("#model", model)
         evaluated = "Test set (n = " if model == "phantoms" else "No test-set evaluation recorded"
         assert evaluated in page.inner_text("#model-card")  # only the phantoms run was evaluated
         page.set_input_files("#file", str(upload))
-        page.set_checked("#explain", explain)
+        page.select_option("#explain", explain)
         page.click("#predict")
         page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        check_boxes_drawn(page, explain)
         shown = page_answer(page)
         expected = cli_answer(server["models"] / model, upload, tmp_path / f"{model}.csv")
         assert shown.keys() == expected.keys()
@@ -182,7 +188,7 @@ def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
             assert shown[task][1].keys() == proba.keys()
             for name, p in proba.items():
                 assert shown[task][1][name] == pytest.approx(p, abs=5e-7), (task, name)  # the CSV keeps 6 decimals
-        assert page.is_visible("#overlay") == explain
+        assert page.is_visible("#overlay") == bool(explain)
         audit_ids.append(int(page.get_attribute("#result", "data-audit-id")))
         page.screenshot(path=str(tmp_path / f"page-{model}.png"), full_page=True)
         assert (tmp_path / f"page-{model}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -223,6 +229,69 @@ def test_page_predicts_like_the_cli(server, browser, upload, tmp_path):
     logged = {row["id"]: row for row in AuditLog(server["audit"], create=False).rows()}
     assert [logged[i]["model"] for i in audit_ids] == ["malignancy", "phantoms", "three_tasks", "three_tasks",
                                                         "phantoms"]
+
+
+def check_boxes_drawn(page, method: str) -> None:
+    """The answer's boxes are drawn over the image, each at the coordinates the JSON gives (the image's pixels)."""
+    drawn = page.eval_on_selector_all("#boxes rect", "rects => rects.map(r => ['x', 'y', 'width', 'height']"
+                                                     ".map(k => Number(r.getAttribute(k))))")
+    if not method:
+        assert page.is_hidden("#boxes") and not drawn
+        return
+    answer = page.evaluate("window.lastAnswer")
+    boxes = answer["explanation"]["boxes"][:3]  # the page draws the best three
+    assert drawn and len(drawn) == len(boxes)
+    assert drawn == [[b["x0"], b["y0"], b["x1"] - b["x0"], b["y1"] - b["y0"]] for b in boxes]
+    assert page.get_attribute("#boxes", "viewBox") == "0 0 48 48"  # the upload's own size
+    inside = page.evaluate("""() => { const i = document.getElementById('image').getBoundingClientRect();
+        const b = document.querySelector('#boxes rect.best').getBoundingClientRect();
+        const within = b.left >= i.left - 1 && b.right <= i.right + 1 && b.top >= i.top - 1 && b.bottom <= i.bottom + 1;
+        return within && b.width > 0 ? true : [i.left, i.right, i.top, i.bottom, b.left, b.right, b.top, b.bottom]; }""")
+    assert inside is True, inside  # drawn, over the image
+    assert method in page.inner_text("#image-caption").lower().replace("grad-cam", "gradcam")
+
+
+def bar_colours(page, task: str) -> dict[str, str]:
+    return dict(page.eval_on_selector_all(
+        f".task[data-task='{task}'] .bar-row",
+        "rows => rows.map(r => [r.dataset.class, getComputedStyle(r.querySelector('.fill')).backgroundColor])"))
+
+
+def test_page_says_what_a_model_is_for_and_colours_bars_by_meaning(server, browser, upload, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server["url"] + "/")
+    page.wait_for_selector("#model:not([disabled])")
+    page.select_option("#model", "three_tasks")
+    card = page.inner_text("#model-card")
+    assert DESCRIPTION in card and "xray" in card and "32 × 32 px, 1 channel (grayscale)" in card
+    assert "Task findings" in card and "multilabel: Mass, Nodule" in card
+    assert "calibration temperature 16.7" in page.inner_text("#model-card .warning")  # at chance: said so
+    assert "calibration temperature 16.7" in server["log"].read_text()  # and on serve's stderr
+    page.select_option("#explain", "otsu")
+    assert "polarity: bright (model's modality)" in page.inner_text("#polarity")
+    page.select_option("#explain", "")
+    page.set_input_files("#file", str(upload))
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    red, grey, blue = (page.evaluate(f"getComputedStyle(document.documentElement).getPropertyValue('--{name}')")
+                       for name in ("positive", "negative", "accent"))
+    rgb = {name: page.evaluate("c => { const e = document.createElement('i'); e.style.color = c; "
+                               "document.body.append(e); const v = getComputedStyle(e).color; e.remove(); "
+                               "return v; }", value.strip()) for name, value in
+           (("red", red), ("grey", grey), ("blue", blue))}
+    # a binary task: its positive class red and the other grey, whichever was answered
+    assert bar_colours(page, "malignancy") == {"malignant": rgb["red"], "benign": rgb["grey"]}
+    assert set(bar_colours(page, "organ").values()) == {rgb["blue"]}  # multiclass: no class is "the bad one"
+    assert set(bar_colours(page, "findings").values()) == {rgb["red"]}  # every finding is a finding
+    long_name = page.query_selector(f".task[data-task='organ'] .bar-row[data-class='{LONG_CLASS}'] .name")
+    assert long_name.get_attribute("title") == LONG_CLASS
+    assert page.evaluate("n => n.scrollWidth > n.clientWidth", long_name)  # cut with an ellipsis, not spilling
+    spill = page.evaluate("""() => { const s = document.getElementById('result').getBoundingClientRect();
+        return [...document.querySelectorAll('.bar-row')].filter(r => r.getBoundingClientRect().right > s.right)
+        .length; }""")
+    assert spill == 0
+    page.screenshot(path=str(tmp_path / "page-about.png"), full_page=True)
+    print(f"screenshot: {tmp_path}/page-about.png")
 
 
 def test_page_asks_for_the_api_key(evaluated_run, browser, tmp_path):

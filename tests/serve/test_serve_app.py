@@ -218,3 +218,68 @@ def test_a_run_is_served_on_ncnn_once_exported(evaluated_run, tmp_path, png_path
     predictor = load_predictor(run)
     expected = predictor.predict_proba([png_path])[0]
     np.testing.assert_allclose([answer["probabilities"][c] for c in predictor.classes_], expected, atol=1e-4)
+
+
+def test_explanations_answer_their_boxes_in_the_images_pixels(client, png_path, audit_db):
+    """Otsu boxes (any polarity) and CAM boxes come back as coordinates with scores, the same as the Python
+    result on the same image, and the audit log keeps them (not the overlay)."""
+    from medclass.explain.options import ExplainOptions
+
+    predictor = load_predictor(client.app.state.models["demo"].predictor.artifact)
+    image = Image.open(png_path)
+    for fields, options in (({"explain": "otsu", "polarity": "dark"}, ExplainOptions("otsu", "dark")),
+                            ({"explain": "gradcam", "box_threshold": "0.3"}, ExplainOptions("gradcam", None, 0.3))):
+        response = post(client, png_path.read_bytes(), **fields)
+        assert response.status_code == 200, response.text
+        explanation = response.json()["explanation"]
+        assert explanation["method"] == options.method and explanation["image_size"] == list(image.size)
+        expected = predictor.explain([image], options)[0]
+        assert [[b[k] for k in ("x0", "y0", "x1", "y1")] for b in explanation["boxes"]] == \
+            [list(np.round(b.corners(), 1)) for b in expected.boxes]
+        assert explanation["boxes"] and all(b["score"] >= 0 for b in explanation["boxes"])
+        assert explanation.get("polarity") == ("dark" if options.method == "otsu" else None)
+        logged = list(AuditLog(audit_db, create=False).rows())[-1]["outputs"]
+        assert logged["explain"] == options.method and logged["explanation"]["boxes"] == explanation["boxes"]
+        assert "overlay_png" not in logged["explanation"]
+
+
+def test_explanation_fields_are_checked_like_the_command_lines(client, png_path):
+    for fields, message in (({"explain": "otsu", "polarity": "dim"}, "polarity must be one of auto, dark, bright"),
+                            ({"explain": "gradcam", "box_threshold": "2"}, "box_threshold must be a share"),
+                            ({"polarity": "dark"}, "polarity shape(s) an explanation: give 'explain' too")):
+        response = post(client, png_path.read_bytes(), **fields)
+        assert response.status_code == 422 and message in response.json()["detail"], response.text
+
+
+def test_models_say_what_a_model_is_for_and_warn_when_it_is_at_chance(evaluated_run, audit_db, tmp_path):
+    """/models: description, data, modality, input size and channels, the explanations offered (Otsu's polarity
+    from the modality); a model whose calibration temperature flattens everything is served with a warning."""
+    import shutil
+    from dataclasses import replace
+
+    from medclass.inference import ModelArtifact
+    from medclass.serve.about import chance_warnings
+
+    run = shutil.copytree(evaluated_run, tmp_path / "flat")
+    artifact = ModelArtifact.load(run)
+    artifact.modality, artifact.description = "ultrasound", "phantom lesions; research only"
+    artifact.heads[0] = replace(artifact.heads[0], temperature=16.7)
+    artifact.save(run)
+    with TestClient(create_app({"flat": run, "demo": evaluated_run}, audit_url=audit_db)) as client:
+        assert wait_ready(client).status_code == 200
+        cards = {card["name"]: card for card in client.get("/models").json()["models"]}
+    flat = cards["flat"]
+    assert flat["description"] == "phantom lesions; research only" and flat["modality"] == "ultrasound"
+    assert flat["data"] == artifact.provenance["data"].rstrip("/").split("/")[-1]
+    assert flat["input"] == {"size": 32, "channels": 1}
+    assert flat["explain"] == {"methods": flat["explain"]["methods"], "polarity": "dark"}
+    assert "otsu" in flat["explain"]["methods"] and "gradcam" in flat["explain"]["methods"]
+    assert any("calibration temperature 16.7" in w for w in flat["warnings"]), flat["warnings"]
+    assert cards["demo"]["description"] == "" and cards["demo"]["modality"] is None
+    learned = replace(artifact, heads=[replace(artifact.heads[0], temperature=1.3)],
+                      provenance=artifact.provenance | {"best_val_auc": 0.91})
+    assert chance_warnings(learned, {"label": {"auc": 0.88, "n": 40}}) == []
+    assert chance_warnings(learned, {"label": {"auc": 0.52, "n": 40}}) == [
+        "task label: test AUC 0.520 (n = 40): no better than chance"]
+    at_chance = replace(learned, provenance=artifact.provenance | {"best_val_auc": 0.5})
+    assert chance_warnings(at_chance) == ["validation AUC 0.500 at training: no better than chance"]

@@ -117,3 +117,13 @@ def test_tensorboard_logs_into_the_run_folder_and_a_missing_mlflow_is_named(demo
     with pytest.raises(MedclassError, match=r"--logger mlflow needs the mlflow package: pip install mlflow"):
         train(TrainConfig(data=str(demo_data), out=str(tmp_path / "other"), logger="mlflow"))
     assert not (tmp_path / "other").exists()
+
+
+def test_modality_and_description_reach_the_artefact(demo_data, tmp_path):
+    """What the server's page shows before an upload, and what Otsu boxes take their polarity from."""
+    from medclass.inference import ModelArtifact
+
+    train(TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), model="smallcnn", epochs=1, batch_size=16,
+                      audit=False, modality="ultrasound", description="phantom lesions, three classes"))
+    artifact = ModelArtifact.load(tmp_path / "run", weights=False)
+    assert (artifact.modality, artifact.description) == ("ultrasound", "phantom lesions, three classes")

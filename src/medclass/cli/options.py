@@ -1,9 +1,13 @@
-"""The options of the dataset readers, declared once for every command that reads a dataset.
+"""Option groups declared once for every command that takes them.
 
-`@reader_options` adds them all to a command and hands the ones the user gave to the command as one
-`reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag (--multilabel, --keep-masks) is
-passed only when given. The chosen reader refuses any option it does not use, so every command accepts the same
-options and none of them is silently ignored.
+`@reader_options`: the options of the dataset readers. It adds them all to a command and hands the ones the user
+gave to the command as one `reader_options` dict, which goes to `open_dataset(spec, **reader_options)`; a flag
+(--multilabel, --keep-masks) is passed only when given. The chosen reader refuses any option it does not use, so every command
+accepts the same options and none of them is silently ignored.
+
+`@explain_options`: how explanations box what they find (--polarity, --box-threshold), handed over as one
+`explain_options` dict for `ExplainOptions.parse(method, **explain_options)` (explain/options.py), which checks
+them as the server does.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from medclass.explain.options import CAM_THRESHOLD, POLARITIES
+
 PANEL = "Data options"
+EXPLAIN_PANEL = "Explanation options"
 
 
 def _option(flag: str, help: str):
@@ -57,17 +64,36 @@ RunData = Annotated[Optional[str], typer.Option(
                        "as for training, with the run's recorded split.")]
 
 
-def reader_options(command):
-    """Give `command` every reader option; it receives those the user set as `reader_options: dict`."""
-    signature = inspect.signature(command, eval_str=True)  # resolved, as typer reads a plain function
-    own = [p for p in signature.parameters.values() if p.name != "reader_options"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-             for name, annotation in READER_OPTIONS.items()]
+EXPLAIN_OPTIONS = {
+    "polarity": Annotated[Optional[str], typer.Option(
+        help=f"Otsu boxes: {', '.join(POLARITIES)}: which side of the threshold a finding lies on (default: the "
+             "model's modality: ultrasound dark, xray bright; else auto, the most compact region not touching the "
+             "image's edge).", rich_help_panel=EXPLAIN_PANEL)],
+    "box_threshold": Annotated[Optional[float], typer.Option(
+        help=f"CAM boxes: share of the heatmap's maximum a pixel needs to be inside a box (default {CAM_THRESHOLD}).",
+        rich_help_panel=EXPLAIN_PANEL)],
+}
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        given = {name: kwargs.pop(name, None) for name in READER_OPTIONS}
-        return command(*args, reader_options={k: v for k, v in given.items() if v is not None}, **kwargs)
 
-    wrapper.__signature__ = signature.replace(parameters=own + added)
-    return wrapper
+def option_group(options: dict, name: str):
+    """A decorator giving a command every option of `options` ({parameter: annotation}); the command receives
+    those the user set as one dict, its parameter `name`."""
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)  # resolved, as typer reads a plain function
+        own = [p for p in signature.parameters.values() if p.name != name]
+        added = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+                 for key, annotation in options.items()]
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            given = {key: kwargs.pop(key, None) for key in options}
+            return command(*args, **{name: {k: v for k, v in given.items() if v is not None}}, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + added)
+        return wrapper
+
+    return decorate
+
+
+reader_options = option_group(READER_OPTIONS, "reader_options")
+explain_options = option_group(EXPLAIN_OPTIONS, "explain_options")

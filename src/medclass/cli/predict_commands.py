@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import RunData
+from medclass.cli.options import RunData, explain_options
 from medclass.cli.run_commands import RunDir
 from medclass.errors import MedclassError
+from medclass.explain.options import METHODS
 
 
 def _answer_line(heads, row: dict) -> str:
@@ -28,6 +29,7 @@ def _answer_line(heads, row: dict) -> str:
 
 @app.command()
 @user_errors
+@explain_options
 def predict(
     run_dir: RunDir,
     inputs: Annotated[list[Path], typer.Argument(help="Image files (DICOM too), folders of images, CSV lists of "
@@ -41,36 +43,36 @@ def predict(
     accelerator: Annotated[str, typer.Option(help="With --devices/--num-nodes: cpu, gpu or auto.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", help="Print no per-image lines (the CSV still has them).")] = False,
     explain: Annotated[Optional[str], typer.Option(
-        help="Explain each prediction: gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, ... or otsu "
-             "(classic boxes).")] = None,
+        help=f"Explain each prediction: {', '.join(METHODS[:-1])} or otsu (classic boxes); the best box goes to "
+             "the --out CSV (box_x0, box_y0, box_x1, box_y1, box_score).")] = None,
     explain_dir: Annotated[Path, typer.Option(help="Where --explain writes overlay PNGs and explanations.csv.")]
     = Path("explanations"),
+    explain_options: dict | None = None,
 ):
     """Predict the class and every class probability of each image, with the model's own preprocessing."""
     from medclass.inference import load_predictor
     from medclass.inference.batch import PredictionWriter, expand_inputs, iter_predictions
 
+    options = _explain_options(explain, explain_options)
     paths = expand_inputs(inputs)
     predictor = load_predictor(run_dir, backend=backend, batch_size=batch_size)
-    if explain and explain != "otsu" and predictor.backend.name != "torch":
+    if options and options.uses_network and predictor.backend.name != "torch":
         raise MedclassError(f"--explain {explain} differentiates through the network: use the torch backend (otsu "
                             "boxes work with any)")
-    if explain:
-        from medclass.explain import CAM_METHODS
+    if options:
         from medclass.explain.overlay import ExplanationWriter
 
-        if explain not in (*CAM_METHODS, "otsu"):
-            raise MedclassError(f"--explain must be one of {', '.join(CAM_METHODS)}, otsu; got {explain!r}")
-    explainer = ExplanationWriter(explain_dir) if explain else None
+        options = options.resolved(predictor.artifact.modality)
+    explainer = ExplanationWriter(explain_dir) if options else None
     if devices * num_nodes > 1:
         if explain:
             raise MedclassError("--explain runs in one process; drop --devices/--num-nodes")
         _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size)
         return
     heads, failed = predictor.heads, 0
-    writer = PredictionWriter(out, heads) if out else None
+    writer = PredictionWriter(out, heads, boxes=options is not None) if out else None
     try:
-        for row in iter_predictions(predictor, paths, batch_size, progress=True, explain=explain):
+        for row in iter_predictions(predictor, paths, batch_size, progress=True, explain=options):
             failed += bool(row["error"])
             if writer:
                 writer.write(row)
@@ -85,10 +87,23 @@ def predict(
     if out:
         typer.echo(f"predictions: {out}")
     if explainer:
-        typer.echo(f"explanations ({explain}): {explainer.table}")
+        polarity = f", polarity {options.polarity}" if not options.uses_network else ""
+        typer.echo(f"explanations ({options.method}{polarity}): {explainer.table}")
     if failed:
         typer.echo(f"{failed} of {len(paths)} image(s) could not be read (listed above)", err=True)
         raise typer.Exit(1)
+
+
+def _explain_options(explain: str | None, given: dict | None):
+    """The ExplainOptions of --explain and its options (None without --explain; options alone are refused)."""
+    from medclass.explain.options import FLAG_NAMES, ExplainOptions
+
+    if explain is None:
+        if given:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+            raise MedclassError(f"{flags} shape(s) explanations: add --explain METHOD")
+        return None
+    return ExplainOptions.parse(explain, **(given or {}), names=FLAG_NAMES)
 
 
 def _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size) -> None:

@@ -83,6 +83,9 @@ def train(
     modality: Annotated[Optional[str], typer.Option(
         help="xray, ultrasound, histology, dermoscopy, mri or fundus: augmentation defaults for such images "
              "(e.g. no flips for chest X-rays); flags given win.")] = None,
+    description: Annotated[Optional[str], typer.Option(
+        help="One line on what the model is for (data, population, intended use); stored in the model, shown by "
+             "`medclass serve`'s page.")] = None,
     hflip: Annotated[Optional[bool], typer.Option(
         help="Random horizontal flips in training and flip TTA (default: on, unless --modality says off).")] = None,
     class_weights: Annotated[Optional[str], typer.Option(help="balanced (inverse class frequency) or none.")] = None,

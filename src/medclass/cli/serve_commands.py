@@ -51,10 +51,17 @@ def serve(
     sources = model_sources(runs, models_dir, backend)
     limit = int(max_upload_mb * 1024 * 1024) if max_upload_mb else DEFAULT_MAX_UPLOAD
     server = create_app(sources, audit_url=audit_db, max_upload_bytes=limit, api_key=api_key, backend=backend,
-                        max_batch=max_batch or DEFAULT_MAX_BATCH)
+                        max_batch=max_batch or DEFAULT_MAX_BATCH, on_loaded=_warn_about)
     typer.echo(f"serving {', '.join(sources)} on http://{host or '127.0.0.1'}:{port or 8000} (docs: /docs); "
                f"audit log: {shown_url(database_url(audit_db))}" + ("; API key required" if api_key else ""))
     uvicorn.run(server, host=host or "127.0.0.1", port=port or 8000)
+
+
+def _warn_about(model) -> None:
+    """A served model whose answers may be at chance: said on stderr once it is loaded (the page shows it too)."""
+    for line in model.warnings:
+        typer.echo(f"warning: model {model.name}: {line}; it is served, with this warning on the page and in "
+                   "/models", err=True)
 
 
 @app.command()

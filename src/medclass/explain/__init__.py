@@ -1,13 +1,27 @@
 """Explanations: CAMs of any task and class (pytorch-grad-cam), boxes from CAMs or classic Otsu contours,
-overlays, and localisation scores against ground-truth boxes (ChestX-ray8's IoBB and the pointing game)."""
+overlays, and localisation scores against ground-truth boxes (ChestX-ray8's IoBB and the pointing game).
 
-from medclass.explain.boxes import ScoredBox, cam_boxes, otsu_boxes
-from medclass.explain.cam import (CAM_METHODS, Explanation, cam_maps, explain_cam, explained_output,
-                                  heatmap_to_original)
-from medclass.explain.localize import LocalizationResult, format_table, iobb, random_box_like, random_point
-from medclass.explain.overlay import overlay_image, save_overlay
-from medclass.explain.runner import localize_eval, localize_samples
+Names load on first use, so the command line can read `medclass.explain.options` (its help text) without importing
+PyTorch and OpenCV.
+"""
 
-__all__ = ["CAM_METHODS", "Explanation", "LocalizationResult", "ScoredBox", "cam_boxes", "cam_maps", "explain_cam",
-           "explained_output", "format_table", "heatmap_to_original", "iobb", "localize_eval", "localize_samples",
-           "otsu_boxes", "overlay_image", "random_box_like", "random_point", "save_overlay"]
+from __future__ import annotations
+
+import importlib
+
+_SOURCES = {"ScoredBox": "boxes", "cam_boxes": "boxes", "otsu_boxes": "boxes",
+            "CAM_METHODS": "cam", "Explanation": "cam", "cam_maps": "cam", "explain_cam": "cam",
+            "explained_output": "cam", "heatmap_to_original": "cam",
+            "LocalizationResult": "localize", "format_table": "localize", "iobb": "localize",
+            "random_box_like": "localize", "random_point": "localize",
+            "overlay_image": "overlay", "save_overlay": "overlay",
+            "localize_eval": "runner", "localize_samples": "runner",
+            "ExplainOptions": "options"}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)

@@ -21,22 +21,22 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from medclass.errors import MedclassError
-from medclass.explain.boxes import CAM_THRESHOLD, ScoredBox, cam_boxes
+from medclass.explain.boxes import ScoredBox, cam_boxes
+from medclass.explain.options import CAM_METHOD_NAMES, CAM_THRESHOLD
 from medclass.heads import TaskHead, output_slices, probabilities
 from medclass.models.registry import cam_target_layer
 from medclass.transforms import Preprocessing
 
 # One forward and one backward pass each (no per-channel re-runs, as Score-CAM or Ablation-CAM need).
-CAM_METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "xgradcam": XGradCAM, "layercam": LayerCAM,
-               "hirescam": HiResCAM, "eigencam": EigenCAM, "eigengradcam": EigenGradCAM,
-               "gradcam-elementwise": GradCAMElementWise}
+CAM_METHODS = dict(zip(CAM_METHOD_NAMES, (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM,
+                                         EigenGradCAM, GradCAMElementWise)))
 
 
 @dataclass
 class Explanation:
     """One image's explanation of one output. `heatmap`: [0, 1], the original image's size (H, W), or None for the
     classic Otsu boxes, which use no model; `boxes`: regions in original pixels, best first; `peak`: (x, y) of the
-    heatmap's maximum (Otsu: the best box's centre) in original pixels."""
+    heatmap's maximum (Otsu: the best box's centre) in original pixels; `polarity`: Otsu's side of the threshold."""
 
     heatmap: np.ndarray | None
     task: str
@@ -46,10 +46,17 @@ class Explanation:
     method: str
     boxes: list[ScoredBox] = field(default_factory=list)
     peak: tuple[float, float] = (0.0, 0.0)
+    polarity: str | None = None
 
     @property
     def caption(self) -> str:
         return f"{self.method}: {self.task} = {self.class_name} (p={self.probability:.2f})"
+
+    def to_dict(self) -> dict:
+        """Everything but the heatmap, as plain JSON values: the server's answer."""
+        return {"method": self.method, "task": self.task, "class": self.class_name,
+                "probability": round(self.probability, 6), "boxes": [box.to_dict() for box in self.boxes],
+                "peak": [round(v, 1) for v in self.peak], **({"polarity": self.polarity} if self.polarity else {})}
 
 
 def explained_output(heads: Sequence[TaskHead], proba: np.ndarray, task: str | None = None,

@@ -12,7 +12,7 @@ from PIL import Image
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from medclass.data.base import Box
-from medclass.explain.boxes import ScoredBox
+from medclass.explain.boxes import ScoredBox, best_box_cells
 from medclass.explain.cam import Explanation
 
 PREDICTED = (255, 255, 255)  # RGB: white stands out on the jet colour map
@@ -60,7 +60,8 @@ def save_overlay(path: str | Path, image: Image.Image, explanation: Explanation,
 
 class ExplanationWriter:
     """`medclass predict --explain`: an overlay PNG per image and explanations.csv (the overlay, the explained task
-    and class, its probability, the best box and the heatmap's peak, in original pixels), row by row."""
+    and class, its probability, the best box with its score and the heatmap's peak, in original pixels, and Otsu's
+    polarity), row by row."""
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,16 +69,16 @@ class ExplanationWriter:
         self._file = open(self.table, "w", newline="")
         self._csv = csv.writer(self._file)
         self._csv.writerow(["path", "overlay", "method", "task", "class", "probability", "x0", "y0", "x1", "y1",
-                            "peak_x", "peak_y"])
+                            "score", "peak_x", "peak_y", "polarity"])
 
     def write(self, row: dict) -> None:
         """One predicted row of `iter_predictions(..., explain=METHOD)`: its `explanation` and `image`."""
         explanation, self.count = row["explanation"], self.count + 1
         overlay = save_overlay(self.folder / f"{self.count:05d}_{Path(row['path']).stem}.png", row["image"],
                                explanation)
-        box = [f"{v:.1f}" for v in explanation.boxes[0].corners()] if explanation.boxes else [""] * 4
         self._csv.writerow([row["path"], overlay, explanation.method, explanation.task, explanation.class_name,
-                            f"{explanation.probability:.6f}", *box, *(f"{v:.1f}" for v in explanation.peak)])
+                            f"{explanation.probability:.6f}", *best_box_cells(explanation.boxes),
+                            *(f"{v:.1f}" for v in explanation.peak), explanation.polarity or ""])
 
     def close(self) -> None:
         self._file.close()

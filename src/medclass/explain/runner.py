@@ -14,13 +14,13 @@ from PIL import Image
 
 from medclass.data.base import Box, ImageDataset, Sample
 from medclass.errors import DataWarning, MedclassError
-from medclass.explain.boxes import CAM_THRESHOLD, POLARITIES, otsu_boxes
-from medclass.explain.cam import CAM_METHODS, explain_cam
+from medclass.explain.boxes import otsu_boxes
+from medclass.explain.cam import explain_cam
 from medclass.explain.localize import LocalizationResult, random_box_like, random_point
+from medclass.explain.options import CAM_THRESHOLD, METHODS, OTSU, ExplainOptions
 from medclass.explain.overlay import overlay_image, save_overlay
 from medclass.rundir import RunDir
 
-OTSU = "otsu"
 DEFAULT_METHODS = ("gradcam", OTSU)
 RESULTS = "localization.json"
 
@@ -55,35 +55,41 @@ def boxed_pairs(samples: Sequence[Sample], classes: Sequence[str]) -> list[Pair]
 
 
 def check_methods(methods: Sequence[str]) -> list[str]:
-    known = [*CAM_METHODS, OTSU]
-    wrong = [m for m in methods if m not in known]
+    wrong = [m for m in methods if m not in METHODS]
     if wrong or not methods:
-        raise MedclassError(f"--method {','.join(methods)}: expected a comma-separated list of {', '.join(known)}")
+        raise MedclassError(f"--method {','.join(methods)}: expected a comma-separated list of {', '.join(METHODS)}")
     return list(dict.fromkeys(methods))
 
 
+def explain_options(methods: Sequence[str], polarity: str | None, box_threshold: float,
+                    modality: str | None) -> list[ExplainOptions]:
+    """The options of each method: `polarity` None takes the model's modality's (ultrasound: dark)."""
+    return [ExplainOptions(m, polarity, box_threshold).resolved(modality) for m in check_methods(methods)]
+
+
 def localize_samples(model, heads, preprocessing, model_name: str, dataset: ImageDataset, samples: Sequence[Sample],
-                     methods: Sequence[str] = DEFAULT_METHODS, seed: int = 0, polarity: str = "auto",
-                     overlay_dir: Path | None = None, n_overlays: int = 6, batch_size: int = 16) -> LocalizationResult:
+                     methods: Sequence[str] = DEFAULT_METHODS, seed: int = 0, polarity: str | None = None,
+                     overlay_dir: Path | None = None, n_overlays: int = 6, batch_size: int = 16,
+                     box_threshold: float = CAM_THRESHOLD, modality: str | None = None) -> LocalizationResult:
     """Score each method on every boxed (image, class) pair; CAMs explain the pair's class. Overlays of the first
-    `n_overlays` pairs go to `overlay_dir`."""
-    methods = check_methods(methods)
-    if polarity not in POLARITIES:
-        raise MedclassError(f"--polarity {polarity!r}: expected one of {', '.join(POLARITIES)}")
+    `n_overlays` pairs go to `overlay_dir`. `polarity` (Otsu) None: the one of the model's `modality`."""
+    options = explain_options(methods, polarity, box_threshold, modality)
+    methods = [o.method for o in options]
     pairs = boxed_pairs(samples, [c for h in heads for c in h.classes])
     if not pairs:
         raise MedclassError("no box is of a class the model predicts; nothing to score")
     result = LocalizationResult(methods, seed, n_images=len({p.sample.source for p in pairs}),
-                                settings={"otsu_polarity": polarity, "cam_box_threshold": CAM_THRESHOLD,
-                                          "model": model_name})
+                                settings={"otsu_polarity": options[0].polarity, "cam_box_threshold": box_threshold,
+                                          "model": model_name, **({"modality": modality} if modality else {})})
     rngs = {m: np.random.default_rng([seed, i]) for i, m in enumerate(methods)}  # one stream per method
     shown = {id(p): i for i, p in enumerate(pairs[:n_overlays])} if overlay_dir else {}
     for class_name, group in grouped(pairs):
         for start in range(0, len(group), batch_size):
             chunk = group[start:start + batch_size]
             images = [dataset.load_image(p.sample) for p in chunk]
-            for method in methods:
-                found = predict_points(method, model, heads, preprocessing, model_name, images, class_name, polarity)
+            for option in options:
+                method = option.method
+                found = predict_points(option, model, heads, preprocessing, model_name, images, class_name)
                 for pair, image, (box, point, explanation) in zip(chunk, images, found):
                     rng = rngs[method]
                     random_box = random_box_like(box, image.size, rng) if box is not None else None
@@ -102,16 +108,17 @@ def grouped(pairs: list[Pair]) -> list[tuple[str, list[Pair]]]:
     return list(groups.items())
 
 
-def predict_points(method, model, heads, preprocessing, model_name, images, class_name, polarity) -> list[tuple]:
+def predict_points(options: ExplainOptions, model, heads, preprocessing, model_name, images,
+                   class_name) -> list[tuple]:
     """(best box or None, point or None, explanation or None) per image."""
-    if method == OTSU:
+    if not options.uses_network:
         found = []
         for image in images:
-            boxes = otsu_boxes(image, polarity)
+            boxes = otsu_boxes(image, options.polarity)
             found.append((boxes[0], boxes[0].centre, None) if boxes else (None, None, None))
         return found
-    explanations = explain_cam(model, heads, preprocessing, images, method, class_name=class_name,
-                               model_name=model_name)
+    explanations = explain_cam(model, heads, preprocessing, images, options.method, class_name=class_name,
+                               model_name=model_name, box_threshold=options.box_threshold)
     return [(e.boxes[0] if e.boxes else None, e.peak, e) for e in explanations]
 
 
@@ -130,18 +137,19 @@ def safe(text: str) -> str:
 
 def localize_eval(run_dir: str | Path, data: str | None = None, split: str = "test", box_file: str | None = None,
                   methods: Sequence[str] = DEFAULT_METHODS, out: str | Path | None = None, seed: int = 0,
-                  polarity: str = "auto", n_overlays: int = 6,
-                  reader_options: dict | None = None) -> tuple[LocalizationResult, Path]:
+                  polarity: str | None = None, n_overlays: int = 6, reader_options: dict | None = None,
+                  box_threshold: float = CAM_THRESHOLD) -> tuple[LocalizationResult, Path]:
     """Score a run's explanations on data with boxes; writes OUT/localization.json and overlays (OUT defaults to
-    RUN/localization). Returns the result and OUT."""
+    RUN/localization). Returns the result and OUT. `polarity` (Otsu) None: the one of the run's modality."""
     from medclass.explain.boxdata import boxed_samples
 
     run = RunDir(run_dir).check()
-    methods = check_methods(methods)
-    dataset, samples = boxed_samples(run, data, split, box_file, reader_options)
     artifact = run.artifact()
+    explain_options(methods, polarity, box_threshold, artifact.modality)  # refused before reading any image
+    dataset, samples = boxed_samples(run, data, split, box_file, reader_options)
     out = Path(out) if out else run.path / "localization"
     result = localize_samples(artifact.build_model(), artifact.heads, artifact.preprocessing, artifact.model_name,
-                              dataset, samples, methods, seed, polarity, out / "overlays", n_overlays)
+                              dataset, samples, methods, seed, polarity, out / "overlays", n_overlays,
+                              box_threshold=box_threshold, modality=artifact.modality)
     result.write_json(out / RESULTS)
     return result, out

@@ -5,7 +5,8 @@ threshold(s) each), test-time augmentation and provenance. Training, evaluation,
 load it the same way.
 
 Format 3 (RUN/model.safetensors) holds no pickle at all: the weights as safetensors, everything else as JSON in the
-safetensors header's metadata ("medclass" key), so opening an artefact from elsewhere can run no code. Formats 1 and 2
+safetensors header's metadata ("medclass" key), so opening an artefact from elsewhere can run no code (its
+`modality` and `description` were added within format 3, with defaults: older files read with neither). Formats 1 and 2
 (RUN/model.pt, `torch.save`) still load, with `weights_only=True`, which refuses any pickled object but tensors and
 plain containers. Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added
 within format 2, with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass
@@ -45,6 +46,11 @@ class ModelArtifact:
     tta: list[str] = field(default_factory=list)  # e.g. ["hflip"]: average over these views at predict time
     model_kwargs: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # What the model is for, shown by the server's page and chosen from by explanations (ultrasound: dark Otsu
+    # boxes): the `--modality` and `--description` it was trained with. Added within format 3: older artefacts
+    # load with neither.
+    modality: str | None = None
+    description: str = ""
 
     @classmethod
     def single_task(cls, model_name: str, classes: list[str], preprocessing: Preprocessing, state_dict: dict,
@@ -90,7 +96,8 @@ class ModelArtifact:
         `source` names the file being written in errors."""
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_name": self.model_name,
                 "heads": [h.to_dict() for h in self.heads], "preprocessing": self.preprocessing.to_dict(),
-                "tta": list(self.tta), "model_kwargs": self.model_kwargs, "provenance": self.provenance}
+                "tta": list(self.tta), "model_kwargs": self.model_kwargs, "provenance": self.provenance,
+                "modality": self.modality, "description": self.description}
         try:
             return json_ready(meta, "")
         except TypeError as exc:

@@ -8,7 +8,9 @@ Inputs are image files (DICOM included, with or without a suffix), folders (ever
 Predictions CSVs (`medclass predict --out` and evaluation's predictions.csv) share one layout: a column group per
 task, holding the true label (evaluation only), the prediction and one probability per class. With one task the
 columns are `true, prediction, p_<class>...`; with several each is prefixed by its task, `organ:prediction`.
-A multilabel prediction lists the findings present, joined by '|'.
+A multilabel prediction lists the findings present, joined by '|'. With `--explain`, `medclass predict` adds the
+best box of each image's explanation: `box_x0, box_y0, box_x1, box_y1` in the image's own pixels (x1, y1 exclusive)
+and `box_score` (CAM: the heatmap's mass inside; Otsu: see explain/boxes.py), empty where none was found.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import csv
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +26,12 @@ from tqdm import tqdm
 
 from medclass.data.images import list_images, read_image
 from medclass.errors import DataError, MedclassError
+from medclass.explain.boxes import BOX_COLUMNS, best_box_cells
 from medclass.heads import MISSING, TaskHead, per_task, view_probabilities
 from medclass.inference.predictor import Predictor
+
+if TYPE_CHECKING:
+    from medclass.explain.options import ExplainOptions
 
 PATH_COLUMNS = ("path", "filename", "file", "image")
 
@@ -78,9 +84,10 @@ def _decode(predictor: Predictor, paths: Sequence[Path]) -> tuple[torch.Tensor |
 
 
 def iter_predictions(predictor: Predictor, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
-                     explain: str | None = None) -> Iterator[dict]:
+                     explain: ExplainOptions | str | None = None) -> Iterator[dict]:
     """Rows of {path, prediction: {task: text}, proba: {task: [p per class]}, error} in input order; with `explain`
-    (a CAM method or "otsu", see `Predictor.explain`) also {explanation, image} for each readable image."""
+    (`ExplainOptions`, or a CAM method or "otsu": see `Predictor.explain`) also {explanation, image} for each
+    readable image."""
     batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     bar = tqdm(total=len(paths), unit="image", disable=not progress, leave=False)
     # one decoding thread: Pillow and torchvision release the GIL, so the next batch is read during this forward
@@ -155,18 +162,21 @@ def truth_text(head: TaskHead, targets: np.ndarray) -> list[str]:
 
 
 class PredictionWriter:
-    """The predictions CSV, written row by row as predictions arrive (so a long run keeps what it has done)."""
+    """The predictions CSV, written row by row as predictions arrive (so a long run keeps what it has done).
+    `boxes`: also each row's best explanation box (BOX_COLUMNS; rows of `iter_predictions(..., explain=...)`)."""
 
-    def __init__(self, path: str | Path, heads: Sequence[TaskHead]):
+    def __init__(self, path: str | Path, heads: Sequence[TaskHead], boxes: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.heads = heads
+        self.heads, self.boxes = heads, boxes
         self._file = open(self.path, "w", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["path", *prediction_header(heads), "error"])
+        self._writer.writerow(["path", *prediction_header(heads), *(BOX_COLUMNS if boxes else ()), "error"])
 
     def write(self, row: dict) -> None:
-        self._writer.writerow([row["path"], *prediction_cells(self.heads, row["prediction"], row["proba"]),
+        explanation = row.get("explanation")
+        boxes = best_box_cells(explanation.boxes if explanation else ()) if self.boxes else []
+        self._writer.writerow([row["path"], *prediction_cells(self.heads, row["prediction"], row["proba"]), *boxes,
                                row["error"] or ""])
 
     def close(self) -> None:

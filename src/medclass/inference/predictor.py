@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from medclass.errors import MedclassError
 from medclass.heads import per_task, view_probabilities
 from medclass.inference.artifact import ModelArtifact
 from medclass.inference.backends import Backend, TorchBackend
+
+if TYPE_CHECKING:
+    from medclass.explain.options import ExplainOptions
 
 ImageInput = str | Path | Image.Image | np.ndarray
 
@@ -106,36 +109,50 @@ class Predictor:
                   for h in self.heads}
         return self._one_or_all(labels)
 
-    def explain(self, images: Sequence[ImageInput], method: str = "gradcam", task: str | None = None,
-                class_name: str | None = None, polarity: str = "auto", proba: np.ndarray | None = None,
-                batch: torch.Tensor | None = None) -> list:
-        """One `medclass.explain.Explanation` per image, heatmap and boxes at the image's own size.
+    def explain(self, images: Sequence[ImageInput], method: str | ExplainOptions = "gradcam",
+                task: str | None = None, class_name: str | None = None, polarity: str | None = None,
+                proba: np.ndarray | None = None, batch: torch.Tensor | None = None) -> list:
+        """One `medclass.explain.Explanation` per image, heatmap and boxes at the image's own size; each box
+        (`Explanation.boxes`, best first) holds x0, y0, x1, y1 in the image's own pixels and its score.
 
-        `method`: a CAM of the network (gradcam, gradcam++, ... see `medclass.explain.CAM_METHODS`; torch backend)
-        for `task`/`class_name` (default: the main task; a binary task's positive class, a multiclass task's
-        predicted class, a multilabel task's most probable finding), or "otsu": the classic boxes of Otsu's
-        threshold (`polarity` dark/bright/auto), labelled with the prediction they sit beside. `proba`: the images'
-        probabilities (every head side by side), and `batch`: their preprocessed batch, when the caller has them."""
-        from medclass.explain import otsu_boxes
-        from medclass.explain.cam import Explanation, cam_explanations, explained_output
+        `method`: an `ExplainOptions` (method, polarity, CAM box threshold) or a method's name: a CAM of the network
+        (gradcam, gradcam++, ... see `medclass.explain.options.CAM_METHOD_NAMES`; torch backend) for
+        `task`/`class_name` (default: the main task; a binary task's positive class, a multiclass task's predicted
+        class, a multilabel task's most probable finding), or "otsu": the classic boxes of Otsu's threshold,
+        labelled with the prediction they sit beside. `polarity` (with a name): dark/bright/auto; unset, the one of
+        the model's modality (ultrasound: dark). `proba`: the images' probabilities (every head side by side), and
+        `batch`: their preprocessed batch, when the caller has them."""
+        from medclass.explain.options import ExplainOptions
 
+        options = method if isinstance(method, ExplainOptions) else ExplainOptions(method, polarity)
+        options = options.resolved(self.artifact.modality)
         pictures = [self._to_image(item) for item in images]
-        if batch is None and (proba is None or method != "otsu"):
+        if batch is None and (proba is None or options.uses_network):
             batch = self.preprocess(pictures)
         # the class to explain follows this Predictor's answer (test-time views averaged, calibrated), and the
         # probability shown is the one it reports
         if proba is None:
             proba = view_probabilities(self.heads, self.forward(batch))
-        if method != "otsu":
-            return cam_explanations(self.model, self.heads, self.artifact.preprocessing, pictures, batch, method,
-                                    proba, task, class_name, model_name=self.artifact.model_name)
-        targets = [explained_output(self.heads, row, task, class_name) for row in proba]
+        if options.uses_network:
+            from medclass.explain.cam import cam_explanations
+
+            return cam_explanations(self.model, self.heads, self.artifact.preprocessing, pictures, batch,
+                                    options.method, proba, task, class_name, model_name=self.artifact.model_name,
+                                    box_threshold=options.box_threshold)
+        return self._otsu_explanations(pictures, proba, task, class_name, options.polarity)
+
+    def _otsu_explanations(self, pictures: list[Image.Image], proba: np.ndarray, task: str | None,
+                           class_name: str | None, polarity: str) -> list:
+        from medclass.explain import otsu_boxes
+        from medclass.explain.cam import Explanation, explained_output
+
         explained = []
-        for picture, row, (head, index, output) in zip(pictures, proba, targets):
+        for picture, row in zip(pictures, proba):
+            head, index, output = explained_output(self.heads, row, task, class_name)
             boxes = otsu_boxes(picture, polarity, label=head.classes[index])
             peak = boxes[0].centre if boxes else (picture.width / 2, picture.height / 2)
             explained.append(Explanation(None, head.name, head.classes[index], output, float(row[output]), "otsu",
-                                         boxes, peak))
+                                         boxes, peak, polarity))
         return explained
 
     def _one_or_all(self, by_task: dict):

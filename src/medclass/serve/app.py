@@ -18,7 +18,7 @@ import secrets
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Mapping
+from typing import AsyncIterator, Callable, Mapping
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,9 +30,10 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from medclass.data.images import decode_image_bytes
 from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
+from medclass.explain.options import CAM_THRESHOLD, FORM_NAMES, METHODS, POLARITIES, ExplainOptions
 from medclass.inference.predictor import Predictor
 from medclass.serve.audit import AuditLog, AuditUnavailable
-from medclass.serve.models import DEFAULT_MAX_BATCH, EXPLAIN_METHODS, ServedModel, load_model, png_base64
+from medclass.serve.models import DEFAULT_MAX_BATCH, ServedModel, load_model, png_base64
 
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields around the file
@@ -48,8 +49,15 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-d
         "file": {"type": "string", "format": "binary", "description": "A PNG, JPEG or DICOM image (told by its "
                                                                       "bytes, not its name)."},
         "model": {"type": "string", "description": "Model name (see /models); optional when one is served."},
-        "explain": {"type": "string", "enum": list(EXPLAIN_METHODS),
-                    "description": "Also return the Grad-CAM overlay as base64 PNG."},
+        "explain": {"type": "string", "enum": list(METHODS),
+                    "description": "Also explain the prediction: a CAM (torch backend) or otsu (classic boxes); the "
+                                   "answer's `explanation` holds its boxes (x0, y0, x1, y1 in the image's pixels, "
+                                   "score) and an overlay PNG."},
+        "polarity": {"type": "string", "enum": list(POLARITIES),
+                     "description": "Otsu: which side of the threshold a finding lies on (default: the model's "
+                                    "modality's: ultrasound dark, xray bright, else auto)."},
+        "box_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": CAM_THRESHOLD,
+                          "description": "CAM boxes: share of the heatmap's maximum a pixel needs to be inside."},
         "preview": {"type": "boolean", "description": "Also return the decoded image as base64 PNG (for DICOM, "
                                                       "which browsers cannot show)."}}}}}}}
 
@@ -68,11 +76,13 @@ IMAGE_ERRORS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (DataEr
 
 def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, api_key: str | None = None,
-               backend: str = "torch", max_batch: int = DEFAULT_MAX_BATCH) -> FastAPI:
+               backend: str = "torch", max_batch: int = DEFAULT_MAX_BATCH,
+               on_loaded: Callable[[ServedModel], None] | None = None) -> FastAPI:
     """The server of `models` ({name: a Predictor, a run folder, an artefact or an .onnx file}; paths load on the
     `backend`). `audit_url`: SQLAlchemy URL or SQLite file of the audit log (default medclass-audit.sqlite in the
     working folder). `api_key`: when set, /models and /predict need it in the X-API-Key header. `max_batch`: most
-    waiting requests one forward pass takes (1: one forward per request).
+    waiting requests one forward pass takes (1: one forward per request). `on_loaded`: called with each model once
+    loaded (`medclass serve` prints its warnings).
     Paths load in the background at start-up: /health answers 503 until every model is ready."""
     if not models:
         raise MedclassError("no model to serve; give at least one run folder")
@@ -88,6 +98,8 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         try:
             for name, source in models.items():
                 served[name] = load_model(name, source, backend, max_batch)
+                if on_loaded:
+                    on_loaded(served[name])
             status["state"] = "ready"
         except MedclassError as exc:
             status.update(state="failed", error=str(exc))
@@ -151,12 +163,10 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         if not isinstance(upload, UploadFile):
             raise HTTPProblem(422, "missing form field 'file' (a PNG, JPEG or DICOM image sent as a file)")
         model = pick_model(served, form.get("model"))
-        explain = form.get("explain") or None
-        if explain is not None and explain not in EXPLAIN_METHODS:
-            raise HTTPProblem(422, f"explain must be one of {', '.join(EXPLAIN_METHODS)}; got {explain!r}")
-        if explain and model.predictor.backend.name != "torch":
-            raise HTTPProblem(422, f"model {model.name!r} runs on {model.predictor.backend.name}: Grad-CAM needs "
-                                   "the torch backend")
+        explain = explain_options(form)
+        if explain and explain.uses_network and model.predictor.backend.name != "torch":
+            raise HTTPProblem(422, f"model {model.name!r} runs on {model.predictor.backend.name}: {explain.method} "
+                                   "needs the torch backend (otsu boxes work on any)")
         preview = str(form.get("preview") or "").lower() in ("1", "true", "yes", "on")
         data = await upload.read()
         if len(data) > max_upload_bytes:
@@ -168,7 +178,23 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
     return app
 
 
-def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, explain: str | None,
+def explain_options(form) -> ExplainOptions | None:
+    """The form's explanation fields (explain, polarity, box_threshold) as ExplainOptions; None without `explain`."""
+    fields = {name: form.get(field) for name, field in FORM_NAMES.items()}
+    if any(isinstance(value, UploadFile) for value in fields.values()):
+        raise HTTPProblem(422, f"form fields {', '.join(FORM_NAMES.values())} must be text, not files")
+    if not fields["method"]:
+        given = [FORM_NAMES[name] for name, value in fields.items() if value]
+        if given:
+            raise HTTPProblem(422, f"{', '.join(given)} shape(s) an explanation: give 'explain' too")
+        return None
+    try:
+        return ExplainOptions.parse(fields["method"], fields["polarity"], fields["box_threshold"], FORM_NAMES)
+    except MedclassError as exc:
+        raise HTTPProblem(422, str(exc)) from None
+
+
+def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, explain: ExplainOptions | None,
            client: str | None, preview: bool = False) -> dict:
     """Decode, predict and log one upload (in a worker thread); `preview`: also send the decoded image back."""
     started = time.perf_counter()
@@ -180,7 +206,10 @@ def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, expl
     outputs = model.predict(image, explain)
     latency_ms = (time.perf_counter() - started) * 1000
     digest = hashlib.sha256(data).hexdigest()
-    logged = {"tasks": outputs["tasks"]} | ({"explain": explain} if explain else {})
+    logged = {"tasks": outputs["tasks"]}
+    if explain:  # what was explained and boxed, not the overlay picture
+        logged |= {"explain": explain.method,
+                   "explanation": {k: v for k, v in outputs["explanation"].items() if k != "overlay_png"}}
     try:
         audit_id = audit.record(model.name, model.version, digest, logged, latency_ms, client)
     except AuditUnavailable as exc:  # every answer given is on record: none is given unrecorded

@@ -19,13 +19,13 @@ from PIL import Image
 
 from medclass.errors import MedclassError
 from medclass.evaluation.report import HEADLINE
+from medclass.explain.options import ExplainOptions
 from medclass.heads import UNTUNED, TaskHead, view_probabilities
 from medclass.inference.batch import rows_from_logits
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
+from medclass.serve.about import about, chance_warnings
 from medclass.serve.batching import MicroBatcher
-
-EXPLAIN_METHODS = ("gradcam",)
 DEFAULT_MAX_BATCH = 16  # most requests one forward takes; chosen by benchmarks/serve_load.py (docs/serving.md)
 
 
@@ -45,15 +45,24 @@ class ServedModel:
         self.batcher = MicroBatcher(lambda images: predictor.forward(predictor.preprocess(images)), self.max_batch,
                                     self.lock, self.name)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Why this model's answers may be no better than chance (serve/about.py); empty when nothing says so."""
+        return chance_warnings(self.predictor.artifact, self.test_metrics)
+
     def card(self) -> dict:
-        """What /models says about this model."""
+        """What /models says about this model: what it is for (description, data, modality, input, tasks), how it
+        decides, its test metrics, the explanations it offers and any warning."""
         artifact = self.predictor.artifact
         return {"name": self.name, "version": self.version, "architecture": artifact.model_name,
-                "backend": self.predictor.backend.name, "tasks": [task_card(h) for h in self.predictor.heads],
-                "test_metrics": self.test_metrics, "batching": self.batcher.stats()}
+                "backend": self.predictor.backend.name, **about(artifact, self.predictor.backend.name),
+                "tasks": [task_card(h) for h in self.predictor.heads], "test_metrics": self.test_metrics,
+                "warnings": self.warnings, "batching": self.batcher.stats()}
 
-    def predict(self, image: Image.Image, explain: str | None = None) -> dict:
-        """{tasks: {task: {label, probabilities, threshold, threshold_source, calibrated}}, overlay_png?}."""
+    def predict(self, image: Image.Image, explain: ExplainOptions | None = None) -> dict:
+        """{tasks: {task: {label, probabilities, threshold, threshold_source, calibrated}}, explanation?}; the
+        explanation: {method, task, class, probability, boxes: [{x0, y0, x1, y1, score, label}] in the image's own
+        pixels, best first, peak, polarity (Otsu), image_size: [width, height], overlay_png}."""
         predictor = self.predictor
         logits = self.batcher([image])  # preprocessed and run with the requests waiting beside it
         explanation = None
@@ -65,8 +74,8 @@ class ServedModel:
         answer = {"tasks": {h.name: task_answer(h, row["prediction"][h.name], row["proba"][h.name])
                             for h in predictor.heads}}
         if explanation is not None:
-            answer["explanation"] = {"method": explain, "task": explanation.task, "class": explanation.class_name,
-                                     "overlay_png": overlay_png(image, explanation)}
+            answer["explanation"] = explanation.to_dict() | {"image_size": list(image.size),
+                                                             "overlay_png": overlay_png(image, explanation)}
         return answer
 
 
@@ -95,7 +104,7 @@ def threshold_source(head: TaskHead) -> str:
 
 
 def overlay_png(image: Image.Image, explanation) -> str:
-    """The Grad-CAM overlay (heatmap, boxes, caption) as base64 PNG text."""
+    """The overlay (a CAM's heatmap, the boxes, the caption) as base64 PNG text."""
     from medclass.explain.overlay import overlay_image
 
     picture = overlay_image(image, explanation, explanation.boxes, (), explanation.caption)

@@ -49,6 +49,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     augment: str = "light"  # none | light | classic | strong (training/augment_policy.py)
     modality: str | None = None  # xray | ultrasound | histology | dermoscopy | mri | fundus: augmentation defaults
+    # and, stored in the artefact, the Otsu polarity of explanations (explain/options.py: ultrasound -> dark)
+    description: str = ""  # one line on what the model is for, stored in the artefact; the server's page shows it
     hflip: bool | None = None  # None: the modality's choice, else True; the run saves the value it used
     class_weights: str = "none"  # none | balanced (inverse class frequency)
     sampler: str = "none"  # none (shuffle) | weighted (classes drawn equally) | oversample (minorities repeated)

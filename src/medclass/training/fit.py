@@ -495,7 +495,8 @@ def train(config: TrainConfig) -> TrainResult:
     module.load_trained_state(load_checkpoint(best_path))  # a frozen backbone: taken from the module itself
     artifact = ModelArtifact(
         model_name=config.model, heads=heads, preprocessing=preprocessing, state_dict=module.model.state_dict(),
-        model_kwargs=model_kwargs, tta=["hflip"] if config.hflip else [],
+        model_kwargs=model_kwargs, tta=["hflip"] if config.hflip else [], modality=config.modality,
+        description=config.description,
         provenance={"data": config.data, "run_dir": str(run_dir), "best_checkpoint": Path(best_path).name,
                     "best_val_auc": _score(checkpoint.best_model_score), "seed": config.seed, **_versions()})
     artifact_path = artifact.save(run_dir)

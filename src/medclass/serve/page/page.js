@@ -54,12 +54,50 @@ async function loadModels() {
   showModel();
 }
 
+const METHOD_NAMES = { gradcam: "Grad-CAM", otsu: "Otsu boxes (no model)" };
+const CHANNELS = { 1: "1 channel (grayscale)", 3: "3 channels (RGB)" };
+
+// What the model is for, before any upload: its description, data, modality, input and tasks.
+function aboutModel(model) {
+  const rows = [["Data", model.data || "not recorded"], ["Modality", model.modality || "not recorded"],
+    ["Input", `${model.input.size} × ${model.input.size} px, ${CHANNELS[model.input.channels] ||
+                `${model.input.channels} channels`}`]];
+  for (const task of model.tasks) rows.push([`Task ${task.name}`, `${task.kind}: ${task.classes.join(", ")}`]);
+  const table = el("table", { class: "about" },
+    ...rows.map(([name, value]) => el("tr", {}, el("th", { text: name }), el("td", { text: value }))));
+  const parts = [];
+  if (model.description) parts.push(el("p", { class: "description", text: model.description }));
+  parts.push(table);
+  for (const warning of model.warnings || []) parts.push(el("p", { class: "warning", role: "alert", text:
+    `Warning: ${warning}. Its answers are shown, but may be no better than chance.` }));
+  return parts;
+}
+
+function showExplainChoices(model) {
+  const explain = $("explain");
+  const kept = explain.value;
+  const methods = model.explain.methods;
+  explain.replaceChildren(el("option", { value: "", text: "no explanation" }),
+    ...methods.map((m) => el("option", { value: m, text: METHOD_NAMES[m] || m })));
+  explain.value = methods.includes(kept) ? kept : "";
+  $("polarity").replaceChildren(
+    el("option", { value: "", text: `polarity: ${model.explain.polarity} (model's modality)` }),
+    ...["auto", "dark", "bright"].map((p) => el("option", { value: p, text: `polarity: ${p}` })));
+  showPolarity();
+}
+
+function showPolarity() {
+  $("polarity").hidden = $("explain").value !== "otsu";
+}
+
 function showModel() {
   const model = state.models[$("model").value];
   const card = $("model-card");
   card.replaceChildren();
   if (!model) return;
   card.append(el("p", { text: `${model.architecture} · ${model.backend} · version ${model.version.slice(0, 12)}` }));
+  card.append(...aboutModel(model));
+  showExplainChoices(model);
   for (const task of model.tasks) {
     const calibration = task.calibrated ? `calibrated (temperature ${task.temperature.toFixed(3)})` : "not calibrated";
     card.append(el("p", { text: `${task.name} (${task.kind}): ${task.decision}; ${calibration}` }));
@@ -106,7 +144,8 @@ async function predict() {
   const form = new FormData();
   form.append("file", state.file, state.file.name);
   form.append("model", model.name);
-  if ($("explain").checked) form.append("explain", "gradcam");
+  if ($("explain").value) form.append("explain", $("explain").value);
+  if ($("explain").value === "otsu" && $("polarity").value) form.append("polarity", $("polarity").value);
   if (!state.shownByBrowser) form.append("preview", "true");
   $("predict").disabled = true;
   showError("");
@@ -119,14 +158,50 @@ async function predict() {
   }
 }
 
+const DRAWN_BOXES = 3;  // more than a few boxes hide the image; the answer's JSON has them all
+
+// The explanation's best boxes drawn over the image, in the image's own pixels (the SVG's viewBox): the best
+// thickest.
+function drawBoxes(explanation) {
+  const svg = $("boxes");
+  svg.replaceChildren();
+  svg.toggleAttribute("hidden", !explanation);  // an SVG element has no `hidden` property, only the attribute
+  if (!explanation) return;
+  const [width, height] = explanation.image_size;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  explanation.boxes.slice(0, DRAWN_BOXES).forEach((box, rank) => {
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    const attrs = { x: box.x0, y: box.y0, width: box.x1 - box.x0, height: box.y1 - box.y0,
+                    class: rank === 0 ? "best" : "other", "data-score": box.score };
+    for (const [name, value] of Object.entries(attrs)) rect.setAttribute(name, String(value));
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = `box (${box.x0}, ${box.y0})–(${box.x1}, ${box.y1}), score ${box.score}`;
+    rect.append(title);
+    svg.append(rect);
+  });
+}
+
+function explanationCaption(explanation) {
+  const name = METHOD_NAMES[explanation.method] || explanation.method;
+  const found = explanation.boxes.length;
+  const count = `${found} box${found === 1 ? "" : "es"}` + (found > DRAWN_BOXES ? `, the best ${DRAWN_BOXES} drawn` : "");
+  if (explanation.method === "otsu") {
+    return `${name}, polarity ${explanation.polarity}: ${count}, beside the answer ${explanation.class}`;
+  }
+  return `${name}: where the evidence for ${explanation.class} (task ${explanation.task}) lies; ${count}`;
+}
+
 function showAnswer(model, answer) {
+  window.lastAnswer = answer;  // for scripts and tests: the JSON behind what is shown
   if (answer.image_png) $("image").src = `data:image/png;base64,${answer.image_png}`;
   const explanation = answer.explanation;
   $("overlay-figure").hidden = !explanation;
+  drawBoxes(explanation);
+  $("image-caption").textContent = explanation ? `Image, ${explanationCaption(explanation)}` : "Image";
   if (explanation) {
     $("overlay").src = `data:image/png;base64,${explanation.overlay_png}`;
-    $("overlay-caption").textContent =
-      `Grad-CAM: where the evidence for ${explanation.class} (task ${explanation.task}) lies`;
+    $("overlay-caption").textContent = explanationCaption(explanation);
   }
   const cards = model.tasks.map((task) => taskCard(task, answer.tasks[task.name]));
   $("tasks").replaceChildren(...cards);
@@ -156,11 +231,20 @@ function taskCard(task, result) {
       bar.append(el("div", { class: "mark", style: { left: `${(100 * threshold).toFixed(2)}%` },
                              title: `threshold ${threshold}` }));
     }
-    card.append(el("div", { class: chosen.includes(name) ? "bar-row chosen" : "bar-row", "data-class": name,
-                             "data-probability": String(p) },
-      el("span", { class: "name", text: name }), bar, el("span", { class: "value", text: p.toFixed(4) })));
+    const classes = ["bar-row", meaning(task, name), ...(chosen.includes(name) ? ["chosen"] : [])];
+    card.append(el("div", { class: classes.join(" "), "data-class": name, "data-probability": String(p) },
+      el("span", { class: "name", text: name, title: name }), bar,
+      el("span", { class: "value", text: p.toFixed(4) })));
   }
   return card;
+}
+
+// What a class means, which its bar's colour says: a finding (a binary task's positive class, every multi-label
+// finding), its absence (a binary task's other class), or one of several classes no colour ranks (multiclass).
+function meaning(task, name) {
+  if (task.kind === "multilabel") return "finding";
+  if (task.kind === "binary") return name === task.positive_class ? "finding" : "absence";
+  return "category";
 }
 
 function wireDrop() {
@@ -179,6 +263,7 @@ async function start() {
   wireDrop();
   $("model").addEventListener("change", () => { showModel(); $("result").hidden = true; });
   $("predict").addEventListener("click", predict);
+  $("explain").addEventListener("change", showPolarity);
   $("key-row").addEventListener("submit", (event) => {
     event.preventDefault();
     state.key = $("api-key").value;
