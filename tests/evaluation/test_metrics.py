@@ -121,3 +121,70 @@ def test_interval_by_patient_is_wider_when_images_repeat_a_patient():
                               groups=patients)["ci"]
     assert by_patient["resampled"] == "patients"
     assert by_patient["auc"][1] - by_patient["auc"][0] > 1.5 * (by_image[1] - by_image[0])
+
+
+def _per_resample_interval(values):
+    return [np.percentile(values, 2.5), np.percentile(values, 97.5)]
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_bootstrap_intervals_equal_scikit_learn_on_every_resample(grouped):
+    """The vectorised bootstrap (counts per row) draws the resamples `resample_indices` draws with the same seed and
+    scores each as scikit-learn does; tied scores and patients drawn whole included."""
+    y, proba = _multiclass(5, 150)
+    proba = np.round(proba, 2)
+    proba /= proba.sum(1, keepdims=True)
+    groups = np.arange(len(y)) // 2 if grouped else None
+    decided = proba.argmax(1)
+    m = task_metrics("multiclass", y, proba, decided, ["g0", "g1", "g2"], ordinal=True, n_boot=80, seed=7,
+                     groups=groups)
+    draws = {"auc": [], "f1_macro": [], "kappa_quadratic": [], "balanced_accuracy": []}
+    for idx in resample_indices(y, 80, seed=7, groups=groups):
+        draws["auc"].append(skm.roc_auc_score(y[idx], proba[idx], multi_class="ovr"))
+        draws["f1_macro"].append(skm.f1_score(y[idx], decided[idx], average="macro"))
+        draws["kappa_quadratic"].append(skm.cohen_kappa_score(y[idx], decided[idx], weights="quadratic"))
+        draws["balanced_accuracy"].append(skm.balanced_accuracy_score(y[idx], decided[idx]))
+    for key, values in draws.items():
+        assert m["ci"][key] == pytest.approx(_per_resample_interval(values), abs=1e-12), key
+
+    yb, pb = _binary(8, 160)
+    pb = np.round(pb, 1)
+    called = (pb[:, 1] >= 0.5).astype(int)
+    mb = task_metrics("binary", yb, pb, called, ["n", "p"], 1, n_boot=80, seed=7, groups=groups)
+    aucs, aps, specificity = [], [], []
+    for idx in resample_indices(yb, 80, seed=7, groups=groups):
+        aucs.append(skm.roc_auc_score(yb[idx], pb[idx, 1]))
+        aps.append(skm.average_precision_score(yb[idx], pb[idx, 1]))
+        specificity.append(skm.recall_score(yb[idx] == 0, called[idx] == 0))
+    assert mb["ci"]["auc"] == pytest.approx(_per_resample_interval(aucs), abs=1e-12)
+    assert mb["ci"]["pr_auc"] == pytest.approx(_per_resample_interval(aps), abs=1e-12)
+    assert mb["ci"]["specificity"] == pytest.approx(_per_resample_interval(specificity), abs=1e-12)
+
+
+def test_multilabel_bootstrap_intervals_equal_scikit_learn_on_every_resample():
+    rng = np.random.default_rng(9)
+    y = (rng.uniform(size=(120, 3)) < [0.1, 0.4, 0.6]).astype(int)
+    proba = np.round(np.clip(0.4 * y + rng.uniform(0, 0.6, y.shape), 0, 1), 2)
+    decided = (proba >= 0.5).astype(int)
+    m = task_metrics("multilabel", y, proba, decided, list("abc"), n_boot=60, seed=2)
+    draws = {"auc_micro": [], "pr_auc": [], "f1_micro": [], "subset_accuracy": []}
+    for idx in resample_indices(y.any(1), 60, seed=2):
+        draws["auc_micro"].append(skm.roc_auc_score(y[idx], proba[idx], average="micro"))
+        draws["pr_auc"].append(skm.average_precision_score(y[idx], proba[idx], average="macro"))
+        draws["f1_micro"].append(skm.f1_score(y[idx], decided[idx], average="micro"))
+        draws["subset_accuracy"].append(skm.accuracy_score(y[idx], decided[idx]))
+    for key, values in draws.items():
+        assert m["ci"][key] == pytest.approx(_per_resample_interval(values), abs=1e-12), key
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_auc_and_accuracy_equal_medmnists_own_evaluator(kind):
+    """MedMNIST's published numbers come from medmnist.evaluator: the same AUC and (argmax / 0.5) accuracy."""
+    evaluator = pytest.importorskip("medmnist.evaluator")
+    y, proba = _binary(10) if kind == "binary" else _multiclass(10, 120, 4)
+    task = "binary-class" if kind == "binary" else "multi-class"
+    decided = (proba[:, 1] >= 0.5).astype(int) if kind == "binary" else proba.argmax(1)
+    m = task_metrics(kind, y, proba, decided, [str(c) for c in range(proba.shape[1])],
+                     1 if kind == "binary" else None, n_boot=0)
+    assert m["auc"] == pytest.approx(evaluator.getAUC(y[:, None], proba, task), abs=1e-12)
+    assert m["accuracy"] == pytest.approx(evaluator.getACC(y[:, None], proba, task), abs=1e-12)

@@ -34,6 +34,8 @@ class Predictor:
         self.batch_size = batch_size
         self.backend = backend or TorchBackend(self.artifact.build_model(), device)
         self.transform = self.artifact.preprocessing.eval_transform()
+        self._load = self.artifact.preprocessing.load_transform()
+        self._normalise = self.artifact.preprocessing.normalise_transform()
         self.heads = self.artifact.heads
         self.multi_task = len(self.heads) > 1
         classes = {h.name: np.array(h.classes) for h in self.heads}
@@ -64,8 +66,9 @@ class Predictor:
         return self.backend.model
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """The batch the network sees: each image decoded, resized and normalised by the model's own preprocessing."""
-        return torch.stack([self.transform(self._to_image(item)) for item in images])
+        """The batch the network sees: each image decoded and resized, then the batch normalised, by the model's own
+        preprocessing (the same numbers as `transform` image by image)."""
+        return self._normalise(torch.stack([self._load(self._to_image(item)) for item in images]))
 
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Raw logits of every test-time view of a preprocessed batch: (views, images, outputs)."""
