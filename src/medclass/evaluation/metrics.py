@@ -222,6 +222,16 @@ def labelled_rows(y: np.ndarray) -> np.ndarray:
     return (y >= 0).all(1)
 
 
+def decision_accuracy(head, y: np.ndarray, proba: np.ndarray) -> float:
+    """Accuracy at the head's decision on the rows labelled for it (multilabel: over image-finding pairs); NaN when
+    none is."""
+    keep = labelled_rows(y)
+    if not keep.any():
+        return float("nan")
+    decided, y = head.decide(proba[keep]), y[keep]
+    return float((decided == (y if head.kind == "multilabel" else y[:, 0])).mean())
+
+
 def task_scores(heads, y_by_task: dict, proba_by_task: dict) -> dict[str, dict]:
     """Validation's two numbers per task: AUC (binary: positive class; multiclass: macro one-vs-rest; multilabel:
     macro over findings) and accuracy at the head's decision (multilabel: over image-finding pairs), on the images
@@ -230,14 +240,12 @@ def task_scores(heads, y_by_task: dict, proba_by_task: dict) -> dict[str, dict]:
     for head in heads:
         y, proba = y_by_task[head.name], proba_by_task[head.name]
         keep = labelled_rows(y)
-        y, proba = y[keep], proba[keep]
-        if not len(y):
-            scores[head.name] = {"auc": float("nan"), "accuracy": float("nan")}
-            continue
-        decided = head.decide(proba)
-        if head.kind == "multilabel":
-            scores[head.name] = {"auc": multilabel_auc(y, proba), "accuracy": float((decided == y).mean())}
+        accuracy = decision_accuracy(head, y, proba)
+        if not keep.any():
+            scores[head.name] = {"auc": float("nan"), "accuracy": accuracy}
+        elif head.kind == "multilabel":
+            scores[head.name] = {"auc": multilabel_auc(y[keep], proba[keep]), "accuracy": accuracy}
         else:
-            scores[head.name] = {"auc": auc_score(y[:, 0], proba, head.positive_index),
-                                 "accuracy": float((decided == y[:, 0]).mean())}
+            scores[head.name] = {"auc": auc_score(y[keep][:, 0], proba[keep], head.positive_index),
+                                 "accuracy": accuracy}
     return scores
