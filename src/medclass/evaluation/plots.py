@@ -274,3 +274,32 @@ def plot_error_grid(images: list, captions: list[str], path: Path, columns: int 
         ax.axis("off")
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_class_bars(values: dict[str, list[float]], classes: list[str], path: Path, title: str,
+                    ylabel: str = "F1") -> Path:
+    """One group of bars per class, one bar per run (`values`: run -> a number per class): which model wins
+    where, e.g. the minority class one model never finds."""
+    labels, key = short_labels(classes)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 + len(classes) * (0.35 * len(values) + 0.5)), 4))
+    width = 0.8 / len(values)
+    x = np.arange(len(classes))
+    for k, (run, numbers) in enumerate(values.items()):
+        bars = ax.bar(x + (k - (len(values) - 1) / 2) * width, numbers, width, label=run)
+        ax.bar_label(bars, fmt="%.2f", fontsize="x-small", padding=1)
+    ax.set_xticks(x, labels, rotation=30 if len(classes) > 3 else 0, ha="right" if len(classes) > 3 else "center")
+    ax.set(ylabel=ylabel, ylim=(0, 1.1), title=title)
+    _legend(ax, fontsize="small", loc="upper right")
+    return _save(fig, path, key)
+
+
+def plot_roc_runs(truth: np.ndarray, scores: dict[str, np.ndarray], path: Path, positive_class: str) -> Path:
+    """A binary task: each run's ROC curve of the positive class on the same images."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if len(np.unique(truth)) == 2:
+        for run, score in scores.items():
+            RocCurveDisplay.from_predictions(truth, score, name=run, ax=ax)
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(**ROC_AXES, title=f"ROC curves, {positive_class[:30]} (same images)")
+    _legend(ax, fontsize="small", loc="lower right")
+    return _save(fig, path)
