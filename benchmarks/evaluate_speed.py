@@ -69,6 +69,7 @@ def measure(busi: Path, out: Path, n_boot: int) -> str:
     _, whole_seconds = timed(evaluate_run, run, data=str(busi), out_dir=out / "inprocess", n_boot=n_boot)
     section = metrics | {"calibration": {"temperature": head.temperature}}
     keep = np.ones(len(y), bool)
+    (out / "figures").mkdir()
     _, figure_seconds = timed(task_figures, head, section, outputs, keep, proba, out / "figures", False)
     rows = [("`medclass evaluate RUN --data BUSI` (fresh process, imports included)", cli_seconds),
             ("the same in this process (`evaluate_run`)", whole_seconds),

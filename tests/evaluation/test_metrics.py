@@ -123,8 +123,16 @@ def test_interval_by_patient_is_wider_when_images_repeat_a_patient():
     assert by_patient["auc"][1] - by_patient["auc"][0] > 1.5 * (by_image[1] - by_image[0])
 
 
-def _per_resample_interval(values):
-    return [np.percentile(values, 2.5), np.percentile(values, 97.5)]
+def _assert_intervals_are_scikit_learns(metrics, strata, scorers, n_boot, seed, groups=None):
+    """Each `scorers[key](idx)` (scikit-learn on one resample's rows) over the resamples `resample_indices` draws:
+    their percentile interval is the one task_metrics reports."""
+    draws = {key: [] for key in scorers}
+    for idx in resample_indices(strata, n_boot, seed=seed, groups=groups):
+        for key, score in scorers.items():
+            draws[key].append(score(idx))
+    for key, values in draws.items():
+        expected = [np.percentile(values, 2.5), np.percentile(values, 97.5)]
+        assert metrics["ci"][key] == pytest.approx(expected, abs=1e-12), key
 
 
 @pytest.mark.parametrize("grouped", [False, True])
@@ -138,27 +146,20 @@ def test_bootstrap_intervals_equal_scikit_learn_on_every_resample(grouped):
     decided = proba.argmax(1)
     m = task_metrics("multiclass", y, proba, decided, ["g0", "g1", "g2"], ordinal=True, n_boot=80, seed=7,
                      groups=groups)
-    draws = {"auc": [], "f1_macro": [], "kappa_quadratic": [], "balanced_accuracy": []}
-    for idx in resample_indices(y, 80, seed=7, groups=groups):
-        draws["auc"].append(skm.roc_auc_score(y[idx], proba[idx], multi_class="ovr"))
-        draws["f1_macro"].append(skm.f1_score(y[idx], decided[idx], average="macro"))
-        draws["kappa_quadratic"].append(skm.cohen_kappa_score(y[idx], decided[idx], weights="quadratic"))
-        draws["balanced_accuracy"].append(skm.balanced_accuracy_score(y[idx], decided[idx]))
-    for key, values in draws.items():
-        assert m["ci"][key] == pytest.approx(_per_resample_interval(values), abs=1e-12), key
+    _assert_intervals_are_scikit_learns(m, y, {
+        "auc": lambda i: skm.roc_auc_score(y[i], proba[i], multi_class="ovr"),
+        "f1_macro": lambda i: skm.f1_score(y[i], decided[i], average="macro"),
+        "kappa_quadratic": lambda i: skm.cohen_kappa_score(y[i], decided[i], weights="quadratic"),
+        "balanced_accuracy": lambda i: skm.balanced_accuracy_score(y[i], decided[i])}, 80, 7, groups)
 
     yb, pb = _binary(8, 160)
     pb = np.round(pb, 1)
     called = (pb[:, 1] >= 0.5).astype(int)
     mb = task_metrics("binary", yb, pb, called, ["n", "p"], 1, n_boot=80, seed=7, groups=groups)
-    aucs, aps, specificity = [], [], []
-    for idx in resample_indices(yb, 80, seed=7, groups=groups):
-        aucs.append(skm.roc_auc_score(yb[idx], pb[idx, 1]))
-        aps.append(skm.average_precision_score(yb[idx], pb[idx, 1]))
-        specificity.append(skm.recall_score(yb[idx] == 0, called[idx] == 0))
-    assert mb["ci"]["auc"] == pytest.approx(_per_resample_interval(aucs), abs=1e-12)
-    assert mb["ci"]["pr_auc"] == pytest.approx(_per_resample_interval(aps), abs=1e-12)
-    assert mb["ci"]["specificity"] == pytest.approx(_per_resample_interval(specificity), abs=1e-12)
+    _assert_intervals_are_scikit_learns(mb, yb, {
+        "auc": lambda i: skm.roc_auc_score(yb[i], pb[i, 1]),
+        "pr_auc": lambda i: skm.average_precision_score(yb[i], pb[i, 1]),
+        "specificity": lambda i: skm.recall_score(yb[i] == 0, called[i] == 0)}, 80, 7, groups)
 
 
 def test_multilabel_bootstrap_intervals_equal_scikit_learn_on_every_resample():
@@ -167,14 +168,11 @@ def test_multilabel_bootstrap_intervals_equal_scikit_learn_on_every_resample():
     proba = np.round(np.clip(0.4 * y + rng.uniform(0, 0.6, y.shape), 0, 1), 2)
     decided = (proba >= 0.5).astype(int)
     m = task_metrics("multilabel", y, proba, decided, list("abc"), n_boot=60, seed=2)
-    draws = {"auc_micro": [], "pr_auc": [], "f1_micro": [], "subset_accuracy": []}
-    for idx in resample_indices(y.any(1), 60, seed=2):
-        draws["auc_micro"].append(skm.roc_auc_score(y[idx], proba[idx], average="micro"))
-        draws["pr_auc"].append(skm.average_precision_score(y[idx], proba[idx], average="macro"))
-        draws["f1_micro"].append(skm.f1_score(y[idx], decided[idx], average="micro"))
-        draws["subset_accuracy"].append(skm.accuracy_score(y[idx], decided[idx]))
-    for key, values in draws.items():
-        assert m["ci"][key] == pytest.approx(_per_resample_interval(values), abs=1e-12), key
+    _assert_intervals_are_scikit_learns(m, y.any(1), {
+        "auc_micro": lambda i: skm.roc_auc_score(y[i], proba[i], average="micro"),
+        "pr_auc": lambda i: skm.average_precision_score(y[i], proba[i], average="macro"),
+        "f1_micro": lambda i: skm.f1_score(y[i], decided[i], average="micro"),
+        "subset_accuracy": lambda i: skm.accuracy_score(y[i], decided[i])}, 60, 2)
 
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass"])

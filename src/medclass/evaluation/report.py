@@ -192,7 +192,9 @@ def predictions_section(rows: list[list[str]]) -> str:
     header, body = rows[0], rows[1:]
     shown = body[:PREDICTION_ROWS_SHOWN]
     more = f" (the first {len(shown)} of {len(body)})" if len(body) > len(shown) else ""
-    return (f"<h2>Per-image predictions</h2><p>Also in <a href=\"predictions.csv\">predictions.csv</a>{more}.</p>"
+    return (f"<h2>Per-image predictions</h2><p>Also in <a href=\"predictions.csv\">predictions.csv</a>{more}; "
+            "predictions.columns.json names each column's class and the decision rule behind each "
+            "<code>prediction</code> column.</p>"
             f"<details><summary>{len(body)} images</summary>"
             f"{table([[esc(c) for c in row] for row in shown], [esc(h) for h in header])}</details>")
 

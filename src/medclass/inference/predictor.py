@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -16,6 +17,19 @@ from medclass.inference.artifact import ModelArtifact
 from medclass.inference.backends import Backend, TorchBackend
 
 ImageInput = str | Path | Image.Image | np.ndarray
+T = TypeVar("T")
+
+
+def prefetched(load: Callable[..., T], items: Sequence) -> Iterator[T]:
+    """load(item) for each item, in order, the next one computed in a thread while the caller works on this one:
+    decoding and preprocessing (Pillow and torch release the GIL) overlap the network's forward pass."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, items[0]) if len(items) else None
+        for index in range(len(items)):
+            ready = pending.result()
+            if index + 1 < len(items):
+                pending = pool.submit(load, items[index + 1])
+            yield ready
 
 
 class Predictor:
@@ -78,9 +92,9 @@ class Predictor:
     def logits(self, images: Sequence[ImageInput]) -> np.ndarray:
         """The model's raw outputs before any temperature, softmax or sigmoid: (views, n_images, outputs), the heads'
         outputs side by side. What calibration is fitted on; `probabilities` is computed from them."""
-        out = []
-        for start in range(0, len(images), self.batch_size):
-            out.append(self.forward(self.preprocess(images[start:start + self.batch_size])))
+        starts = range(0, len(images), self.batch_size)
+        batches = prefetched(lambda start: self.preprocess(images[start:start + self.batch_size]), starts)
+        out = [self.forward(batch) for batch in batches]  # `images` may decode lazily (evaluation's DatasetImages)
         width = sum(h.outputs for h in self.heads)
         return np.concatenate(out, 1) if out else np.zeros((self.views, 0, width), dtype=np.float32)
 
