@@ -86,8 +86,9 @@ def paired_bootstrap(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray,
     """Bootstrap of statistic(y, proba_b) - statistic(y, proba_a), drawing the same rows for both models.
 
     statistic(weights, y, proba): one value per row of `weights` (resamples, rows), each a count of how often every
-    row was drawn (evaluation/weighted.py); a row of ones scores the data itself. Drawing the same rows keeps the correlation between the models, which is what makes the test paired. strata
-    and groups are as in `resample_indices` (stratified; whole patients when groups are given). p_value: two-sided,
+    row was drawn (evaluation/weighted.py); a row of ones scores the data itself. Drawing the same rows keeps the
+    correlation between the models, which is what makes the test paired. strata and groups are as in
+    `resample_indices` (stratified; whole patients when groups are given). p_value: two-sided,
     twice the smaller share of resampled differences on either side of 0 (capped at 1, undefined draws ignored);
     its resolution is 1 / n_boot, so 0 means "below that".
     """

@@ -148,7 +148,8 @@ def prediction_columns(heads: Sequence[TaskHead], truth: bool = False) -> list[t
         prefix = column_prefix(heads, head)
         if truth:
             columns.append((f"{prefix}true", {"task": head.name, "holds": "the true label ('' when unlabelled)"}))
-        columns.append((f"{prefix}prediction", {"task": head.name, "holds": "the decision: " + head.describe_decision()}))
+        decision = "the decision: " + head.describe_decision()
+        columns.append((f"{prefix}prediction", {"task": head.name, "holds": decision}))
         columns += [(f"{prefix}{name}", {"task": head.name, "holds": "probability", "class": c, "class_index": i})
                     for i, (name, c) in enumerate(zip(class_columns(head), head.classes))]
     return columns

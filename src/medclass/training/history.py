@@ -80,8 +80,9 @@ def plot_history(history_csv: Path, out_png: Path) -> Path:
     epochs = [r["epoch"] for r in rows]
     task_aucs = sorted({k for r in rows for k in r if k.startswith(TASK_AUC)})
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    panels = (("Loss", ["train_loss", "val_loss"]), ("Accuracy (training batches and validation)",
-                                                    ["train_acc", "val_acc"]), ("Validation AUC", ["val_auc", *task_aucs]))
+    panels = (("Loss", ["train_loss", "val_loss"]),
+              ("Accuracy (training batches and validation)", ["train_acc", "val_acc"]),
+              ("Validation AUC", ["val_auc", *task_aucs]))
     for ax, (title, keys) in zip(axes, panels):
         for key in (k for k in keys if any(k in r for r in rows)):
             dashed = key.startswith("val_") and title != "Validation AUC"  # validation dashed beside training
