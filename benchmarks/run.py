@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
     python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,localize,predict,
-                             serve,medmnist] [--minutes 15]
+                             serve,evaluate,medmnist] [--minutes 15]
     python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask,compare_busi,localize,predict_speed,
-                       serve_load}.py
+                       serve_load,evaluate_speed}.py
     medclass benchmark medmnist --root DIR
 
 Data: MedMNIST npz files, BUSI, brain MRI and the NIH ChestX-ray14 boxes under $MEDCLASS_DATA or ../shared/data; a
@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_busi  # noqa: E402
+import evaluate_speed  # noqa: E402
 import localize  # noqa: E402
 import multitask  # noqa: E402
 import predict_speed  # noqa: E402
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts",
                         default="speed,throughput,recipes,splits,transfer,multitask,compare,localize,predict,"
-                                "serve,medmnist")
+                                "serve,evaluate,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
@@ -55,6 +56,7 @@ def main() -> None:
              "transfer": lambda: transfer.main([]), "multitask": lambda: multitask.main([]),
              "compare": lambda: compare_busi.main([]), "localize": lambda: localize.main([]),
              "predict": lambda: predict_speed.main([]), "serve": lambda: serve_load.main([]),
+             "evaluate": lambda: evaluate_speed.main([]),
              "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):

@@ -17,7 +17,10 @@
     RUN/skipped.csv          rows of the data the reader could not use (e.g. a CSV row whose file is missing)
     RUN/checkpoints/         Lightning checkpoints (best and last: `--resume` continues from last)
     RUN/calibration.json     temperature and operating points chosen on validation, with their validation numbers
-    RUN/evaluation/SPLIT/    metrics.json, predictions.csv, report.html and figures of `medclass evaluate`
+    RUN/evaluation/SPLIT/    metrics.json, predictions.csv (+ predictions.columns.json), report.html and figures
+                             of `medclass evaluate`
+    RUN/comparisons/OTHERS_SPLIT/  `medclass compare RUN OTHER...` without --out: comparison.json, .csv, .md and
+                             figures, in the first (reference) run's folder
 
 It reads config.yaml as plain YAML, so evaluation and inference need nothing from training.
 """
@@ -78,6 +81,10 @@ class RunDir:
 
     def evaluation_dir(self, split: str) -> Path:
         return self.path / "evaluation" / split
+
+    def comparison_dir(self, others: list[str | Path], split: str) -> Path:
+        """Where `compare` writes when this run is the reference: named by the other runs' folders and the split."""
+        return self.path / "comparisons" / f"{'+'.join(Path(o).name for o in others)}_{split}"
 
     def check(self) -> "RunDir":
         """A finished run: refuse anything else with the reason."""

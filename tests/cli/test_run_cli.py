@@ -23,6 +23,9 @@ def test_train_evaluate_predict(demo_data, tmp_path):
     metrics = json.loads(result.stdout)
     assert {"accuracy", "balanced_accuracy", "auc", "f1_macro", "f1_weighted", "confusion_matrix",
             "per_class"} <= set(metrics)
+    result = runner.invoke(app, ["evaluate", str(run), "--n-boot", "20"])
+    table = result.output.split("f1-score")[1]  # classification_report's shape, under the headline numbers
+    assert all(row in table for row in ("benign", "malignant", "normal", "accuracy", "macro avg", "weighted avg"))
 
     folder = tmp_path / "incoming"
     folder.mkdir()

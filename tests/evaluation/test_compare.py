@@ -49,3 +49,24 @@ def test_compare_on_other_data_scores_every_run_on_it(two_runs_one_split, binary
                                       "50", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["images"] == 80
+
+
+def test_compare_shows_per_class_numbers_and_writes_a_table_and_figures(two_runs_one_split):
+    """compare printed AUC and accuracy only, and wrote nothing without --out."""
+    import csv
+
+    first, second, _ = two_runs_one_split
+    result = CliRunner().invoke(app, ["compare", str(first), str(second), "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    assert "P      R     F1" in result.output and "macro avg" in result.output
+    out = first / "comparisons" / f"{second.name}_test"
+    assert f"in {out}" in result.output
+    rows = list(csv.reader(open(out / "comparison.csv")))
+    assert rows[0] == ["task", "class", "number", first.name, second.name]
+    saved = json.loads((out / "comparison.json").read_text())["tasks"]["label"]["runs"]
+    f1 = {r[1]: r[3:] for r in rows if r[2] == "f1"}
+    assert set(f1) == {"benign", "malignant"}
+    assert float(f1["malignant"][1]) == pytest.approx(saved[str(second)]["per_class"]["malignant"]["f1"])
+    assert "| class |" in (out / "comparison.md").read_text()
+    for figure in ("f1_per_class.png", "roc_curves.png"):
+        assert (out / figure).stat().st_size > 1000, figure

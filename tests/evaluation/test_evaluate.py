@@ -30,9 +30,9 @@ def test_report_is_self_contained_and_has_every_section(youden_run, tmp_path):
                     "Training curves", "Per-image predictions"):
         assert f">{heading}<" in report.replace("<h2>", ">").replace("<h3>", ">"), heading
     for figure in ("Confusion matrix", "ROC curve", "Precision-recall curve", "Confidence per class",
-                   "Reliability diagram", "Most confident errors", "loss and validation metrics per epoch"):
+                   "Reliability diagram", "Most confident errors", "loss, accuracy and AUC per epoch"):
         assert f'alt="{figure}"' in report, figure
-    for number in ("Sensitivity", "Specificity", "NPV", "PR-AUC", "ECE", "Brier"):
+    for number in ("Sensitivity", "Specificity", "NPV", "PR-AUC", "ECE", "Brier", "macro avg", "weighted avg"):
         assert number in report
     assert "Youden&#x27;s J on the val split" in report and "split file" not in report
     assert 'name="viewport"' in report  # readable on a phone
@@ -85,3 +85,35 @@ def test_a_report_on_the_validation_split_warns_that_it_chose_the_operating_poin
     assert metrics["fitted_on_this_split"] and "these numbers are optimistic" in (out / "report.html").read_text()
     metrics, out = evaluate_run(youden_run, split="test", out_dir=tmp_path / "test", n_boot=10)
     assert not metrics["fitted_on_this_split"] and "Nothing was tuned" in (out / "report.html").read_text()
+
+
+def test_evaluate_prints_the_per_class_table_of_scikit_learns_classification_report():
+    import numpy as np
+    import pytest
+    from sklearn.metrics import classification_report
+
+    from medclass.evaluation.metrics import task_metrics
+    from medclass.evaluation.summary import classification_report_lines
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    decided = np.where(rng.uniform(size=90) < 0.7, y, rng.integers(0, 3, 90))
+    proba = np.eye(3)[decided] * 0.6 + 0.4 / 3
+    classes = ["benign", "malignant", "immature granulocytes(myelocytes, metamyelocytes and promyelocytes)"]
+    metrics = task_metrics("multiclass", y, proba, decided, classes, n_boot=0) | {"kind": "multiclass"}
+    expected = classification_report(y, decided, output_dict=True, zero_division=0)
+    lines = classification_report_lines(metrics)
+    assert lines[0].split() == ["precision", "recall", "f1-score", "support"]
+    rows = {line.rsplit(None, 4)[0].strip(): line.split()[-4:] for line in lines[1:] if len(line.split()) >= 5}
+    rows["accuracy"] = next(line.split()[-2:] for line in lines if line.startswith("accuracy"))
+    assert len(rows) == 6  # three classes, accuracy, macro avg, weighted avg
+    for i, name in enumerate(classes):
+        shown = next(v for k, v in rows.items() if name.startswith(k.rstrip("…")))
+        want = expected[str(i)]
+        assert [float(v) for v in shown] == pytest.approx([want["precision"], want["recall"], want["f1-score"],
+                                                           want["support"]], abs=5e-5)
+    for avg in ("macro avg", "weighted avg"):
+        want = expected[avg]
+        assert [float(v) for v in rows[avg]] == pytest.approx([want["precision"], want["recall"], want["f1-score"],
+                                                               want["support"]], abs=5e-5)
+    assert float(rows["accuracy"][0]) == pytest.approx(expected["accuracy"], abs=5e-5)

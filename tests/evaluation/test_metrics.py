@@ -121,3 +121,68 @@ def test_interval_by_patient_is_wider_when_images_repeat_a_patient():
                               groups=patients)["ci"]
     assert by_patient["resampled"] == "patients"
     assert by_patient["auc"][1] - by_patient["auc"][0] > 1.5 * (by_image[1] - by_image[0])
+
+
+def _assert_intervals_are_scikit_learns(metrics, strata, scorers, n_boot, seed, groups=None):
+    """Each `scorers[key](idx)` (scikit-learn on one resample's rows) over the resamples `resample_indices` draws:
+    their percentile interval is the one task_metrics reports."""
+    draws = {key: [] for key in scorers}
+    for idx in resample_indices(strata, n_boot, seed=seed, groups=groups):
+        for key, score in scorers.items():
+            draws[key].append(score(idx))
+    for key, values in draws.items():
+        expected = [np.percentile(values, 2.5), np.percentile(values, 97.5)]
+        assert metrics["ci"][key] == pytest.approx(expected, abs=1e-12), key
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_bootstrap_intervals_equal_scikit_learn_on_every_resample(grouped):
+    """The vectorised bootstrap (counts per row) draws the resamples `resample_indices` draws with the same seed and
+    scores each as scikit-learn does; tied scores and patients drawn whole included."""
+    y, proba = _multiclass(5, 150)
+    proba = np.round(proba, 2)
+    proba /= proba.sum(1, keepdims=True)
+    groups = np.arange(len(y)) // 2 if grouped else None
+    decided = proba.argmax(1)
+    m = task_metrics("multiclass", y, proba, decided, ["g0", "g1", "g2"], ordinal=True, n_boot=80, seed=7,
+                     groups=groups)
+    _assert_intervals_are_scikit_learns(m, y, {
+        "auc": lambda i: skm.roc_auc_score(y[i], proba[i], multi_class="ovr"),
+        "f1_macro": lambda i: skm.f1_score(y[i], decided[i], average="macro"),
+        "kappa_quadratic": lambda i: skm.cohen_kappa_score(y[i], decided[i], weights="quadratic"),
+        "balanced_accuracy": lambda i: skm.balanced_accuracy_score(y[i], decided[i])}, 80, 7, groups)
+
+    yb, pb = _binary(8, 160)
+    pb = np.round(pb, 1)
+    called = (pb[:, 1] >= 0.5).astype(int)
+    mb = task_metrics("binary", yb, pb, called, ["n", "p"], 1, n_boot=80, seed=7, groups=groups)
+    _assert_intervals_are_scikit_learns(mb, yb, {
+        "auc": lambda i: skm.roc_auc_score(yb[i], pb[i, 1]),
+        "pr_auc": lambda i: skm.average_precision_score(yb[i], pb[i, 1]),
+        "specificity": lambda i: skm.recall_score(yb[i] == 0, called[i] == 0)}, 80, 7, groups)
+
+
+def test_multilabel_bootstrap_intervals_equal_scikit_learn_on_every_resample():
+    rng = np.random.default_rng(9)
+    y = (rng.uniform(size=(120, 3)) < [0.1, 0.4, 0.6]).astype(int)
+    proba = np.round(np.clip(0.4 * y + rng.uniform(0, 0.6, y.shape), 0, 1), 2)
+    decided = (proba >= 0.5).astype(int)
+    m = task_metrics("multilabel", y, proba, decided, list("abc"), n_boot=60, seed=2)
+    _assert_intervals_are_scikit_learns(m, y.any(1), {
+        "auc_micro": lambda i: skm.roc_auc_score(y[i], proba[i], average="micro"),
+        "pr_auc": lambda i: skm.average_precision_score(y[i], proba[i], average="macro"),
+        "f1_micro": lambda i: skm.f1_score(y[i], decided[i], average="micro"),
+        "subset_accuracy": lambda i: skm.accuracy_score(y[i], decided[i])}, 60, 2)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_auc_and_accuracy_equal_medmnists_own_evaluator(kind):
+    """MedMNIST's published numbers come from medmnist.evaluator: the same AUC and (argmax / 0.5) accuracy."""
+    evaluator = pytest.importorskip("medmnist.evaluator")
+    y, proba = _binary(10) if kind == "binary" else _multiclass(10, 120, 4)
+    task = "binary-class" if kind == "binary" else "multi-class"
+    decided = (proba[:, 1] >= 0.5).astype(int) if kind == "binary" else proba.argmax(1)
+    m = task_metrics(kind, y, proba, decided, [str(c) for c in range(proba.shape[1])],
+                     1 if kind == "binary" else None, n_boot=0)
+    assert m["auc"] == pytest.approx(evaluator.getAUC(y[:, None], proba, task), abs=1e-12)
+    assert m["accuracy"] == pytest.approx(evaluator.getACC(y[:, None], proba, task), abs=1e-12)

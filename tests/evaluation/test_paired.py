@@ -9,10 +9,15 @@ from sklearn.metrics import roc_auc_score
 
 from medclass.evaluation.bootstrap import resample_indices
 from medclass.evaluation.paired import compare_auc, delong_test, paired_bootstrap
+from medclass.evaluation.weighted import weighted_auc
 
 
 def _auc(y, p):
     return roc_auc_score(y, p)
+
+
+def _weighted_auc(weights, y, p):
+    return weighted_auc(weights, y == 1, p)
 
 
 def _two_models(seed=0, n=300, gain_b=1.0):
@@ -50,7 +55,7 @@ def test_identical_models_differ_by_nothing_with_p_one():
         delong = delong_test(y, a, a)
     assert delong["difference"] == 0 and delong["se"] == 0 and delong["z"] == 0 and delong["p_value"] == 1.0
     assert delong["ci"] == [0.0, 0.0]
-    boot = paired_bootstrap(y, a, a, _auc, y, n_boot=100)
+    boot = paired_bootstrap(y, a, a, _weighted_auc, y, n_boot=100)
     assert boot["difference"] == 0 and boot["p_value"] == 1.0 and boot["ci"] == [0.0, 0.0]
 
 
@@ -59,7 +64,7 @@ def test_a_clearly_better_model_is_detected_by_both_tests():
     y = rng.integers(0, 2, 300)
     noise, good = rng.normal(size=300), y + 0.3 * rng.normal(size=300)
     delong = delong_test(y, noise, good)
-    boot = paired_bootstrap(y, noise, good, _auc, y, n_boot=300)
+    boot = paired_bootstrap(y, noise, good, _weighted_auc, y, n_boot=300)
     assert delong["p_value"] < 0.001 and delong["ci"][0] > 0 and delong["z"] > 0
     assert boot["p_value"] < 0.001 and boot["ci"][0] > 0
     assert boot["difference"] == pytest.approx(delong["difference"])
@@ -71,7 +76,7 @@ def test_a_clearly_better_model_is_detected_by_both_tests():
 def test_equally_good_models_are_not_called_different():
     y, a, b = _two_models(2)  # seed checked: DeLong p = 0.88, bootstrap p = 0.87
     assert delong_test(y, a, b)["p_value"] > 0.05
-    assert paired_bootstrap(y, a, b, _auc, y, n_boot=200)["p_value"] > 0.05
+    assert paired_bootstrap(y, a, b, _weighted_auc, y, n_boot=200)["p_value"] > 0.05
     # and DeLong's false-positive rate stays near 5% (6 of these 100 seeds; 5.0% over 200)
     p_values = np.array([delong_test(*_two_models(seed))["p_value"] for seed in range(100)])
     assert np.mean(p_values < 0.05) <= 0.1
@@ -82,8 +87,8 @@ def test_grouped_bootstrap_draws_whole_patients():
     resampling patients must give an interval at least as wide as pretending the 300 rows are independent."""
     y, a, b = _two_models(5, n=60, gain_b=1.3)
     y, a, b, groups = (np.repeat(v, 5) for v in (y, a, b, np.arange(60)))
-    rows = paired_bootstrap(y, a, b, _auc, y, n_boot=200, seed=1)
-    patients = paired_bootstrap(y, a, b, _auc, y, n_boot=200, seed=1, groups=groups)
+    rows = paired_bootstrap(y, a, b, _weighted_auc, y, n_boot=200, seed=1)
+    patients = paired_bootstrap(y, a, b, _weighted_auc, y, n_boot=200, seed=1, groups=groups)
     assert patients["difference"] == rows["difference"]
     assert np.diff(patients["ci"])[0] >= np.diff(rows["ci"])[0]
 

@@ -150,3 +150,53 @@ def test_error_grid_empty_and_five_images(tmp_path):
     assert width > height  # four columns, two rows
     with pytest.raises(ValueError, match="caption"):
         plot_error_grid(images, captions[:2], tmp_path / "bad.png")
+
+
+BLOOD = ["basophil", "eosinophil", "erythroblast",
+         "immature granulocytes(myelocytes, metamyelocytes and promyelocytes)", "lymphocyte", "monocyte",
+         "neutrophil", "platelet"]
+
+
+def _kept_figures(monkeypatch):
+    """The figures a plot function draws, kept open after it saves them."""
+    import medclass.evaluation.plots as plots
+
+    kept = []
+    monkeypatch.setattr(plots.plt, "close", kept.append)
+    return kept
+
+
+def _inside(fig, artist) -> bool:
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return box.x0 >= -1 and box.y0 >= -1 and box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1
+
+
+def test_long_class_names_are_shortened_on_the_axes_and_spelt_out_in_a_key(tmp_path, monkeypatch):
+    """BloodMNIST's 67-character class name ran off the confusion matrix and squeezed its cells."""
+    kept = _kept_figures(monkeypatch)
+    cm = np.eye(len(BLOOD), dtype=int) * 5 + 1
+    _png(plot_confusion(cm.tolist(), BLOOD, tmp_path / "cm.png"))
+    y, proba = _multiclass(k=len(BLOOD), n=160)
+    plot_confidence(y, proba, BLOOD, tmp_path / "confidence.png")
+    plot_roc(y, proba, BLOOD, None, tmp_path / "roc.png")
+    for fig in kept:
+        fig.canvas.draw()
+        shown = [t for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels(), ax.title)]
+        legends = [t for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        assert all(len(t.get_text()) <= 20 for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels()))
+        assert not any("metamyelocytes" in t.get_text() for t in shown + legends)
+        class_labels = [t for t in shown + legends if t.get_text()[:2] in {f"{i} " for i in range(len(BLOOD))}]
+        assert class_labels and all(_inside(fig, t) for t in class_labels + fig.texts)
+        key = "\n".join(t.get_text() for t in fig.texts).replace("\n    ", " ")
+        assert "3 = immature granulocytes(myelocytes, metamyelocytes and promyelocytes)" in key
+    matrix = kept[0].axes[0]
+    assert matrix.get_window_extent().width > 0.25 * kept[0].bbox.width  # the cells keep their room
+
+
+def test_confidence_histogram_marks_the_operating_point(tmp_path, monkeypatch):
+    kept = _kept_figures(monkeypatch)
+    y, proba = _binary()
+    plot_confidence(y, proba, ["benign", "malignant"], tmp_path / "c.png", thresholds=[0.7, 0.3])
+    lines = [line for line in kept[0].axes[1].get_lines() if line.get_linestyle() == "--"]
+    assert len(lines) == 1 and lines[0].get_xdata()[0] == pytest.approx(0.3)
+    assert "operating point 0.30" in [t.get_text() for t in kept[0].axes[1].get_legend().get_texts()]

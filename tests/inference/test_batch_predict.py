@@ -161,3 +161,31 @@ def test_predict_otsu_boxes_take_the_runs_modality_and_go_to_the_csv(trained_run
     assert refused.exit_code == 2 and "--polarity shape(s) explanations: add --explain METHOD" in refused.output
     refused = runner.invoke(app, ["predict", str(run), str(image), "--explain", "otsu", "--polarity", "dim"])
     assert refused.exit_code == 2 and "--polarity must be one of auto, dark, bright; got 'dim'" in refused.output
+
+
+def test_probability_columns_are_safe_names_and_the_guide_keeps_the_class_names(tmp_path):
+    """ChestX-ray "Mass vs rest": a class named "no Mass" made a column `p_no Mass`; the CSV says nothing of the
+    threshold behind its `prediction` column."""
+    import json
+
+    from medclass.heads import TaskHead
+    from medclass.inference.batch import PredictionWriter, column_guide_path
+
+    mass = TaskHead("label", "binary", ("no Mass", "Mass"), positive_index=1, threshold=0.31,
+                    threshold_source="sensitivity:0.9 on val")
+    clash = TaskHead("Finding Labels", "multiclass", ("a b", "a-b", "ünï", "3"))
+    out = tmp_path / "predictions.csv"
+    with PredictionWriter(out, [mass, clash]):
+        pass
+    header = next(csv.reader(open(out)))
+    assert header == ["path", "label:prediction", "label:p_no_Mass", "label:p_Mass", "Finding_Labels:prediction",
+                      "Finding_Labels:p_0", "Finding_Labels:p_1", "Finding_Labels:p_n", "Finding_Labels:p_3",
+                      "error"]
+    assert all(" " not in column for column in header)
+    guide = json.loads(column_guide_path(out).read_text())
+    assert column_guide_path(out).name == "predictions.columns.json"
+    assert [c["name"] for c in guide["columns"]] == header
+    by_name = {c["name"]: c for c in guide["columns"]}
+    assert by_name["label:p_no_Mass"]["class"] == "no Mass" and by_name["Finding_Labels:p_1"]["class"] == "a-b"
+    assert guide["tasks"]["label"]["threshold"] == 0.31
+    assert "sensitivity:0.9 on val" in by_name["label:prediction"]["holds"]

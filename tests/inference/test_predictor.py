@@ -27,6 +27,14 @@ def test_preprocessing_is_the_one_trained_with(trained_run):
     assert artifact.tta == ["hflip"] and artifact.positive_index is None
 
 
+def test_batched_preprocessing_equals_the_eval_transform_image_by_image(trained_run, demo_data):
+    """Predictor.preprocess normalises a stacked batch once: the numbers must be eval_transform's exactly."""
+    predictor = Predictor.from_run(trained_run)
+    images = [Image.open(p) for p in sorted(demo_data.rglob("*.png"))[:5]]
+    one_by_one = torch.stack([predictor.artifact.preprocessing.eval_transform()(image) for image in images])
+    assert torch.equal(predictor.preprocess(images), one_by_one)
+
+
 def _binary_predictor(threshold: float) -> Predictor:
     model_state = __import__("medclass.models", fromlist=["create_model"]).create_model("smallcnn", 2, 1).state_dict()
     artifact = ModelArtifact.single_task("smallcnn", ["benign", "malignant"], Preprocessing(16, 1, (0.5,), (0.5,)),

@@ -120,7 +120,9 @@ def test_multilabel_csv_trains_every_finding_with_a_patient_split_and_evaluates_
     printed = invoke(["evaluate", run, "--n-boot", 20])
     assert "AUC macro" in printed and "AUC micro" in printed
     table = [line.split() for line in printed.splitlines() if line.startswith(("Mass ", "Shadowing "))]
-    assert [line[0] for line in table] == ["Mass", "Shadowing"]
+    # the classification_report-shaped table (precision, recall, f1-score, positives), then the AUC table
+    assert [line[0] for line in table] == ["Mass", "Shadowing"] * 2
+    assert "micro avg" in printed and "macro avg" in printed
     metrics = json.loads((run / "evaluation" / "test" / "metrics.json").read_text())
     assert set(metrics["per_finding"]) == {"Mass", "Shadowing"} and "auc_ci" in metrics["per_finding"]["Mass"]
     positives = sum(1 for r in rows if r["split"] == "test" and "Mass" in r["label"])

@@ -23,6 +23,7 @@ def test_run_folder_holds_everything_to_reproduce_and_predict(trained_run):
     assert resolved["precision"] in ("bf16-mixed", "32-true") and resolved["channels_last"] is True
     rows = read_history(trained_run / "history.csv")
     assert [r["epoch"] for r in rows] == [1, 2] and all(0 <= r["val_auc"] <= 1 for r in rows)
+    assert all(0 <= r["train_acc"] <= 1 for r in rows)  # training accuracy beside val_acc
     assert all(r["train_images_per_s"] > 0 and r["train_seconds"] > 0 for r in rows)
 
 
@@ -127,3 +128,24 @@ def test_modality_and_description_reach_the_artefact(demo_data, tmp_path):
                       audit=False, modality="ultrasound", description="phantom lesions, three classes"))
     artifact = ModelArtifact.load(tmp_path / "run", weights=False)
     assert (artifact.modality, artifact.description) == ("ultrasound", "phantom lesions, three classes")
+
+
+def test_training_curves_plot_training_accuracy_beside_validation(tmp_path, monkeypatch):
+    import csv
+
+    import matplotlib.pyplot as plt
+
+    from medclass.training.history import COLUMNS, plot_history
+
+    with open(tmp_path / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({"epoch": e, "train_loss": 1 / e, "train_acc": 0.5 + e / 10, "val_loss": 1.2 / e,
+                          "val_auc": 0.6, "val_acc": 0.5, "lr": 1e-3, "train_seconds": 1, "train_images_per_s": 9}
+                         for e in (1, 2, 3))
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    plot_history(tmp_path / "history.csv", tmp_path / "curves.png")
+    drawn = {line.get_label(): line for ax in kept[0].axes for line in ax.get_lines()}
+    assert {"train_acc", "val_acc", "train_loss", "val_loss", "val_auc"} <= set(drawn)
+    assert list(drawn["train_acc"].get_ydata()) == pytest.approx([0.6, 0.7, 0.8])

@@ -253,22 +253,29 @@ def compare(
                                                      "which must hold the same images).")] = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (intervals and the paired test).")] = 2000,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for comparison.json.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Folder for comparison.json, .csv, .md and figures (default: FIRST_RUN/comparisons/OTHERS_SPLIT).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison JSON to stdout.")] = False,
     run_data: RunData = None,
     reader_options: dict | None = None,
 ):
-    """Runs side by side on the same images: AUC with intervals, and a paired test of each AUC difference against
-    the first run (DeLong for binary tasks, paired bootstrap for all)."""
+    """Runs side by side on the same images: AUC with intervals, per-class precision/recall/F1, and a paired test
+    of each AUC difference against the first run (DeLong for binary tasks, paired bootstrap for all); written as
+    JSON, CSV, markdown and figures."""
     from medclass.evaluation.compare import compare_runs, comparison_lines
     from medclass.rundir import RunDir as Run
 
-    result = compare_runs([Run(r, data=run_data) for r in run_dirs], data=data, split=split, reader_options=reader_options, n_boot=n_boot, out=out)
+    out = out or Run(run_dirs[0], data=run_data).comparison_dir(run_dirs[1:], split)
+    result = compare_runs([Run(r, data=run_data) for r in run_dirs], data=data, split=split,
+                          reader_options=reader_options, n_boot=n_boot, out=out)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=float))
         return
     for line in comparison_lines(result):
         typer.echo(line)
+    typer.echo(f"written: {result['files']['table']}, {Path(result['files']['markdown']).name} and figures in "
+               f"{Path(result['files']['table']).parent}")
 
 
 @app.command()

@@ -42,11 +42,34 @@ def percentile_interval(values, level: float = 0.95) -> list[float] | None:
     return [float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))]
 
 
-def bootstrap_intervals(statistics: Callable[[np.ndarray], dict[str, float]], strata: np.ndarray, n_boot: int,
-                        seed: int = 0, groups: np.ndarray | None = None, level: float = 0.95) -> dict:
-    """Percentile intervals of every number `statistics(indices)` returns, over `n_boot` resamples."""
-    draws: dict[str, list[float]] = {}
+def resample_weights(strata: np.ndarray, n_boot: int, seed: int = 0, groups: np.ndarray | None = None,
+                     budget: int = 2_000_000) -> Iterator[np.ndarray]:
+    """The resamples of `resample_indices` (same seed, same draws) as counts: (resamples, rows) arrays, how often
+    each row was drawn, as many resamples at a time as keep an array within `budget` cells."""
+    n = len(strata)
+    chunk = max(1, budget // max(n, 1))
+    drawn: list[np.ndarray] = []
     for idx in resample_indices(strata, n_boot, seed, groups):
-        for key, value in statistics(idx).items():
-            draws.setdefault(key, []).append(value)
-    return {key: percentile_interval(values, level) for key, values in draws.items()}
+        drawn.append(idx)
+        if len(drawn) == chunk:
+            yield _counts(drawn, n)
+            drawn = []
+    if drawn:
+        yield _counts(drawn, n)
+
+
+def _counts(drawn: list[np.ndarray], n: int) -> np.ndarray:
+    resample = np.repeat(np.arange(len(drawn)), [len(idx) for idx in drawn])
+    cells = np.bincount(resample * n + np.concatenate(drawn), minlength=len(drawn) * n)
+    return cells.reshape(len(drawn), n).astype(float)
+
+
+def bootstrap_intervals(statistics: Callable[[np.ndarray], dict[str, np.ndarray]], strata: np.ndarray,
+                        n_boot: int, seed: int = 0, groups: np.ndarray | None = None, level: float = 0.95) -> dict:
+    """Percentile intervals of every number `statistics(weights)` returns ({name: one value per resample}, for
+    (resamples, rows) counts), over `n_boot` resamples."""
+    draws: dict[str, list[np.ndarray]] = {}
+    for weights in resample_weights(strata, n_boot, seed, groups):
+        for key, values in statistics(weights).items():
+            draws.setdefault(key, []).append(np.asarray(values, dtype=float))
+    return {key: percentile_interval(np.concatenate(values), level) for key, values in draws.items()}

@@ -4,7 +4,6 @@ ResNet" answered with a p-value and an interval, not two numbers from different 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,9 @@ from medclass.evaluation.predictions import predict_split
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
 
-SHOWN = ("auc", "pr_auc", "accuracy", "label_accuracy", "balanced_accuracy", "sensitivity", "specificity")
+SHOWN = ("auc", "pr_auc", "accuracy", "label_accuracy", "balanced_accuracy", "sensitivity", "specificity",
+         "precision_macro", "recall_macro", "f1_macro")
+CLASS_NUMBERS = ("precision", "recall", "f1")
 
 
 def common_tasks(names: list[str], predictors: list[Predictor]) -> list[str]:
@@ -54,7 +55,9 @@ def run_dataset(runs: list[RunDir], data: str | None, split: str, reader_options
 def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str = "test",
                  reader_options: dict | None = None, n_boot: int = 2000, seed: int = 0,
                  out: str | Path | None = None) -> dict:
-    """Every run's metrics with intervals on one image set, and the paired AUC tests of each run against the first."""
+    """Every run's metrics with intervals on one image set (per class precision, recall, F1 and support too), and
+    the paired AUC tests of each run against the first. With `out`: comparison.json, comparison.csv,
+    comparison.md and figures there (evaluation/compare_files.py)."""
     if len(run_dirs) < 2:
         raise MedclassError("compare needs at least two runs")
     runs = [RunDir(r).check() for r in run_dirs]
@@ -69,6 +72,7 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
     run_probas = [o.probabilities() for o in outputs]
     result = {"runs": names, "split": split, "data": data or "the runs' own split", "images": len(dataset),
               "tasks": {}}
+    scores = {}  # task -> (truth, each run's probabilities, the first run's head), for the figures
     for task in tasks:
         # each run's head for this task (one-task runs may name it differently)
         heads = [p.heads[0] if len(tasks) == 1 and len(p.heads) == 1 else next(h for h in p.heads if h.name == task)
@@ -82,16 +86,26 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
         probas = [p[h.name][keep] for p, h in zip(run_probas, heads)]
         scored = [task_metrics(h.kind, truth, p, h.decide(p), list(h.classes), h.positive_index, h.ordinal,
                                n_boot=n_boot, seed=seed, groups=groups) for h, p in zip(heads, probas)]
+        scores[task] = (truth, probas, heads[0])
         result["tasks"][task] = {
-            "kind": heads[0].kind, "n": int(keep.sum()),
-            "runs": {n: {k: m[k] for k in SHOWN if k in m} | {"auc_ci": m["ci"]["auc"]} for n, m in zip(names, scored)},
+            "kind": heads[0].kind, "n": int(keep.sum()), "classes": list(heads[0].classes),
+            "runs": {n: {k: m[k] for k in SHOWN if k in m} | {"auc_ci": m["ci"]["auc"], "per_class": class_numbers(m)}
+                     for n, m in zip(names, scored)},
             "versus_first": {n: compare_auc(truth, probas[0], p, heads[0].kind, heads[0].positive_index, n_boot,
                                             seed, groups) | per_class_delong(heads[0], truth, probas[0], p)
                              for n, p in zip(names[1:], probas[1:])}}
     if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "comparison.json").write_text(json.dumps(result, indent=2, default=float))
+        from medclass.evaluation.compare_files import write_comparison
+
+        result["files"] = write_comparison(result, scores, Path(out), short_names(names))
     return result
+
+
+def class_numbers(metrics: dict) -> dict[str, dict]:
+    """Per class (per finding) precision, recall, F1 and support (a finding's positive images)."""
+    table = metrics.get("per_class") or metrics["per_finding"]
+    return {c: {k: m[k] for k in CLASS_NUMBERS} | {"support": m.get("support", m.get("positives"))}
+            for c, m in table.items()}
 
 
 def per_class_delong(head, y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray) -> dict:
@@ -122,6 +136,7 @@ def comparison_lines(result: dict) -> list[str]:
             ci = m["auc_ci"] or [float("nan")] * 2
             accuracy = m["accuracy"] if "accuracy" in m else m["label_accuracy"]
             lines.append(f"  {short[run]:<{width}}  {m['auc']:6.4f}  {ci[0]:.3f}-{ci[1]:.3f}  {accuracy:6.4f}")
+        lines += per_class_lines(info, short)
         overall = {"binary": "AUC", "multiclass": "macro AUC", "multilabel": "macro AUC over findings"}[kind]
         for run, tests in info["versus_first"].items():
             lines.append(f"  {short[run]} vs {first} (difference {short[run]} - {first}, paired on the same images):")
@@ -133,3 +148,23 @@ def comparison_lines(result: dict) -> list[str]:
                 lines.append(f"    {label:<{label_width}}  {t['difference']:+.4f} (95% CI {lo:+.3f} to {hi:+.3f})  "
                              f"p = {t['p_value']:.3f}  {t['method']}")
     return lines
+
+
+def per_class_lines(info: dict, short: dict[str, str], name_width: int = 28) -> list[str]:
+    """Precision, recall and F1 per class (per finding), the runs side by side."""
+    runs = list(info["runs"])
+    names = list(info["runs"][runs[0]]["per_class"])
+    width = min(name_width, max(len(n) for n in names + ["class"]))
+    group = max(20, *(len(short[r]) for r in runs))
+    lines = ["", f"  {'':<{width}}  " + "  ".join(f"{short[r]:^{group}}" for r in runs),
+             f"  {'class':<{width}}  " + "  ".join(f"{'P':>6} {'R':>6} {'F1':>6}".center(group) for _ in runs)]
+    for name in names:
+        cut = name if len(name) <= width else name[:width - 1] + "…"
+        cells = ["{precision:6.3f} {recall:6.3f} {f1:6.3f}".format(**info["runs"][r]["per_class"][name]).center(group)
+                 for r in runs]
+        lines.append(f"  {cut:<{width}}  " + "  ".join(cells))
+    if "f1_macro" in info["runs"][runs[0]]:
+        cells = [f"{m['precision_macro']:6.3f} {m['recall_macro']:6.3f} {m['f1_macro']:6.3f}".center(group)
+                 for m in info["runs"].values()]
+        lines.append(f"  {'macro avg':<{width}}  " + "  ".join(cells))
+    return lines + [""]

@@ -1,6 +1,7 @@
 """`evaluate_run`: the run's model on a split of its own data (or on other labelled data), in three steps:
 predict the split once (raw logits kept), score each task (with calibration and, when patients have several
-images, patient-level numbers), write metrics.json, predictions.csv, figures and report.html."""
+images, patient-level numbers), write metrics.json, predictions.csv (its columns and decision rules in
+predictions.columns.json), figures and report.html."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_err
 from medclass.evaluation.predictions import SplitOutputs, predict_split
 from medclass.evaluation.report import write_report
 from medclass.heads import TaskHead, view_probabilities
-from medclass.inference.batch import prediction_cells, prediction_header, truth_text
+from medclass.inference.batch import prediction_cells, prediction_header, truth_text, write_column_guide
 from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
 
@@ -92,6 +93,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     rows = prediction_rows(outputs, heads, proba, decided)
     write_prediction_rows(out / "predictions.csv", rows)
+    write_column_guide(out / "predictions.csv", heads, truth=True, first={"source": "the image, as the data names it"})
     write_report(out / "report.html", run, predictor.artifact, sections, figures, common, rows, len(dataset))
     return metrics, out
 
@@ -119,7 +121,8 @@ def task_figures(head: TaskHead, metrics: dict, outputs: SplitOutputs, keep: np.
         figures["Precision-recall curve"] = plot_pr(y[:, 0], proba, classes, head.positive_index,
                                                     out / f"{prefix}pr_curve.png", threshold=threshold)
         truth = y[:, 0]
-    figures["Confidence per class"] = plot_confidence(truth, proba, classes, out / f"{prefix}confidence.png")
+    figures["Confidence per class"] = plot_confidence(truth, proba, classes, out / f"{prefix}confidence.png",
+                                                      thresholds=panel_thresholds(head))
     temperature = metrics["calibration"]["temperature"]
     curves = {"uncalibrated (T=1)": calibration_events(head.kind, y, uncalibrated)}
     if temperature != 1.0:
@@ -131,6 +134,16 @@ def task_figures(head: TaskHead, metrics: dict, outputs: SplitOutputs, keep: np.
                                                        [caption for _, caption in chosen],
                                                        out / f"{prefix}confident_errors.png")
     return figures
+
+
+def panel_thresholds(head: TaskHead) -> list[float | None]:
+    """Where the decision cuts each class's probability: a binary head's threshold on its positive class (and,
+    the two summing to 1, one minus it on the other), each finding's own, none for an argmax."""
+    if head.kind == "multilabel":
+        return list(head.threshold)
+    if head.kind == "binary":
+        return [head.threshold if i == head.positive_index else 1 - head.threshold for i in range(2)]
+    return [None] * len(head.classes)
 
 
 def confident_errors(head: TaskHead, y: np.ndarray, proba: np.ndarray, k: int = ERRORS_SHOWN

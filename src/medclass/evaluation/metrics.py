@@ -1,8 +1,11 @@
-"""Classification metrics as a clinical paper reports them, computed with scikit-learn, per task kind.
+"""Classification metrics as a clinical paper reports them, per task kind.
 
-Each kind has one `*_summary` function giving its headline numbers on a set of rows; the point estimates and the
-bootstrap intervals (evaluation/bootstrap.py: stratified, by patient when patients have several images) both come
-from it, so an interval always belongs to the number printed beside it.
+Each kind has one `*_summary` function giving its headline numbers under weightings of the rows (evaluation/
+weighted.py: equal to scikit-learn's on the rows repeated, which the tests check); the point estimates (every row
+once) and the bootstrap intervals (evaluation/bootstrap.py: stratified, by patient when patients have several
+images; each resample a count per row) both come from it, so an interval always belongs to the number printed
+beside it, and 1000 resamples cost a few array operations rather than thousands of scikit-learn calls. Tables
+(per class, per finding, the confusion matrix) and validation's scores use scikit-learn directly.
 - binary: sensitivity, specificity, PPV, NPV, F1 and accuracy at the operating point; ROC-AUC and PR-AUC (average
   precision) of the positive class's probability;
 - multiclass: accuracy, balanced accuracy, macro and weighted P/R/F1, macro one-vs-rest ROC-AUC; ordinal grades
@@ -12,12 +15,12 @@ from it, so an interval always belongs to the number printed beside it.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn import metrics as skm
 
 from medclass.evaluation.bootstrap import bootstrap_intervals
+from medclass.evaluation.weighted import (class_rates, confusion, defined_mean, quadratic_kappa, ratio, total,
+                                          weighted_auc, weighted_average_precision)
 
 
 def auc_score(y_true: np.ndarray, proba: np.ndarray, positive_index: int | None = None) -> float:
@@ -40,41 +43,72 @@ def auc_score(y_true: np.ndarray, proba: np.ndarray, positive_index: int | None 
         return float("nan")
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num / den) if den else float("nan")
+def _rates(tp, fp, fn, tn) -> dict:
+    """Sensitivity, specificity, PPV, NPV, F1, accuracy and balanced accuracy from the four counts (floats or
+    arrays of them; NaN where a denominator is empty)."""
+    sensitivity, specificity = ratio(tp, tp + fn), ratio(tn, tn + fp)
+    return {"sensitivity": sensitivity, "specificity": specificity, "ppv": ratio(tp, tp + fp),
+            "npv": ratio(tn, tn + fn), "f1": ratio(2 * tp, 2 * tp + fp + fn),
+            "accuracy": ratio(tp + tn, tp + fp + fn + tn), "balanced_accuracy": (sensitivity + specificity) / 2}
 
 
 def decision_rates(positive: np.ndarray, called: np.ndarray) -> dict[str, float]:
     """What one yes/no decision achieves: sensitivity, specificity, PPV, NPV, F1, accuracy, balanced accuracy
     (NaN where a denominator is empty). positive: the truth; called: the decision (both bool)."""
     positive, called = np.asarray(positive, bool), np.asarray(called, bool)
-    tp, fp = np.sum(positive & called), np.sum(~positive & called)
-    fn, tn = np.sum(positive & ~called), np.sum(~positive & ~called)
-    sensitivity, specificity = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
-    return {"sensitivity": sensitivity, "specificity": specificity, "ppv": _ratio(tp, tp + fp),
-            "npv": _ratio(tn, tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-            "accuracy": _ratio(tp + tn, len(positive)), "balanced_accuracy": (sensitivity + specificity) / 2}
+    counts = [np.sum(t & c) for t, c in ((positive, called), (~positive, called), (positive, ~called),
+                                          (~positive, ~called))]
+    return {k: float(v) for k, v in _rates(*counts).items()}
 
 
-def binary_summary(positive: np.ndarray, score: np.ndarray, called: np.ndarray) -> dict[str, float]:
+def class_auc(weights: np.ndarray, y: np.ndarray, proba: np.ndarray, positive_index: int | None = None
+              ) -> np.ndarray:
+    """`auc_score` per weighting of the rows: binary, the positive class's AUC; multi-class, the macro one-vs-rest
+    AUC, undefined (NaN) where a class weighs nothing."""
+    n_classes = proba.shape[1]
+    if n_classes == 2:
+        positive = 1 if positive_index is None else positive_index
+        return weighted_auc(weights, y == positive, proba[:, positive])
+    per_class = np.stack([weighted_auc(weights, y == c, proba[:, c]) for c in range(n_classes)], 1)
+    present = np.stack([total(weights, y == c) > 0 for c in range(n_classes)], 1)
+    return np.where(present.all(1), per_class.mean(1), np.nan)
+
+
+def findings_auc(weights: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """(resamples, findings): each finding's AUC per weighting (`defined_mean` of it: `multilabel_auc`)."""
+    return np.stack([weighted_auc(weights, y[:, j] == 1, proba[:, j]) for j in range(y.shape[1])], 1)
+
+
+# The `*_summary` functions score every weighting of the rows at once (weights: (resamples, rows), a row of ones
+# for the data itself) and return {name: (resamples,) array}; `task_metrics` takes the point estimate and the
+# bootstrap intervals from the same function.
+
+def binary_summary(positive: np.ndarray, score: np.ndarray, called: np.ndarray, weights: np.ndarray
+                   ) -> dict[str, np.ndarray]:
     """positive: the truth (bool); score: the positive class's probability; called: the decision (bool)."""
-    positive = np.asarray(positive, bool)
-    return decision_rates(positive, called) | {"auc": finding_auc(positive, score),
-                                               "pr_auc": finding_pr_auc(positive, score)}
+    positive, called = np.asarray(positive, bool), np.asarray(called, bool)
+    counts = [total(weights, t & c) for t, c in ((positive, called), (~positive, called), (positive, ~called),
+                                                 (~positive, ~called))]
+    return _rates(*counts) | {"auc": weighted_auc(weights, positive, score),
+                              "pr_auc": weighted_average_precision(weights, positive, score)}
 
 
-def multiclass_summary(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, ordinal: bool = False
-                       ) -> dict[str, float]:
-    labels = list(range(proba.shape[1]))
-    result = {"accuracy": float(np.mean(y == decided)), "auc": auc_score(y, proba)}
-    with warnings.catch_warnings():  # a class absent from a resample: its recall is undefined, not a problem
-        warnings.simplefilter("ignore")
-        result["balanced_accuracy"] = float(skm.balanced_accuracy_score(y, decided))
-        for avg in ("macro", "weighted"):
-            p, r, f, _ = skm.precision_recall_fscore_support(y, decided, labels=labels, average=avg, zero_division=0)
-            result |= {f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)}
-        if ordinal:
-            result["kappa_quadratic"] = float(skm.cohen_kappa_score(y, decided, labels=labels, weights="quadratic"))
+def multiclass_summary(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, weights: np.ndarray,
+                       ordinal: bool = False) -> dict[str, np.ndarray]:
+    n_classes = proba.shape[1]
+    counts = confusion(weights, y, decided, n_classes)
+    true_pos, support, called = np.diagonal(counts, axis1=1, axis2=2), counts.sum(2), counts.sum(1)
+    present = support > 0
+    result = {"accuracy": ratio(true_pos.sum(1), support.sum(1)), "auc": class_auc(weights, y, proba),
+              # the mean recall over the classes present, as scikit-learn's balanced_accuracy_score
+              "balanced_accuracy": defined_mean(np.where(present, ratio(true_pos, support), np.nan))}
+    rates = class_rates(true_pos, support, called)
+    share = support / support.sum(1, keepdims=True)
+    for name, key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1")):
+        result[f"{name}_macro"] = rates[key].mean(1)
+        result[f"{name}_weighted"] = np.sum(rates[key] * share, 1)
+    if ordinal:
+        result["kappa_quadratic"] = quadratic_kappa(counts)
     return result
 
 
@@ -84,7 +118,7 @@ def multilabel_auc(y: np.ndarray, proba: np.ndarray, average: str = "macro") -> 
     if average == "micro":
         flat = y.ravel()
         return float(skm.roc_auc_score(flat, proba.ravel())) if 0 < flat.sum() < len(flat) else float("nan")
-    return _defined_mean([finding_auc(y[:, j], proba[:, j]) for j in range(y.shape[1])])
+    return float(defined_mean([finding_auc(y[:, j], proba[:, j]) for j in range(y.shape[1])]))
 
 
 def finding_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -95,22 +129,27 @@ def finding_pr_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(skm.average_precision_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
-def _defined_mean(values: list[float]) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-
-def multilabel_summary(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, findings: list[str]
-                       ) -> dict[str, float]:
-    flat = y.ravel()
-    result = {"auc": multilabel_auc(y, proba), "auc_micro": multilabel_auc(y, proba, "micro"),
-              "pr_auc": _defined_mean([finding_pr_auc(y[:, j], proba[:, j]) for j in range(y.shape[1])]),
-              "pr_auc_micro": finding_pr_auc(flat, proba.ravel()),
-              "label_accuracy": float((decided == y).mean()), "subset_accuracy": float((decided == y).all(1).mean())}
-    for avg in ("macro", "micro"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y, decided, average=avg, zero_division=0)
-        result |= {f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)}
-    return result | {f"auc:{name}": finding_auc(y[:, j], proba[:, j]) for j, name in enumerate(findings)}
+def multilabel_summary(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, findings: list[str],
+                       weights: np.ndarray) -> dict[str, np.ndarray]:
+    y, decided = np.asarray(y, bool), np.asarray(decided, bool)
+    n_findings = y.shape[1]
+    aucs = findings_auc(weights, y, proba)
+    precisions = np.stack([weighted_average_precision(weights, y[:, j], proba[:, j]) for j in range(n_findings)], 1)
+    pairs = np.repeat(weights, n_findings, axis=1)  # every (image, finding) pair weighs as its image
+    images = weights.sum(1)
+    result = {"auc": defined_mean(aucs), "auc_micro": weighted_auc(pairs, y.ravel(), proba.ravel()),
+              "pr_auc": defined_mean(precisions),
+              "pr_auc_micro": weighted_average_precision(pairs, y.ravel(), proba.ravel()),
+              "label_accuracy": ratio(weights @ (decided == y).sum(1), images * n_findings),
+              "subset_accuracy": ratio(total(weights, (decided == y).all(1)), images)}
+    true_pos = np.stack([total(weights, y[:, j] & decided[:, j]) for j in range(n_findings)], 1)
+    support = np.stack([total(weights, y[:, j]) for j in range(n_findings)], 1)
+    called = np.stack([total(weights, decided[:, j]) for j in range(n_findings)], 1)
+    macro = class_rates(true_pos, support, called)
+    micro = class_rates(true_pos.sum(1), support.sum(1), called.sum(1))
+    for name in ("precision", "recall", "f1"):
+        result |= {f"{name}_macro": macro[name].mean(1), f"{name}_micro": micro[name]}
+    return result | {f"auc:{name}": aucs[:, j] for j, name in enumerate(findings)}
 
 
 def per_class_table(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, classes: list[str]) -> dict:
@@ -139,21 +178,21 @@ def task_metrics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarra
     decisions. With `n_boot`, `ci` holds a percentile interval per headline number (stratified by class; by
     patient when `groups` gives each row's patient)."""
     if kind == "multilabel":
-        def summary(idx):
-            return multilabel_summary(y[idx], proba[idx], decided[idx], classes)
+        def summary(weights):
+            return multilabel_summary(y, proba, decided, classes, weights)
         strata = y.any(1)
     elif kind == "binary":
         positive, called, score = y == positive_index, decided == positive_index, proba[:, positive_index]
 
-        def summary(idx):
-            return binary_summary(positive[idx], score[idx], called[idx])
+        def summary(weights):
+            return binary_summary(positive, score, called, weights)
         strata = y
     else:
-        def summary(idx):
-            return multiclass_summary(y[idx], proba[idx], decided[idx], ordinal)
+        def summary(weights):
+            return multiclass_summary(y, proba, decided, weights, ordinal)
         strata = y
-    everything = np.arange(len(y))
-    result = {"n": int(len(y)), "classes": list(classes), **summary(everything)}
+    point = {k: float(v[0]) for k, v in summary(np.ones((1, len(y)))).items()}
+    result = {"n": int(len(y)), "classes": list(classes), **point}
     if kind == "multilabel":
         result["auc_kind"] = "macro over findings"
         result["per_finding"] = per_finding_table(y, proba, decided, classes)
@@ -164,7 +203,8 @@ def task_metrics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarra
         if kind == "binary":
             result["positive_class"] = classes[positive_index]
             result["prevalence"] = float(np.mean(positive))
-            result |= {k: v for k, v in multiclass_summary(y, proba, decided).items() if k not in result}
+            others = multiclass_summary(y, proba, decided, np.ones((1, len(y))))
+            result |= {k: float(v[0]) for k, v in others.items() if k not in result}
     if n_boot:
         bounds = bootstrap_intervals(summary, strata, n_boot, seed, groups, level)
         result["ci"] = {k: v for k, v in bounds.items() if not k.startswith("auc:")} | {
@@ -182,6 +222,16 @@ def labelled_rows(y: np.ndarray) -> np.ndarray:
     return (y >= 0).all(1)
 
 
+def decision_accuracy(head, y: np.ndarray, proba: np.ndarray) -> float:
+    """Accuracy at the head's decision on the rows labelled for it (multilabel: over image-finding pairs); NaN when
+    none is."""
+    keep = labelled_rows(y)
+    if not keep.any():
+        return float("nan")
+    decided, y = head.decide(proba[keep]), y[keep]
+    return float((decided == (y if head.kind == "multilabel" else y[:, 0])).mean())
+
+
 def task_scores(heads, y_by_task: dict, proba_by_task: dict) -> dict[str, dict]:
     """Validation's two numbers per task: AUC (binary: positive class; multiclass: macro one-vs-rest; multilabel:
     macro over findings) and accuracy at the head's decision (multilabel: over image-finding pairs), on the images
@@ -190,14 +240,12 @@ def task_scores(heads, y_by_task: dict, proba_by_task: dict) -> dict[str, dict]:
     for head in heads:
         y, proba = y_by_task[head.name], proba_by_task[head.name]
         keep = labelled_rows(y)
-        y, proba = y[keep], proba[keep]
-        if not len(y):
-            scores[head.name] = {"auc": float("nan"), "accuracy": float("nan")}
-            continue
-        decided = head.decide(proba)
-        if head.kind == "multilabel":
-            scores[head.name] = {"auc": multilabel_auc(y, proba), "accuracy": float((decided == y).mean())}
+        accuracy = decision_accuracy(head, y, proba)
+        if not keep.any():
+            scores[head.name] = {"auc": float("nan"), "accuracy": accuracy}
+        elif head.kind == "multilabel":
+            scores[head.name] = {"auc": multilabel_auc(y[keep], proba[keep]), "accuracy": accuracy}
         else:
-            scores[head.name] = {"auc": auc_score(y[:, 0], proba, head.positive_index),
-                                 "accuracy": float((decided == y[:, 0]).mean())}
+            scores[head.name] = {"auc": auc_score(y[keep][:, 0], proba[keep], head.positive_index),
+                                 "accuracy": accuracy}
     return scores

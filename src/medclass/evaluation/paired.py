@@ -13,8 +13,9 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from medclass.evaluation.bootstrap import percentile_interval, resample_indices
-from medclass.evaluation.metrics import auc_score, multilabel_auc
+from medclass.evaluation.bootstrap import percentile_interval, resample_weights
+from medclass.evaluation.metrics import class_auc, findings_auc
+from medclass.evaluation.weighted import defined_mean
 
 
 def delong_test(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, level: float = 0.95) -> dict:
@@ -80,19 +81,22 @@ def _normal_test(difference: float, se: float) -> tuple[float, float]:
 
 
 def paired_bootstrap(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray,
-                     statistic: Callable[[np.ndarray, np.ndarray], float], strata: np.ndarray, n_boot: int = 2000,
-                     seed: int = 0, groups: np.ndarray | None = None, level: float = 0.95) -> dict:
+                     statistic: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], strata: np.ndarray,
+                     n_boot: int = 2000, seed: int = 0, groups: np.ndarray | None = None, level: float = 0.95) -> dict:
     """Bootstrap of statistic(y, proba_b) - statistic(y, proba_a), drawing the same rows for both models.
 
-    Drawing the same rows keeps the correlation between the models, which is what makes the test paired. strata
-    and groups are as in `resample_indices` (stratified; whole patients when groups are given). p_value: two-sided,
+    statistic(weights, y, proba): one value per row of `weights` (resamples, rows), each a count of how often every
+    row was drawn (evaluation/weighted.py); a row of ones scores the data itself. Drawing the same rows keeps the
+    correlation between the models, which is what makes the test paired. strata and groups are as in
+    `resample_indices` (stratified; whole patients when groups are given). p_value: two-sided,
     twice the smaller share of resampled differences on either side of 0 (capped at 1, undefined draws ignored);
     its resolution is 1 / n_boot, so 0 means "below that".
     """
     y, proba_a, proba_b = np.asarray(y), np.asarray(proba_a), np.asarray(proba_b)
-    a, b = statistic(y, proba_a), statistic(y, proba_b)
-    draws = np.array([statistic(y[idx], proba_b[idx]) - statistic(y[idx], proba_a[idx])
-                      for idx in resample_indices(strata, n_boot, seed, groups)], dtype=float)
+    everything = np.ones((1, len(y)))
+    a, b = statistic(everything, y, proba_a)[0], statistic(everything, y, proba_b)[0]
+    draws = np.concatenate([statistic(w, y, proba_b) - statistic(w, y, proba_a)
+                            for w in resample_weights(strata, n_boot, seed, groups)]).astype(float)
     return {"method": "paired bootstrap", "a": float(a), "b": float(b), "difference": float(b - a),
             "ci": percentile_interval(draws, level), "p_value": _bootstrap_p(draws), "level": level,
             "n_boot": int(n_boot), "n": int(len(y))}
@@ -121,14 +125,18 @@ def compare_auc(y_true: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, ki
         raise ValueError(f"compare: shapes differ (labels {y_true.shape}, A {proba_a.shape}, B {proba_b.shape}); "
                          "both runs must score the same images")
     if kind == "multilabel":
-        return {"bootstrap": paired_bootstrap(y_true, proba_a, proba_b, multilabel_auc, y_true.any(1), n_boot, seed,
-                                              groups, level)}
+        return {"bootstrap": paired_bootstrap(y_true, proba_a, proba_b, macro_findings_auc, y_true.any(1), n_boot,
+                                              seed, groups, level)}
     if kind not in ("binary", "multiclass"):
         raise ValueError(f"compare: unknown task kind {kind!r} (binary, multiclass or multilabel)")
     result = {}
     if kind == "binary":
         positive = 1 if positive_index is None else positive_index
         result["delong"] = delong_test(y_true == positive, proba_a[:, positive], proba_b[:, positive], level)
-    result["bootstrap"] = paired_bootstrap(y_true, proba_a, proba_b, lambda y, p: auc_score(y, p, positive_index),
+    result["bootstrap"] = paired_bootstrap(y_true, proba_a, proba_b, lambda w, y, p: class_auc(w, y, p, positive_index),
                                            y_true, n_boot, seed, groups, level)
     return result
+
+
+def macro_findings_auc(weights: np.ndarray, y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    return defined_mean(findings_auc(weights, y, proba))

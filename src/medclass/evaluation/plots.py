@@ -4,6 +4,7 @@ histograms, reliability diagram and a grid of the most confident errors (matplot
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -19,10 +20,39 @@ from medclass.evaluation.metrics import decision_rates  # noqa: E402
 
 ROC_AXES = {"xlabel": "1 - specificity (false positive rate)", "ylabel": "sensitivity (true positive rate)"}
 PR_AXES = {"xlabel": "recall (sensitivity)", "ylabel": "precision (positive predictive value)"}
+LABEL_CHARS = 16  # longer class names are shortened on axes and legends, and spelt out in a key under the figure
+KEY_LINE_INCHES = 0.17
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    if fig.get_layout_engine() is None:
+def short_labels(classes: list[str], limit: int = LABEL_CHARS) -> tuple[list[str], list[str]]:
+    """(labels, key): names that fit as they are; when one does not (BloodMNIST's "immature granulocytes(myelocytes,
+    metamyelocytes and promyelocytes)"), every class is numbered and a long name cut, "3 immature gran…", and the
+    key lists the full names of those cut ("3 = immature granulocytes(...)")."""
+    if all(len(c) <= limit for c in classes):
+        return list(classes), []
+    labels, key = [], []
+    for i, name in enumerate(classes):
+        cut = len(name) > limit
+        labels.append(f"{i} {name[:limit - 1].rstrip()}…" if cut else f"{i} {name}")
+        key += [f"{i} = {name}"] if cut else []
+    return labels, key
+
+
+def _save(fig: plt.Figure, path: Path, key: list[str] | None = None) -> Path:
+    """Lay out and write the figure; `key` (from short_labels): lines of full class names under it."""
+    if key:
+        width, height = fig.get_size_inches()
+        lines = [line for entry in key for line in textwrap.wrap(entry, max(30, int(width * 15)),
+                                                                 subsequent_indent="    ")]
+        extra = KEY_LINE_INCHES * (len(lines) + 1)
+        fig.set_size_inches(width, height + extra)
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=8, va="bottom", ha="left")
+        bottom = extra / (height + extra)
+        if fig.get_layout_engine() is None:
+            fig.tight_layout(rect=(0, bottom, 1, 1))
+        else:  # constrained layout: keep the key's strip free
+            fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    elif fig.get_layout_engine() is None:
         fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -46,16 +76,19 @@ def normalise_rows(cm: list[list[int]] | np.ndarray) -> np.ndarray:
 def plot_confusion(cm: list[list[int]], classes: list[str], path: Path) -> Path:
     """Counts and row-normalised shares side by side: the counts show the sample sizes, the shares show each true
     class's sensitivity on the diagonal whatever the class balance."""
+    labels, key = short_labels(classes)
     size = 2.5 + 0.6 * len(classes)
     fig, (ax_counts, ax_shares) = plt.subplots(1, 2, figsize=(2 * size + 1, size))
-    ConfusionMatrixDisplay(np.asarray(cm), display_labels=classes).plot(ax=ax_counts, cmap="Blues", colorbar=False,
-                                                                        xticks_rotation=30)
-    ConfusionMatrixDisplay(normalise_rows(cm), display_labels=classes).plot(
+    ConfusionMatrixDisplay(np.asarray(cm), display_labels=labels).plot(ax=ax_counts, cmap="Blues", colorbar=False,
+                                                                       xticks_rotation=30)
+    ConfusionMatrixDisplay(normalise_rows(cm), display_labels=labels).plot(
         ax=ax_shares, cmap="Blues", colorbar=False, xticks_rotation=30, values_format=".2f",
         im_kw={"vmin": 0, "vmax": 1})
+    for ax in (ax_counts, ax_shares):
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax_counts.set_title("Counts (rows: true class)")
     ax_shares.set_title("Share of each true class (rows sum to 1)")
-    return _save(fig, path)
+    return _save(fig, path, key)
 
 
 def operating_point(y_true_binary: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float, float]:
@@ -87,17 +120,18 @@ def plot_roc(y_true: np.ndarray, proba: np.ndarray, classes: list[str], positive
              path: Path, threshold: float | None = None) -> Path:
     """Binary: one curve for the positive class, with the operating point of `threshold` when given (what the
     deployed decision achieves, not only what the scores could). Multi-class: one-vs-rest curve per class."""
+    labels, key = short_labels(classes)
     fig, ax = plt.subplots(figsize=(5, 5))
     for i in _shown(classes, positive_index):
         truth = np.asarray(y_true) == i
         if len(np.unique(truth)) == 2:
-            display = RocCurveDisplay.from_predictions(truth, proba[:, i], name=classes[i], ax=ax)
+            display = RocCurveDisplay.from_predictions(truth, proba[:, i], name=labels[i], ax=ax)
             if threshold is not None and len(classes) == 2:
                 _mark_roc(ax, truth, proba[:, i], threshold, display.line_.get_color())
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(**ROC_AXES, title="ROC curve" + (" (one-vs-rest)" if len(classes) > 2 else ""))
     _legend(ax, fontsize="small", loc="lower right")
-    return _save(fig, path)
+    return _save(fig, path, key)
 
 
 def plot_pr(y_true: np.ndarray, proba: np.ndarray, classes: list[str], positive_index: int | None,
@@ -105,11 +139,12 @@ def plot_pr(y_true: np.ndarray, proba: np.ndarray, classes: list[str], positive_
     """Precision-recall: unlike ROC it shows how many positive calls are right at the prevalence of this data set,
     which is what a rare finding needs. Binary: the positive class against the prevalence (a model without skill),
     with the operating point of `threshold` when given. Multi-class: one-vs-rest curve per class."""
+    labels, key = short_labels(classes)
     fig, ax = plt.subplots(figsize=(5, 5))
     for i in _shown(classes, positive_index):
         truth = np.asarray(y_true) == i
         if len(np.unique(truth)) == 2:
-            display = PrecisionRecallDisplay.from_predictions(truth, proba[:, i], name=classes[i], ax=ax)
+            display = PrecisionRecallDisplay.from_predictions(truth, proba[:, i], name=labels[i], ax=ax)
             if len(classes) == 2:
                 ax.axhline(truth.mean(), ls="--", color="grey", label=f"no skill (prevalence {truth.mean():.2f})")
                 if threshold is not None:
@@ -117,7 +152,7 @@ def plot_pr(y_true: np.ndarray, proba: np.ndarray, classes: list[str], positive_
     ax.set(**PR_AXES, xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),
            title="Precision-recall curve" + (" (one-vs-rest)" if len(classes) > 2 else ""))
     _legend(ax, fontsize="small", loc="lower left")
-    return _save(fig, path)
+    return _save(fig, path, key)
 
 
 def _findings_curves(y: np.ndarray, proba: np.ndarray, findings: list[str], ax: plt.Axes, display_cls, mark,
@@ -166,28 +201,34 @@ def _grid(n: int, columns: int, panel: tuple[float, float]) -> tuple[plt.Figure,
     return fig, axes[:n]
 
 
-def plot_confidence(y: np.ndarray, proba: np.ndarray, classes: list[str], path: Path) -> Path:
+def plot_confidence(y: np.ndarray, proba: np.ndarray, classes: list[str], path: Path,
+                    thresholds: list[float | None] | None = None) -> Path:
     """Per class (or finding), the predicted probability of that class for images of it against images without it:
     well separated histograms mean a threshold can tell them apart, overlap shows where errors come from. Each
-    histogram shows shares of its group, so a rare class stays visible. `y`: class indices or a 0/1 matrix."""
+    histogram shows shares of its group, so a rare class stays visible. `y`: class indices or a 0/1 matrix.
+    `thresholds`: per panel, where the decision cuts that probability (a line marks it), or None (argmax)."""
     y = np.asarray(y)
     bins = np.linspace(0, 1, 21)
+    labels, key = short_labels(classes)
     fig, axes = _grid(len(classes), 4, (3.2, 2.5))
-    for j, (ax, name) in enumerate(zip(axes, classes)):
+    for j, (ax, name) in enumerate(zip(axes, labels)):
         has = y[:, j] == 1 if y.ndim == 2 else y == j
         for group, label, color in ((has, "with", "tab:red"), (~has, "without", "tab:blue")):
             scores = proba[group, j]
             if len(scores):
                 ax.hist(scores, bins=bins, weights=np.full(len(scores), 1 / len(scores)), alpha=0.5, color=color,
                         label=f"{label} (n={len(scores)})")
+        if thresholds is not None and thresholds[j] is not None:
+            ax.axvline(thresholds[j], color="black", ls="--", lw=1.2, label=f"operating point {thresholds[j]:.2f}")
         ax.set_xlim(0, 1)
         ax.set_title(name, fontsize="medium")
         ax.set_xlabel(f"P({name})", fontsize="small")
         ax.set_ylabel("share of images", fontsize="small")
         ax.tick_params(labelsize="x-small")
         _legend(ax, fontsize="x-small")
-    fig.suptitle("Predicted probability: images with the class vs without")
-    return _save(fig, path)
+    fig.suptitle("Predicted probability: images with the class vs without" + (
+        "" if thresholds is None or any(t is not None for t in thresholds) else " (decision: the most probable class)"))
+    return _save(fig, path, key)
 
 
 def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, n_bins: int = N_BINS) -> Path:
@@ -232,4 +273,33 @@ def plot_error_grid(images: list, captions: list[str], path: Path, columns: int 
         ax.set_title(caption, fontsize="x-small", color=color)
         ax.axis("off")
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_class_bars(values: dict[str, list[float]], classes: list[str], path: Path, title: str,
+                    ylabel: str = "F1") -> Path:
+    """One group of bars per class, one bar per run (`values`: run -> a number per class): which model wins
+    where, e.g. the minority class one model never finds."""
+    labels, key = short_labels(classes)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 + len(classes) * (0.35 * len(values) + 0.5)), 4))
+    width = 0.8 / len(values)
+    x = np.arange(len(classes))
+    for k, (run, numbers) in enumerate(values.items()):
+        bars = ax.bar(x + (k - (len(values) - 1) / 2) * width, numbers, width, label=run)
+        ax.bar_label(bars, fmt="%.2f", fontsize="x-small", padding=1)
+    ax.set_xticks(x, labels, rotation=30 if len(classes) > 3 else 0, ha="right" if len(classes) > 3 else "center")
+    ax.set(ylabel=ylabel, ylim=(0, 1.1), title=title)
+    _legend(ax, fontsize="small", loc="upper right")
+    return _save(fig, path, key)
+
+
+def plot_roc_runs(truth: np.ndarray, scores: dict[str, np.ndarray], path: Path, positive_class: str) -> Path:
+    """A binary task: each run's ROC curve of the positive class on the same images."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if len(np.unique(truth)) == 2:
+        for run, score in scores.items():
+            RocCurveDisplay.from_predictions(truth, score, name=run, ax=ax)
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(**ROC_AXES, title=f"ROC curves, {positive_class[:30]} (same images)")
+    _legend(ax, fontsize="small", loc="lower right")
     return _save(fig, path)

@@ -75,15 +75,32 @@ def headline(metrics: dict) -> str:
     return table(rows)
 
 
-def class_table(metrics: dict) -> str:
+def summary_rows(metrics: dict) -> list[tuple[str, float | None, float | None, float, int]]:
+    """The rows under a per-class table, as scikit-learn's classification_report has them: (name, precision,
+    recall, F1, support); accuracy has its value in the F1 column only. Multi-label: micro and macro averages."""
+    n = metrics["n"]
     if metrics["kind"] == "multilabel":
-        return table([[esc(name), str(m["positives"]), fmt(m["auc"]) + interval(m.get("auc_ci")), fmt(m["pr_auc"]),
-                       fmt(m["recall"]), fmt(m["specificity"]), fmt(m["precision"]), fmt(m["f1"])]
-                      for name, m in metrics["per_finding"].items()],
-                     ["finding", "positive images", "ROC-AUC", "PR-AUC", "sensitivity", "specificity", "precision",
-                      "F1"])
+        pairs = sum(m["positives"] for m in metrics["per_finding"].values())
+        return [(f"{avg} avg", metrics[f"precision_{avg}"], metrics[f"recall_{avg}"], metrics[f"f1_{avg}"], pairs)
+                for avg in ("micro", "macro")]
+    return [("accuracy", None, None, metrics["accuracy"], n)] + [
+        (f"{avg} avg", metrics[f"precision_{avg}"], metrics[f"recall_{avg}"], metrics[f"f1_{avg}"], n)
+        for avg in ("macro", "weighted")]
+
+
+def class_table(metrics: dict) -> str:
+    """Per class (per finding): precision, recall, F1, support and the ranking numbers, then the averages."""
+    averages = [[f"<b>{esc(name)}</b>", fmt(p) if p is not None else "", fmt(r) if r is not None else "", fmt(f),
+                 "", "", str(support)] for name, p, r, f, support in summary_rows(metrics)]
+    if metrics["kind"] == "multilabel":
+        return table([[esc(name), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]),
+                       fmt(m["auc"]) + interval(m.get("auc_ci")), fmt(m["pr_auc"]), str(m["positives"]),
+                       fmt(m["specificity"])] for name, m in metrics["per_finding"].items()]
+                     + [row + [""] for row in averages],
+                     ["finding", "precision", "recall (sensitivity)", "F1", "ROC-AUC", "PR-AUC", "positive images",
+                      "specificity"])
     return table([[esc(name), fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), fmt(m["auc_ovr"]),
-                   fmt(m["pr_auc_ovr"]), str(m["support"])] for name, m in metrics["per_class"].items()],
+                   fmt(m["pr_auc_ovr"]), str(m["support"])] for name, m in metrics["per_class"].items()] + averages,
                  ["class", "precision", "recall (sensitivity)", "F1", "ROC-AUC one-vs-rest", "PR-AUC one-vs-rest",
                   "images"])
 
@@ -175,7 +192,9 @@ def predictions_section(rows: list[list[str]]) -> str:
     header, body = rows[0], rows[1:]
     shown = body[:PREDICTION_ROWS_SHOWN]
     more = f" (the first {len(shown)} of {len(body)})" if len(body) > len(shown) else ""
-    return (f"<h2>Per-image predictions</h2><p>Also in <a href=\"predictions.csv\">predictions.csv</a>{more}.</p>"
+    return (f"<h2>Per-image predictions</h2><p>Also in <a href=\"predictions.csv\">predictions.csv</a>{more}; "
+            "predictions.columns.json names each column's class and the decision rule behind each "
+            "<code>prediction</code> column.</p>"
             f"<details><summary>{len(body)} images</summary>"
             f"{table([[esc(c) for c in row] for row in shown], [esc(h) for h in header])}</details>")
 
@@ -189,7 +208,7 @@ def write_report(path: Path, run, artifact, sections: dict[str, dict], figures: 
     body = [f"<h1>medclass evaluation: {esc(run.path.name)}</h1>", pairs(info),
             *(task_section(metrics, figures.get(task, {}), several) for task, metrics in sections.items()),
             data_section(run, evaluated, n_images), model_section(run, artifact),
-            "<h2>Training curves</h2>" + (figure(run.curves_file, "loss and validation metrics per epoch")
+            "<h2>Training curves</h2>" + (figure(run.curves_file, "loss, accuracy and AUC per epoch")
                                           or "<p>none recorded</p>"),
             predictions_section(prediction_rows)]
     page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

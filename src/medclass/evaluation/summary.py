@@ -1,10 +1,13 @@
 """What `medclass evaluate` prints: per task, the headline numbers with their intervals (the report's rows), where
-the operating point came from, calibration, patient-level AUC; for a multi-label task the per-finding AUC table
-that ChestX-ray14 papers show."""
+the operating point came from, calibration, patient-level AUC; then the per-class table in the shape of
+scikit-learn's classification_report (precision, recall, f1-score, support; accuracy, macro and weighted avg) and,
+for a multi-label task, the per-finding AUC table that ChestX-ray14 papers show beside its P/R/F1."""
 
 from __future__ import annotations
 
-from medclass.evaluation.report import HEADLINE
+from medclass.evaluation.report import HEADLINE, summary_rows
+
+NAME_WIDTH = 36  # longer class names are cut in the terminal table (metrics.json and report.html keep them whole)
 
 
 def _ci(bounds) -> str:
@@ -33,10 +36,33 @@ def task_lines(metrics: dict) -> list[str]:
     if patients:
         lines.append(f"{'per patient':>36}: AUC {patients['auc']:.4f}{_ci(patients.get('ci', {}).get('auc'))} over "
                      f"{patients['patients']} patients")
+    lines += [""] + classification_report_lines(metrics)
     if metrics["kind"] == "multilabel":
         lines += ["", f"{'finding':<20} {'positives':>9} {'AUC':>7}  95% CI"]
         for name, m in metrics["per_finding"].items():
             bounds = m.get("auc_ci")
             interval = f"{bounds[0]:.3f}-{bounds[1]:.3f}" if bounds else "-"
             lines.append(f"{name:<20} {m['positives']:>9} {m['auc']:>7.4f}  {interval}")
+    return lines
+
+
+def _cut(name: str, width: int) -> str:
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
+def classification_report_lines(metrics: dict) -> list[str]:
+    """Per class (multi-label: per finding, support = its positive images), then the averages."""
+    per = metrics["per_finding"] if metrics["kind"] == "multilabel" else metrics["per_class"]
+    averages = summary_rows(metrics)
+    width = min(NAME_WIDTH, max(len(name) for name in [*per, *(row[0] for row in averages)]))
+    support = "positives" if metrics["kind"] == "multilabel" else "support"
+
+    def cell(value) -> str:
+        return f"{value:>9.4f}" if value is not None else " " * 9
+
+    lines = [f"{'':<{width}} {'precision':>9} {'recall':>9} {'f1-score':>9} {support:>9}"]
+    lines += [f"{_cut(name, width):<{width}} {cell(m['precision'])} {cell(m['recall'])} {cell(m['f1'])} "
+              f"{m.get('support', m.get('positives')):>9}" for name, m in per.items()]
+    lines.append("")
+    lines += [f"{name:<{width}} {cell(p)} {cell(r)} {cell(f)} {n:>9}" for name, p, r, f, n in averages]
     return lines

@@ -8,6 +8,10 @@ Inputs are image files (DICOM included, with or without a suffix), folders (ever
 Predictions CSVs (`medclass predict --out` and evaluation's predictions.csv) share one layout: a column group per
 task, holding the true label (evaluation only), the prediction and one probability per class. With one task the
 columns are `true, prediction, p_<class>...`; with several each is prefixed by its task, `organ:prediction`.
+Class and task names become safe column names (`column_name`: letters, digits and `_`, so "no Mass" is
+`p_no_Mass`); a name left empty or shared that way falls back to the class index (`p_3`). Beside every CSV,
+`<name>.columns.json` (`column_guide`) gives each column's task and exact class name, and each task's kind,
+classes and the decision rule (threshold and the rule and split that chose it) behind its `prediction` column.
 A multilabel prediction lists the findings present, joined by '|'. With `--explain`, `medclass predict` adds the
 best box of each image's explanation: `box_x0, box_y0, box_x1, box_y1` in the image's own pixels (x1, y1 exclusive)
 and `box_score` (CAM: the heatmap's mass inside; Otsu: see explain/boxes.py), empty where none was found.
@@ -16,6 +20,8 @@ and `box_score` (CAM: the heatmap's mass inside; Otsu: see explain/boxes.py), em
 from __future__ import annotations
 
 import csv
+import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -29,6 +35,11 @@ from medclass.errors import DataError, MedclassError
 from medclass.explain.boxes import BOX_COLUMNS, best_box_cells
 from medclass.heads import MISSING, TaskHead, per_task, view_probabilities
 from medclass.inference.predictor import Predictor
+
+# what the column guide says of the best-box columns
+BOX_DESCRIPTIONS = {**{column: f"the best explanation box's {column[4:]} in the image's own pixels (x1, y1 exclusive); "
+                                "'' when none was found" for column in BOX_COLUMNS[:4]},
+                    "box_score": "the best box's score (CAM: the heatmap's mass inside; Otsu: explain/boxes.py)"}
 
 if TYPE_CHECKING:
     from medclass.explain.options import ExplainOptions
@@ -126,17 +137,59 @@ def rows_from_logits(predictor: Predictor, paths: Sequence[Path], logits: np.nda
         yield row
 
 
+def column_name(name: str) -> str:
+    """A class or task name as a column-name part: runs of anything but letters, digits and '_' become one '_'."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+
+
+def class_columns(head: TaskHead) -> list[str]:
+    """The probability columns' names of one head (without task prefix), `p_<class>`, unique: a class whose safe
+    name is empty or taken by another class gets its index instead."""
+    names = [column_name(c) for c in head.classes]
+    return [f"p_{n}" if n and names.count(n) == 1 and not n.isdigit() else f"p_{i}" for i, n in enumerate(names)]
+
+
 def column_prefix(heads: Sequence[TaskHead], head: TaskHead) -> str:
-    return "" if len(heads) == 1 else f"{head.name}:"
+    return "" if len(heads) == 1 else f"{column_name(head.name) or head.name}:"
 
 
-def prediction_header(heads: Sequence[TaskHead], truth: bool = False) -> list[str]:
+def prediction_columns(heads: Sequence[TaskHead], truth: bool = False) -> list[tuple[str, dict]]:
+    """(column name, what it holds) in CSV order, for every task's group."""
     columns = []
     for head in heads:
         prefix = column_prefix(heads, head)
-        columns += ([f"{prefix}true"] if truth else []) + [f"{prefix}prediction"]
-        columns += [f"{prefix}p_{c}" for c in head.classes]
+        if truth:
+            columns.append((f"{prefix}true", {"task": head.name, "holds": "the true label ('' when unlabelled)"}))
+        decision = "the decision: " + head.describe_decision()
+        columns.append((f"{prefix}prediction", {"task": head.name, "holds": decision}))
+        columns += [(f"{prefix}{name}", {"task": head.name, "holds": "probability", "class": c, "class_index": i})
+                    for i, (name, c) in enumerate(zip(class_columns(head), head.classes))]
     return columns
+
+
+def prediction_header(heads: Sequence[TaskHead], truth: bool = False) -> list[str]:
+    return [name for name, _ in prediction_columns(heads, truth)]
+
+
+def column_guide_path(csv_path: str | Path) -> Path:
+    csv_path = Path(csv_path)
+    return csv_path.with_name(f"{csv_path.stem}.columns.json")
+
+
+def write_column_guide(csv_path: str | Path, heads: Sequence[TaskHead], truth: bool = False,
+                       first: dict[str, str] | None = None, last: dict[str, str] | None = None) -> Path:
+    """`<csv>.columns.json`: each column's task and exact class name, each task's decision rule. `first`/`last`:
+    the columns before and after the task groups (e.g. path, error) with what they hold."""
+    columns = [{"name": n, "holds": h} for n, h in (first or {}).items()]
+    columns += [{"name": n, **info} for n, info in prediction_columns(heads, truth)]
+    columns += [{"name": n, "holds": h} for n, h in (last or {}).items()]
+    tasks = {h.name: {"kind": h.kind, "classes": list(h.classes), "positive_class": h.positive_class,
+                      "threshold": h.threshold if h.kind != "multiclass" else None,
+                      "threshold_source": h.threshold_source if h.kind != "multiclass" else "argmax",
+                      "temperature": h.temperature, "decision": h.describe_decision()} for h in heads}
+    path = column_guide_path(csv_path)
+    path.write_text(json.dumps({"csv": Path(csv_path).name, "columns": columns, "tasks": tasks}, indent=2))
+    return path
 
 
 def prediction_cells(heads: Sequence[TaskHead], prediction: dict | None, proba: dict | None,
@@ -172,6 +225,9 @@ class PredictionWriter:
         self._file = open(self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(["path", *prediction_header(heads), *(BOX_COLUMNS if boxes else ()), "error"])
+        write_column_guide(self.path, heads, first={"path": "the input file"},
+                           last={**(BOX_DESCRIPTIONS if boxes else {}),
+                                 "error": "why the file could not be read ('' when it was)"})
 
     def write(self, row: dict) -> None:
         explanation = row.get("explanation")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +20,19 @@ if TYPE_CHECKING:
     from medclass.explain.options import ExplainOptions
 
 ImageInput = str | Path | Image.Image | np.ndarray
+T = TypeVar("T")
+
+
+def prefetched(load: Callable[..., T], items: Sequence) -> Iterator[T]:
+    """load(item) for each item, in order, the next one computed in a thread while the caller works on this one:
+    decoding and preprocessing (Pillow and torch release the GIL) overlap the network's forward pass."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, items[0]) if len(items) else None
+        for index in range(len(items)):
+            ready = pending.result()
+            if index + 1 < len(items):
+                pending = pool.submit(load, items[index + 1])
+            yield ready
 
 
 class Predictor:
@@ -37,6 +51,8 @@ class Predictor:
         self.batch_size = batch_size
         self.backend = backend or TorchBackend(self.artifact.build_model(), device)
         self.transform = self.artifact.preprocessing.eval_transform()
+        self._load = self.artifact.preprocessing.load_transform()
+        self._normalise = self.artifact.preprocessing.normalise_transform()
         self.heads = self.artifact.heads
         self.multi_task = len(self.heads) > 1
         classes = {h.name: np.array(h.classes) for h in self.heads}
@@ -67,8 +83,9 @@ class Predictor:
         return self.backend.model
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """The batch the network sees: each image decoded, resized and normalised by the model's own preprocessing."""
-        return torch.stack([self.transform(self._to_image(item)) for item in images])
+        """The batch the network sees: each image decoded and resized, then the batch normalised, by the model's own
+        preprocessing (the same numbers as `transform` image by image)."""
+        return self._normalise(torch.stack([self._load(self._to_image(item)) for item in images]))
 
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Raw logits of every test-time view of a preprocessed batch: (views, images, outputs)."""
@@ -78,9 +95,9 @@ class Predictor:
     def logits(self, images: Sequence[ImageInput]) -> np.ndarray:
         """The model's raw outputs before any temperature, softmax or sigmoid: (views, n_images, outputs), the heads'
         outputs side by side. What calibration is fitted on; `probabilities` is computed from them."""
-        out = []
-        for start in range(0, len(images), self.batch_size):
-            out.append(self.forward(self.preprocess(images[start:start + self.batch_size])))
+        starts = range(0, len(images), self.batch_size)
+        batches = prefetched(lambda start: self.preprocess(images[start:start + self.batch_size]), starts)
+        out = [self.forward(batch) for batch in batches]  # `images` may decode lazily (evaluation's DatasetImages)
         width = sum(h.outputs for h in self.heads)
         return np.concatenate(out, 1) if out else np.zeros((self.views, 0, width), dtype=np.float32)
 

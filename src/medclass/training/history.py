@@ -8,7 +8,9 @@ from pathlib import Path
 
 import lightning as L
 
-COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "val_acc", "lr", "train_seconds", "train_images_per_s"]
+# train_acc: accuracy on the training batches as trained (augmented, dropout on), beside val_acc
+METRICS = ["train_loss", "train_acc", "val_loss", "val_auc", "val_acc"]
+COLUMNS = ["epoch", *METRICS, "lr", "train_seconds", "train_images_per_s"]
 TASK_AUC = "val_auc_"  # several tasks: each task's validation AUC gets a column after COLUMNS
 
 
@@ -46,12 +48,13 @@ class HistoryWriter(L.Callback):
         row = {"epoch": trainer.current_epoch + 1, "lr": trainer.optimizers[0].param_groups[0]["lr"],
                "train_seconds": round(seconds, 3), "train_images_per_s": round(self._images / max(seconds, 1e-9), 1)}
         self._train_seconds = 0.0
-        row |= {k: float(metrics[k]) for k in COLUMNS[1:5] if k in metrics}
+        row |= {k: float(metrics[k]) for k in METRICS if k in metrics}
         row |= {k: float(v) for k, v in metrics.items() if k.startswith(TASK_AUC)}
         new_file = not self.path.exists()
         fields = COLUMNS + sorted(k for k in row if k.startswith(TASK_AUC)) if new_file else header(self.path)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
+            # a resumed run of an older medclass keeps its file's columns (no train_acc)
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
@@ -75,15 +78,20 @@ def plot_history(history_csv: Path, out_png: Path) -> Path:
 
     rows = read_history(history_csv)
     epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, style in (("train_loss", "-"), ("val_loss", "--")):
-        ax_loss.plot(epochs, [r.get(key) for r in rows], style, label=key)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax_loss.legend()
-    for key in ("val_auc", "val_acc"):
-        ax_auc.plot(epochs, [r.get(key) for r in rows], label=key)
-    ax_auc.set(xlabel="epoch", ylim=(0, 1.02), title="Validation")
-    ax_auc.legend()
+    task_aucs = sorted({k for r in rows for k in r if k.startswith(TASK_AUC)})
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = (("Loss", ["train_loss", "val_loss"]),
+              ("Accuracy (training batches and validation)", ["train_acc", "val_acc"]),
+              ("Validation AUC", ["val_auc", *task_aucs]))
+    for ax, (title, keys) in zip(axes, panels):
+        for key in (k for k in keys if any(k in r for r in rows)):
+            dashed = key.startswith("val_") and title != "Validation AUC"  # validation dashed beside training
+            ax.plot(epochs, [r.get(key, float("nan")) for r in rows], "--" if dashed else "-",
+                    marker="o" if len(rows) < 12 else None, label=key)
+        ax.set(xlabel="epoch", title=title)
+        if title != "Loss":
+            ax.set_ylim(0, 1.02)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from medclass.errors import DataWarning, MedclassError
-from medclass.evaluation.metrics import task_scores
+from medclass.evaluation.metrics import decision_accuracy, task_scores
 from medclass.heads import TaskHead, per_task, view_probabilities
 from medclass.models import create_model
 from medclass.training.batchnorm import check_frozen_features
@@ -164,7 +164,8 @@ class ClassifierModule(L.LightningModule):
             warning = check_frozen_features(self.frozen_features(x), stops=self.hparams.finetune == "frozen")
             if warning:
                 warnings.warn(warning, DataWarning, stacklevel=2)
-        loss = self.loss(self(self._training_input(x)), y)
+        logits = self(self._training_input(x))
+        loss = self.loss(logits, y)
         if not torch.isfinite(loss):
             # training on would only write NaN weights over the last good checkpoint
             raise MedclassError(f"training loss is {float(loss)} at epoch {self.current_epoch + 1}, step "
@@ -172,7 +173,17 @@ class ClassifierModule(L.LightningModule):
                                 "continues from the last); a lower --lr or --precision 32-true usually avoids this")
         # sync_dist: under DDP the epoch's loss is the mean over all ranks (synced once, at the epoch's end)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("train_acc", self.batch_accuracy(logits, y), on_step=False, on_epoch=True, batch_size=len(y),
+                 sync_dist=True)
         return loss
+
+    def batch_accuracy(self, logits: torch.Tensor, y: torch.Tensor) -> float:
+        """Accuracy on a training batch as it was trained (augmented, dropout on; cached features: the view drawn),
+        at each head's decision, averaged over tasks as val_acc is: the training curve beside val_acc."""
+        proba = view_probabilities(self.heads, logits.detach().float()[None]).cpu().numpy()
+        targets, probas = per_task(self.heads, y.cpu().numpy(), "targets"), per_task(self.heads, proba)
+        accuracies = [decision_accuracy(h, targets[h.name], probas[h.name]) for h in self.heads]
+        return float(np.nanmean(accuracies)) if np.isfinite(accuracies).any() else 0.0
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
