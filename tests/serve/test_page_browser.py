@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medclass.cli import app
+from medclass.inference.batch import column_guide_path
 from medclass.serve import AuditLog
 
 from .conftest import dicom_bytes, free_port
@@ -137,18 +139,20 @@ def upload(tmp_path) -> Path:
 
 def cli_answer(run: Path, image: Path, out: Path) -> dict[str, tuple[str, dict[str, float]]]:
     """`medclass predict RUN IMAGE --out CSV`: per task, the label and class probabilities it writes (6 decimals;
-    columns `prediction`, `p_CLASS`, or `TASK:prediction`, `TASK:p_CLASS` for several tasks)."""
+    columns `prediction`, `p_CLASS`, or `TASK:prediction`, `TASK:p_CLASS` for several tasks), each probability
+    under its exact class name as the CSV's column guide gives it."""
     result = CliRunner().invoke(app, ["predict", str(run), str(image), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     with open(out, newline="") as f:
         row, = csv.DictReader(f)
+    guide = {c["name"]: c for c in json.loads(column_guide_path(out).read_text())["columns"]}
     labels, probabilities = {}, {}
     for column, value in row.items():
         task, _, name = column.rpartition(":")
         if name == "prediction":
-            labels[task or "label"] = value
+            labels[guide[column]["task"]] = value
         elif name.startswith("p_"):
-            probabilities.setdefault(task or "label", {})[name[2:]] = float(value)
+            probabilities.setdefault(guide[column]["task"], {})[guide[column]["class"]] = float(value)
     return {task: (label, probabilities[task]) for task, label in labels.items()}
 
 
