@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,14 @@ import pytest
 from PIL import Image
 
 from medclass.data.demo import generate_demo_data
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest-xdist workers on a 2-core machine: each gets one core's worth of threads, as do the
+    # processes its tests start (servers, DDP ranks), instead of two workers each spinning threads on both cores.
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
