@@ -128,15 +128,16 @@ class RunDir:
 
         config = self.settings().get("config", {})
         recorded, options = config["data"], config.get("reader_options") or {}
+        spec = self.data or recorded  # data_spec(), without reading config.yaml again
         if self.data:
             options = _moved_options(options, root_of(recorded), root_of(self.data))
-        self._check_data_there(self.data_spec(), options)
+        self._check_data_there(spec, options)
         legacy = None if self.excluded_file.is_file() else "no row in the run's splits.csv (not used by the run)"
-        dataset = load_splits(open_dataset(self.data_spec(), **options), self.splits_file, unlisted=legacy,
+        dataset = load_splits(open_dataset(spec, **options), self.splits_file, unlisted=legacy,
                               recorded_root=root_of(recorded) if self.data else None)
         unlisted = [r for r in dataset.meta.get("excluded", []) if r["reason"] == legacy]
         if unlisted:
-            warnings.warn(f"{self.path}: {len(unlisted)} image(s) of {self.data_spec()} have no row in "
+            warnings.warn(f"{self.path}: {len(unlisted)} image(s) of {spec} have no row in "
                           f"{self.splits_file} (a run of an older medclass listed no image it left out), e.g. "
                           f"{unlisted[0]['source']}; they are left out", DataWarning, stacklevel=2)
         if split is None:

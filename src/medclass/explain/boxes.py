@@ -18,6 +18,10 @@ from medclass.explain.options import CAM_THRESHOLD, POLARITIES
 
 MIN_AREA_FRACTION = 0.002  # regions smaller than this share of the image are noise, not findings
 BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1", "box_score")  # a table's cells of a best box
+# what a predictions CSV's column guide says of them
+BOX_DESCRIPTIONS = {**{column: f"the best explanation box's {column[4:]}, in the image's own pixels (x1, y1 "
+                               "exclusive); '' when none was found" for column in BOX_COLUMNS[:4]},
+                    "box_score": "the best box's score (CAM: the heatmap's mass inside; Otsu: explain/boxes.py)"}
 
 
 @dataclass(frozen=True)

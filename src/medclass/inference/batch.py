@@ -32,14 +32,9 @@ from tqdm import tqdm
 
 from medclass.data.images import list_images, read_image
 from medclass.errors import DataError, MedclassError
-from medclass.explain.boxes import BOX_COLUMNS, best_box_cells
+from medclass.explain.boxes import BOX_COLUMNS, BOX_DESCRIPTIONS, best_box_cells
 from medclass.heads import MISSING, TaskHead, per_task, view_probabilities
 from medclass.inference.predictor import Predictor
-
-# what the column guide says of the best-box columns
-BOX_DESCRIPTIONS = {**{column: f"the best explanation box's {column[4:]} in the image's own pixels (x1, y1 exclusive); "
-                                "'' when none was found" for column in BOX_COLUMNS[:4]},
-                    "box_score": "the best box's score (CAM: the heatmap's mass inside; Otsu: explain/boxes.py)"}
 
 if TYPE_CHECKING:
     from medclass.explain.options import ExplainOptions
