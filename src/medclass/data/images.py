@@ -25,6 +25,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFF
 # whole-slide pathology needs tiling tools, not a classifier's loader. It also sits below Pillow's own hard limit
 # (2 * Image.MAX_IMAGE_PIXELS = 179 M), so the limit a user meets is this one, with this message.
 MAX_PIXELS = 10_000 * 10_000
+# Largest decoded image in bytes (pixels x samples x bytes per sample, one frame), checked from the header too:
+# the pixel count alone does not bound memory, since a 190 KB 16-bit PNG can declare 10000 x 10000 pixels (200 MB
+# decoded, and more in conversions). 128 MiB holds a 16-bit full-field mammogram (~46 MB) and an 8-bit RGB image
+# of 44 M pixels; decoding stays within a small multiple of it.
+MAX_DECODED_BYTES = 128 * 1024 ** 2
 
 # Errors Pillow raises for files it cannot parse; anything else is a bug in medclass and should surface as one.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
@@ -119,6 +124,18 @@ def check_pixel_count(path, width: int, height: int) -> None:
     if pixels > MAX_PIXELS:
         raise ImageTooLargeError(f"{path}: image too large: {width} x {height} = {pixels} pixels; "
                         f"medclass reads at most {MAX_PIXELS} pixels (MAX_PIXELS)")
+
+
+def check_decoded_size(path, width: int, height: int, samples: int = 1, bytes_per_sample: int = 1) -> None:
+    """Refuse, before decoding, an image whose decoded pixels would exceed MAX_DECODED_BYTES (and MAX_PIXELS):
+    `samples` per pixel (1 gray, 3 RGB, 4 with alpha) of `bytes_per_sample` each (1, 2 for 16-bit, 4, 8)."""
+    check_pixel_count(path, width, height)
+    size = int(width) * int(height) * int(samples) * int(bytes_per_sample)
+    if size > MAX_DECODED_BYTES:
+        raise ImageTooLargeError(f"{path}: image too large: {width} x {height} pixels of {samples} x "
+                                 f"{bytes_per_sample * 8}-bit samples = {size // 1024 ** 2} MiB decoded; medclass "
+                                 f"decodes at most {MAX_DECODED_BYTES // 1024 ** 2} MiB per image "
+                                 "(MAX_DECODED_BYTES)")
 
 
 def to_standard_mode(img: Image.Image) -> Image.Image:
