@@ -99,6 +99,8 @@ def format_report(report: dict) -> str:
         ("mask-like files", report["masks"], lambda m: f"{_short(m['path'], root)}: {m['reason']}"),
         (f"segmentation masks left out ({PAIRED}; --keep-masks keeps them)",
          [r for r in excluded if is_mask_exclusion(r)], lambda r: f"{_short(r['source'], root)}: {r['reason']}"),
+        ("images outside the CSV's folder (followed)", report.get("outside_csv_folder", []),
+         lambda r: f"row {r['row']}: {r['image']}: {r['reason']}"),
         ("size/mode artefacts", report["size_artefacts"], lambda a: a["message"]),
         ("patients in several splits", report["patient_leaks"],
          lambda p: f"{p['patient']}: " + ", ".join(f"{s} {n}" for s, n in p["splits"].items())),

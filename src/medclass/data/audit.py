@@ -2,7 +2,7 @@
 
 `audit_dataset` decodes every image once and returns a JSON-serialisable report: counts (of every task a model
 learns), image sizes and modes, unreadable files, exact and near duplicates (and which of them cross splits or
-carry different labels in any learned task), mask-like files, class-dependent sizes or modes (a shortcut a model
+carry different labels in any learned task), mask-like files, images a CSV names outside its folder, class-dependent sizes or modes (a shortcut a model
 can learn instead of the disease), and patients present in more than one split. Images left out before it (the
 segmentation masks beside their images that `open_dataset` leaves out, a split file's excluded rows) are listed
 with their reason, not decoded.
@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import coverage_findings
+from medclass.data.csv_reader import OUTSIDE
 from medclass.data.image_hashes import ImageFacts, Progress, near_pairs, scan_dataset, thumbnail_correlation
 from medclass.data.masks import is_mask_exclusion
 from medclass.data.splits import NO_LABEL, WITHOUT_FINDING, split_summary
@@ -94,6 +95,8 @@ def audit_dataset(dataset: ImageDataset, near_threshold: int = NEAR_THRESHOLD,
         "conflicting_label_duplicates": [g for g in exact if g["conflicting_labels"]],
         "near_duplicates": near,
         "masks": _masks(describe, facts),
+        # images a CSV names outside its own folder (../, absolute paths, symbolic links): followed, listed here
+        "outside_csv_folder": dataset.meta.get(OUTSIDE, []),
         "size_artefacts": _size_artefacts(describe, facts),
         "patient_leaks": _patient_leaks(dataset.samples),
     }
@@ -276,6 +279,7 @@ def _summary(report: dict, describe: _Describer) -> dict:
         "near_duplicate_cross_split_groups": sum(g["cross_split"] for g in near),
         "near_duplicate_conflicting_label_groups": sum(g["conflicting_labels"] for g in near),
         "masks": len(report["masks"]),
+        "outside_csv_folder": len(report["outside_csv_folder"]),
         "masks_left_out": sum(is_mask_exclusion(r) for r in report["excluded"]),
         "excluded": len(report["excluded"]),
         "size_artefacts": len(report["size_artefacts"]),

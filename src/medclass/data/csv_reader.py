@@ -16,12 +16,13 @@ an error naming both rows, because reading it as a second label would silently t
 
 from __future__ import annotations
 
-import csv
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from medclass.data.base import DEFAULT_TASK, NO_FINDING, Box, ImageDataset, Reader, Sample, read_sample_file
+from medclass.data.csv_file import read_csv_table
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.patients import PatientRule
 from medclass.data.tasks import task_names
@@ -35,6 +36,7 @@ SPLIT_COLUMNS = ("split",)
 BOX_COLUMNS = {"corners": ("xmin", "ymin", "xmax", "ymax"), "xywh": ("x", "y", "w", "h"),
                "nih_xywh": ("Bbox [x", "y", "w", "h]")}
 SHOWN_ROWS = 5  # row numbers listed in a warning before '...'
+OUTSIDE = "outside"  # meta key: the images found outside the CSV's folder (outside_folder)
 
 
 class CsvReader(Reader):
@@ -100,13 +102,9 @@ def task_columns(path: Path, header: list[str], label_col: str | None, tasks) ->
 
 
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
-    """Header and (file line number, row) pairs; the header is row 1, so numbers match a spreadsheet."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (expected a CSV label file)")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        rows = [(number, row) for number, row in enumerate(reader, start=2)]
-        header = [name for name in (reader.fieldnames or []) if name]
+    """Header and (row number, row) pairs; the header is row 1, so numbers match a spreadsheet. Encodings, repeated
+    or unnamed columns and broken quoting: data/csv_file.py."""
+    header, rows = read_csv_table(path, "CSV label file")
     if not header:
         raise DataError(f"{path}: empty file; expected a header row such as filename,label")
     if not rows:
@@ -283,6 +281,37 @@ def box_of(layout: CsvLayout, number: int, row: dict, label: str) -> list[Box]:
     return [Box(label=label, x0=x0, y0=y0, x1=x1, y1=y1)]
 
 
+def outside_folder(csv_path: Path, found: list[tuple[ImageRow, Path | None]]) -> list[dict]:
+    """{row, image, path, reason} of each image found outside the CSV's folder: by '..', an absolute path or a
+    symbolic link pointing out. Legitimate in a CSV, so followed; the audit lists them, training says how many."""
+    folder = csv_path.parent.absolute()
+    real_folder = Path(os.path.realpath(folder))
+    outside = []
+    for item, where in found:
+        if where is None:
+            continue
+        real = Path(os.path.realpath(where))
+        if not Path(os.path.normpath(where.absolute())).is_relative_to(folder):
+            reason = "absolute path" if Path(item.image).is_absolute() else "'..' leads out of the CSV's folder"
+        elif not real.is_relative_to(real_folder):
+            reason = f"symbolic link to {real}"
+        else:
+            continue
+        outside.append({"row": item.row, "image": item.image, "path": str(real), "reason": reason})
+    return outside
+
+
+def outside_lines(dataset: ImageDataset) -> list[str]:
+    """One line saying how many images a CSV names outside its folder, with the first, for the user to check."""
+    outside = dataset.meta.get(OUTSIDE) or []
+    if not outside:
+        return []
+    first = outside[0]
+    return [f"{len(outside)} image(s) listed in {dataset.meta['path']} lie outside its folder (../, absolute paths "
+            f"or symbolic links), e.g. row {first['row']}: {first['image']} ({first['reason']}); followed; the "
+            "audit lists them all"]
+
+
 def locate(image: str, bases: list[Path]) -> Path | None:
     return next((base / image for base in bases if (base / image).is_file()), None)
 
@@ -310,6 +339,7 @@ def build_dataset(layout: CsvLayout, items: list[ImageRow], bases: list[Path]) -
         raise DataError(f"{layout.path}: column {', '.join(empty)} names no class in any row (every cell empty"
                         f"{' or ' + NO_FINDING if layout.multilabel else ''}); expected at least one class")
     meta = {"format": "csv", "path": str(layout.path), "skipped": missing, "multi_label": list(multilabel),
+            OUTSIDE: outside_folder(layout.path, found),
             "rows": {str(where): item.row for item, where in found if where is not None},
             "columns": {"image": layout.image, "label": next(iter(layout.tasks.values())), "tasks": dict(layout.tasks),
                         "patient": layout.patient, "split": layout.split, "boxes": list(layout.boxes or [])}}

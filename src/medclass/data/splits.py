@@ -19,6 +19,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import warn_small_classes
+from medclass.data.csv_file import read_csv_table
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.groups import PATIENT, split_groups
 from medclass.data.image_hashes import ImageFacts
@@ -352,21 +353,18 @@ def load_splits(dataset: ImageDataset, path: Path, fold: int | None = None, unli
 
 def _read_split_file(path: Path) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
     """{source: split}, {source: fold} and {source: reason} (of the excluded rows that give one)."""
-    if not path.is_file():
-        raise DataError(f"{path}: split file not found")
+    header, rows = read_csv_table(path, "split file")
+    missing = {"source", "split"} - set(header)
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected source,split; "
+                        f"columns found: {', '.join(header)}")
     split_of, folds, reasons = {}, {}, {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"source", "split"} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected source,split; "
-                            f"columns found: {', '.join(reader.fieldnames or [])}")
-        for number, row in enumerate(reader, start=2):
-            split_of[row["source"]] = _split_cell(path, number, row["split"])
-            if (row.get("fold") or "").strip():
-                folds[row["source"]] = _fold_cell(path, number, row["fold"])
-            if (row.get("reason") or "").strip():
-                reasons[row["source"]] = row["reason"].strip()
+    for number, row in rows:
+        split_of[row["source"]] = _split_cell(path, number, row["split"])
+        if row.get("fold", "").strip():
+            folds[row["source"]] = _fold_cell(path, number, row["fold"])
+        if row.get("reason", "").strip():
+            reasons[row["source"]] = row["reason"].strip()
     return split_of, folds, reasons
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from medclass.data.csv_file import read_csv_table
 from medclass.data.images import list_images, read_image
 from medclass.errors import DataError, MedclassError
 from medclass.explain.boxes import BOX_COLUMNS, BOX_DESCRIPTIONS, best_box_cells
@@ -62,18 +63,16 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def listed_files(csv_path: Path) -> list[Path]:
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        column = next((c for c in header if c.strip().lower() in PATH_COLUMNS), header[0] if header else None)
-        if column is None:
-            raise MedclassError(f"{csv_path}: empty CSV; expected a header with a 'path' column")
-        paths = []
-        for number, row in enumerate(reader, start=2):
-            value = (row.get(column) or "").strip()
-            if not value:
-                raise MedclassError(f"{csv_path}, row {number}: empty '{column}' cell; expected an image path")
-            paths.append(csv_path.parent / value)
+    header, rows = read_csv_table(csv_path, "CSV list of images")
+    column = next((c for c in header if c.lower() in PATH_COLUMNS), header[0] if header else None)
+    if column is None:
+        raise MedclassError(f"{csv_path}: empty CSV; expected a header with a 'path' column")
+    paths = []
+    for number, row in rows:
+        value = row[column].strip()
+        if not value:
+            raise MedclassError(f"{csv_path}, row {number}: empty '{column}' cell; expected an image path")
+        paths.append(csv_path.parent / value)
     return paths
 
 

@@ -26,6 +26,7 @@ import medclass
 from medclass.data import ImageDataset, open_dataset
 from medclass.data.audit import audit_dataset
 from medclass.data.coverage import missing_classes
+from medclass.data.csv_reader import outside_lines
 from medclass.data.masks import mask_lines
 from medclass.data.splits import (carve_validation, exclude, excluded_images, load_splits, save_exclusions, save_splits,
                                   stratified_split)
@@ -446,7 +447,8 @@ def train(config: TrainConfig) -> TrainResult:
 
     with run_folder(run_dir) if writes else nullcontext():
         skipped = save_skipped(dataset, run.skipped_file) if writes else 0
-        for line in mask_lines(dataset, str(run.excluded_file), "--keep-masks trains on them") if writes else []:
+        said = mask_lines(dataset, str(run.excluded_file), "--keep-masks trains on them") + outside_lines(dataset)
+        for line in said if writes else []:
             print(line, file=sys.stderr, flush=True)
         split_grouping = report_split_grouping(dataset, writes)
         dataset, unreadable = audited(config, dataset, writes, scanned)
