@@ -18,7 +18,7 @@
     RUN/checkpoints/         Lightning checkpoints (best and last: `--resume` continues from last)
     RUN/calibration.json     temperature and operating points chosen on validation, with their validation numbers
     RUN/evaluation/SPLIT/    metrics.json, predictions.csv (+ predictions.columns.json), report.html and figures
-                             of `medclass evaluate`
+                             of `medclass evaluate`, replaced as one set (evaluation/folder_set.py)
     RUN/comparisons/OTHERS_SPLIT/  `medclass compare RUN OTHER...` without --out: comparison.json, .csv, .md and
                              figures, in the first (reference) run's folder
 

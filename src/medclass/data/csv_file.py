@@ -45,9 +45,14 @@ def read_csv_table(path: str | Path, what: str) -> tuple[list[str], Rows]:
     header = [name.strip() for name in header_cells]
     body = [(number, cells) for number, cells in enumerate(records, start=2)]
     _check_names(path, header, body)
-    named = [(k, name) for k, name in enumerate(header) if name]
-    rows = [(number, {name: cells[k] if k < len(cells) else "" for k, name in named}) for number, cells in body]
-    return [name for _, name in named], rows
+    return [name for name in header if name], [(number, _named(header, cells)) for number, cells in body]
+
+
+def _named(header: list[str], cells: list[str]) -> dict[str, str]:
+    """{name: cell} of one row, '' for a cell missing at its end; unnamed (empty) columns left out."""
+    if len(cells) < len(header):
+        cells = cells + [""] * (len(header) - len(cells))
+    return {name: cell for name, cell in zip(header, cells) if name}
 
 
 def decode_text(path: Path, data: bytes) -> str:
@@ -145,14 +150,13 @@ def _check_names(path: Path, header: list[str], body: list[tuple[int, list[str]]
         named = "; ".join(f"column name {name!r} appears more than once (columns "
                           f"{', '.join(str(k + 1) for k in ks)})" for name, ks in repeated)
         raise DataError(f"{path}: {named}; expected each column named once: rename or delete the copies")
+    unnamed = [k for k, name in enumerate(header) if not name]
     for number, cells in body:
-        filled = [k for k, value in enumerate(cells) if value.strip()]
-        past = [k for k in filled if k >= len(header)]
-        if past:
-            raise DataError(f"{path}: row {number} has {max(past) + 1} cells, the header names {len(header)} "
+        if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):]):
+            last = max(k for k, cell in enumerate(cells) if cell.strip())
+            raise DataError(f"{path}: row {number} has {last + 1} cells, the header names {len(header)} "
                             f"(a comma inside a cell that is not quoted?); expected a cell per column")
-        unnamed = [k for k in filled if not header[k]]
-        if unnamed:
-            k = unnamed[0]
+        k = next((k for k in unnamed if k < len(cells) and cells[k].strip()), None)
+        if k is not None:
             raise DataError(f"{path}: column {k + 1} has no name in the header but holds values (row {number}: "
                             f"{cells[k]!r}); expected a name for every column that holds data")

@@ -284,21 +284,31 @@ def box_of(layout: CsvLayout, number: int, row: dict, label: str) -> list[Box]:
 def outside_folder(csv_path: Path, found: list[tuple[ImageRow, Path | None]]) -> list[dict]:
     """{row, image, path, reason} of each image found outside the CSV's folder: by '..', an absolute path or a
     symbolic link pointing out. Legitimate in a CSV, so followed; the audit lists them, training says how many."""
-    folder = csv_path.parent.absolute()
-    real_folder = Path(os.path.realpath(folder))
-    outside = []
+    folder = os.path.abspath(csv_path.parent)
+    real_folder = os.path.realpath(folder)
+    real_dirs: dict[str, str] = {}  # a folder's real path, resolved once for all its images (NIH: 112,120)
+    cwd, outside = os.getcwd(), []
     for item, where in found:
         if where is None:
             continue
-        real = Path(os.path.realpath(where))
-        if not Path(os.path.normpath(where.absolute())).is_relative_to(folder):
-            reason = "absolute path" if Path(item.image).is_absolute() else "'..' leads out of the CSV's folder"
-        elif not real.is_relative_to(real_folder):
+        path = os.path.normpath(os.path.join(cwd, where))
+        parent = os.path.dirname(path)
+        if parent not in real_dirs:
+            real_dirs[parent] = os.path.realpath(parent)
+        real_parent = real_dirs[parent]
+        real = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_parent, os.path.basename(path))
+        if not _within(path, folder):
+            reason = "absolute path" if os.path.isabs(item.image) else "'..' leads out of the CSV's folder"
+        elif not _within(real, real_folder):
             reason = f"symbolic link to {real}"
         else:
             continue
-        outside.append({"row": item.row, "image": item.image, "path": str(real), "reason": reason})
+        outside.append({"row": item.row, "image": item.image, "path": real, "reason": reason})
     return outside
+
+
+def _within(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def outside_lines(dataset: ImageDataset) -> list[str]:

@@ -1,7 +1,8 @@
 """`evaluate_run`: the run's model on a split of its own data (or on other labelled data), in three steps:
 predict the split once (raw logits kept), score each task (with calibration and, when patients have several
 images, patient-level numbers), write metrics.json, predictions.csv (its columns and decision rules in
-predictions.columns.json), figures and report.html."""
+predictions.columns.json), figures and report.html: as one set, which replaces the folder's old set whole
+(evaluation/folder_set.py), so a crash mid-write never leaves new figures beside an old metrics.json."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from medclass.data import ImageDataset, open_dataset
 from medclass.errors import MedclassError
 from medclass.evaluation.calibration import calibration_events, calibration_report
+from medclass.evaluation.folder_set import written_as_one_set
 from medclass.evaluation.metrics import labelled_rows, task_metrics
 from medclass.evaluation.patients import patient_level
 from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_error_grid, plot_pr, plot_pr_findings,
@@ -28,6 +30,11 @@ from medclass.inference.predictor import Predictor
 from medclass.rundir import RunDir
 
 ERRORS_SHOWN = 8
+# The set `evaluate` writes, replaced as a whole (evaluation/folder_set.py); anything else in its folder is kept.
+# Figures are FIGURE.png, or TASK_FIGURE.png when the model has several tasks.
+EVALUATION_FILES = ("metrics.json", "predictions.csv", "predictions.columns.json", "report.html")
+FIGURES = ("confusion_matrix", "roc_curve", "roc_curves", "pr_curve", "pr_curves", "confidence", "reliability",
+           "confident_errors")
 
 
 def evaluation_data(run: RunDir, data: str | None, split: str, reader_options: dict) -> ImageDataset:
@@ -59,11 +66,21 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     metrics, and `mean_auc` is their mean AUC (what selected the checkpoint, unless one task was chosen)."""
     run = RunDir(run_dir).check()
     predictor = Predictor(run.artifact())
-    heads = predictor.heads
     dataset = evaluation_data(run, data, split, reader_options or {})
     outputs = predict_split(predictor, dataset)
     out = Path(out_dir) if out_dir else run.evaluation_dir(split)
-    out.mkdir(parents=True, exist_ok=True)
+    if run.path.absolute().is_relative_to(out.absolute()):
+        raise MedclassError(f"--out {out}: holds the run {run.path}; the evaluation replaces its folder as a whole: "
+                            f"give a folder of its own (default: {run.evaluation_dir(split)})")
+    with written_as_one_set(out, is_evaluation_file) as staging:
+        metrics = write_evaluation(staging, run, predictor, dataset, outputs, data, split, n_boot, seed)
+    return metrics, out
+
+
+def write_evaluation(out: Path, run: RunDir, predictor: Predictor, dataset: ImageDataset, outputs: SplitOutputs,
+                     data: str | None, split: str, n_boot: int, seed: int) -> dict:
+    """Score each task and write the whole set (see `is_evaluation_file`) into `out`; returns the metrics."""
+    heads = predictor.heads
     proba = outputs.probabilities(heads)
     decided = {h.name: h.decide(proba[h.name]) for h in heads}
     patients = outputs.patients
@@ -95,7 +112,14 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     write_prediction_rows(out / "predictions.csv", rows)
     write_column_guide(out / "predictions.csv", heads, truth=True, first={"source": "the image, as the data names it"})
     write_report(out / "report.html", run, predictor.artifact, sections, figures, common, rows, len(dataset))
-    return metrics, out
+    return metrics
+
+
+def is_evaluation_file(name: str) -> bool:
+    """Whether a file of that name in an evaluation folder is one of the set evaluate writes (of this or an
+    earlier evaluation), rather than something else kept there."""
+    stem, suffix = name.rsplit(".", 1) if "." in name else (name, "")
+    return name in EVALUATION_FILES or (suffix == "png" and any(stem == f or stem.endswith(f"_{f}") for f in FIGURES))
 
 
 def task_figures(head: TaskHead, metrics: dict, outputs: SplitOutputs, keep: np.ndarray, proba: np.ndarray,
