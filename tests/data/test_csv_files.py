@@ -65,6 +65,14 @@ def test_bytes_no_encoding_explains_name_the_line_the_offset_and_how_to_convert(
         read_csv_table(path, "CSV label file")
 
 
+def test_a_file_mixing_utf8_with_another_encoding_is_refused_rather_than_garbled(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes("filename,label\na.png,bénin\n".encode() + "b.png,bénin\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"labels.csv: mixes UTF-8 \(byte 0xC3 at line 2, byte offset 22\) with "
+                                        r"another encoding \(byte 0xE9 at line 3, byte offset 35\)"):
+        read_csv_table(path, "CSV label file")
+
+
 def test_a_cell_past_the_field_limit_names_the_file_and_the_row(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("filename,label\na.png,x\nb.png,\"" + "y" * (FIELD_LIMIT + 10) + "\"\nc.png,z\n")
@@ -76,42 +84,27 @@ def test_a_cell_past_the_field_limit_names_the_file_and_the_row(tmp_path):
         read_csv_table(unclosed, "CSV label file")
 
 
-def test_duplicate_header_names_are_refused_naming_them_and_their_columns(tmp_path):
+@pytest.mark.parametrize("content,message", [
+    ("filename,label,label\na.png,x,y\n", r"labels.csv: column name 'label' appears more than once \(columns 2, 3\)"),
+    # medclass finds columns whatever their case, so these two are one name too
+    ("filename,Label,label\na.png,x,y\n", r"'Label' appears more than once \(columns 2, 3\)"),
+    ("filename,,label\na.png,x,cat\n", r"labels.csv: column 2 has no name in the header but holds values "
+                                       r"\(row 2: 'x'\)"),
+    ("filename,label\na.png,Mass, left\n", r"labels.csv: row 2 has 3 cells, the header names 2"),  # comma unquoted
+], ids=["duplicate", "duplicate-by-case", "unnamed-with-values", "row-longer-than-header"])
+def test_headers_that_hide_a_column_are_refused_naming_the_columns(tmp_path, content, message):
     write_images(tmp_path, ["a.png"])
-    path = tmp_path / "labels.csv"
-    path.write_text("filename,label,label\na.png,x,y\n")
-    with pytest.raises(DataError, match=r"labels.csv: column name 'label' appears more than once \(columns 2, 3\)"):
-        open_dataset(path)
-    path.write_text("filename,Label,label\na.png,x,y\n")  # medclass finds columns whatever their case
-    with pytest.raises(DataError, match=r"'Label' appears more than once \(columns 2, 3\)"):
-        open_dataset(path)
+    (tmp_path / "labels.csv").write_text(content)
+    with pytest.raises(DataError, match=message):
+        open_dataset(tmp_path / "labels.csv")
 
 
-def test_an_unnamed_column_holding_values_is_refused_and_empty_trailing_ones_are_not(tmp_path):
+@pytest.mark.parametrize("header,trailing", [("filename,label,,,", ",,,"), ("filename, label", "")])
+def test_empty_trailing_unnamed_columns_and_spaces_around_names_are_read(tmp_path, header, trailing):
+    """NIH's BBox_List_2017.csv and Excel leave unnamed empty columns at the end of every row."""
     write_images(tmp_path, ["a.png", "b.png"])
-    path = tmp_path / "labels.csv"
-    path.write_text("filename,,label\na.png,x,cat\nb.png,,dog\n")
-    with pytest.raises(DataError, match=r"labels.csv: column 2 has no name in the header but holds values "
-                                        r"\(row 2: 'x'\)"):
-        open_dataset(path)
-    # NIH's BBox_List_2017.csv and Excel leave unnamed empty columns at the end of every row
-    path.write_text("filename,label,,,\na.png,cat,,,\nb.png,dog,,,\n")
-    assert open_dataset(path).classes == ["cat", "dog"]
-
-
-def test_a_row_longer_than_the_header_is_refused(tmp_path):
-    write_images(tmp_path, ["a.png"])
-    path = tmp_path / "labels.csv"
-    path.write_text("filename,label\na.png,Mass, left\n")  # a comma in a cell that is not quoted
-    with pytest.raises(DataError, match=r"labels.csv: row 2 has 3 cells, the header names 2"):
-        open_dataset(path)
-
-
-def test_spaces_around_header_names_are_not_part_of_the_name(tmp_path):
-    write_images(tmp_path, ["a.png", "b.png"])
-    path = tmp_path / "labels.csv"
-    path.write_text("filename, label\na.png,cat\nb.png,dog\n")
-    assert open_dataset(path).classes == ["cat", "dog"]
+    (tmp_path / "labels.csv").write_text(f"{header}\na.png,cat{trailing}\nb.png,dog{trailing}\n")
+    assert open_dataset(tmp_path / "labels.csv").classes == ["cat", "dog"]
 
 
 def test_split_files_box_files_and_predict_lists_share_the_reading(tmp_path):

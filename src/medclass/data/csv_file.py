@@ -4,8 +4,8 @@ files, split files, predict's lists of images).
 Encoding: a byte-order mark names it (UTF-8, UTF-16, UTF-32: what Excel's "Unicode" and "CSV UTF-8" write); else
 UTF-16 without a mark when every other byte is 0; else UTF-8 when the bytes are valid UTF-8; else cp1252 (Excel's
 "CSV" on Western-European Windows, and a superset of latin-1's printable characters, so a latin-1 file reads the
-same), said in a DataWarning since it is a guess. Bytes that are none of these are an error naming the line and
-byte offset of the first bad byte and how to convert the file. A statistical detector (charset-normalizer) was
+same), said in a DataWarning since it is a guess. Bytes that are none of these, and a file mixing UTF-8 with
+another encoding (which cp1252 would garble), are an error naming the line and byte offset and how to convert. A statistical detector (charset-normalizer) was
 tried and not used: on files as short as a label CSV it misreads latin-1 (e.g. "café,naïve" as cp1250, "naďve").
 
 Layout: header names are stripped of spaces; a name given twice (whatever its case: columns are found by name
@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,8 @@ FIELD_LIMIT = 131_072  # the csv module's own limit; no path or label cell comes
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 FALLBACK = "cp1252"
+# a 2- or 3-byte UTF-8 character; in cp1252 or latin-1 text such pairs ('Ã©') are all but absent
+UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
 
 Rows = list[tuple[int, dict[str, str]]]
 
@@ -40,9 +43,12 @@ def read_csv_table(path: str | Path, what: str) -> tuple[list[str], Rows]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a {what})")
-    records = _records(path, decode_text(path, path.read_bytes()))
-    header_cells = next(records, [])
-    header = [name.strip() for name in header_cells]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror})") from None
+    records = _records(path, decode_text(path, data))
+    header = [name.strip() for name in next(records, [])]
     body = [(number, cells) for number, cells in enumerate(records, start=2)]
     _check_names(path, header, body)
     return [name for name in header if name], [(number, _named(header, cells)) for number, cells in body]
@@ -70,6 +76,11 @@ def decode_text(path: Path, data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         not_utf8 = exc.start
+    mixed = UTF8_SEQUENCE.search(data)
+    if mixed:  # cp1252 would garble the UTF-8 names ('é' as 'Ã©'): one line pasted from elsewhere, most likely
+        raise DataError(f"{path}: mixes UTF-8 ({_byte_at(data, mixed.start())}) with another encoding "
+                        f"({_byte_at(data, not_utf8)}); expected one encoding: retype the characters of that line "
+                        "in UTF-8")
     try:
         text = data.decode(FALLBACK)
     except UnicodeDecodeError as exc:
@@ -133,9 +144,9 @@ def _records(path: Path, text: str):
 def _csv_error(path: Path, number: int, line: int, exc: csv.Error) -> DataError:
     row = "the header" if number == 1 else f"row {number}"
     if "field limit" in str(exc):
-        return DataError(f"{path}: {row}: a cell of more than {csv.field_size_limit():,} characters (reading it reached line "
-                         f"{line}); usually a quote \" opened in that row and never closed; expected a path or a "
-                         "label per cell")
+        return DataError(f"{path}: {row}: a cell of more than {csv.field_size_limit():,} characters (reading it "
+                         f"reached line {line}); usually a quote \" opened in that row and never closed; expected a "
+                         "path or a label per cell")
     return DataError(f"{path}: {row}: not valid CSV ({exc})")
 
 
