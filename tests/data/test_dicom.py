@@ -107,11 +107,17 @@ def test_missing_pixel_data(tmp_path):
         read_dicom(path)
 
 
-def test_multi_frame_is_refused(tmp_path):
-    ds = _dataset(np.zeros((4, 2), dtype=np.uint16), NumberOfFrames=2)
+def test_multi_frame_is_read_one_frame_at_a_time(tmp_path):
+    frames = np.array([[[0, 10], [20, 30]], [[400, 300], [200, 100]]], dtype=np.uint16)
+    ds = _dataset(frames.reshape(4, 2), NumberOfFrames=2)
     ds.Rows = 2
-    with pytest.raises(DataError, match=r"frames.dcm: has 2 frames; medclass reads single-frame"):
-        read_dicom(_write(tmp_path, "frames.dcm", ds))
+    path = _write(tmp_path, "frames.dcm", ds)
+    with pytest.raises(DataError, match=r"frames.dcm: has 2 frames; .*--frames all"):
+        read_dicom(path)  # training readers take single-frame images only
+    assert _pixels(read_dicom(path, frame=1)).tolist() == [[0, 85], [170, 255]]
+    assert _pixels(read_dicom(path, frame=2)).tolist() == [[255, 170], [85, 0]]
+    with pytest.raises(DataError, match=r"has 2 frame\(s\); frame 3 was asked for"):
+        read_dicom(path, frame=3)
 
 
 def _compressed(syntax):

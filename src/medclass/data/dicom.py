@@ -36,8 +36,8 @@ from medclass.errors import DataError, ImageTooLargeError, MedclassError
 
 # A deflated data set is inflated whole by pydicom, before any header field can be checked: a 143 KB file can
 # inflate to gigabytes. Its inflated size is measured first (streamed, nothing kept), against one largest image
-# plus room for the header and other elements.
-MAX_INFLATED_BYTES = MAX_DECODED_BYTES + 16 * 1024 ** 2
+# plus 1 MiB for the header and other elements.
+MAX_INFLATED_BYTES = MAX_DECODED_BYTES + 1024 ** 2
 # Elements larger than this are read when used, not with the header: the pixel data of a multi-frame file is then
 # read one frame at a time, and a file's size is checked against its header before its pixels are read.
 _DEFER_SIZE = 1024 ** 2
@@ -182,7 +182,7 @@ def _check_inflated_size(source: Path | BinaryIO, where) -> None:
             if size > MAX_INFLATED_BYTES:
                 raise ImageTooLargeError(f"{where}: deflated data set inflates to more than "
                                          f"{MAX_INFLATED_BYTES // 1024 ** 2} MiB; medclass inflates at most one "
-                                         "image of MAX_DECODED_BYTES plus 16 MiB of other elements")
+                                         "image of MAX_DECODED_BYTES plus 1 MiB of other elements")
 
 
 def _frame_index(where, header: PixelHeader, frame: int | None) -> int:
@@ -244,8 +244,9 @@ def _modality(stored: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
     if ds.get("ModalityLUTSequence") or not (slope and intercept):
         return apply_modality_lut(stored, ds)
     values = stored.astype(np.float32)
-    values *= slope[0]
-    values += intercept[0]
+    with np.errstate(over="ignore", invalid="ignore"):  # a slope beyond float32 gives inf, refused as not finite by the caller
+        values *= slope[0]
+        values += intercept[0]
     return values
 
 
