@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom import Dataset, dcmwrite
-from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 from pydicom.sequence import Sequence
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, ExplicitVRLittleEndian
 
+from medclass.benchmarks.fuzz import dicom_dataset
 from medclass.data import open_dataset
 from medclass.data.dicom import dicom_patient_id, read_dicom
 from medclass.data.images import read_image
@@ -18,26 +18,7 @@ from medclass.errors import DataError
 
 def _dataset(pixels, photometric="MONOCHROME2", syntax=ExplicitVRLittleEndian, **elements):
     """A minimal single-frame image; `pixels` is (rows, cols) uint16 or (rows, cols, 3) uint8."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientID = "P001"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
-    if pixels.ndim == 3:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    return ds
+    return dicom_dataset(pixels, photometric, syntax, PatientID="P001", **elements)
 
 
 def _write(tmp_path, name, ds):

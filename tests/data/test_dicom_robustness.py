@@ -16,12 +16,12 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from medclass.data.dicom import read_dicom
 from medclass.data.images import MAX_DECODED_BYTES, decode_image_bytes
 from medclass.errors import DataError, ImageTooLargeError
-from tests.data.test_dicom import _dataset, _pixels, _write
+from tests.data.test_dicom import _dataset, _pixels
 
 
 def _bytes(ds) -> bytes:

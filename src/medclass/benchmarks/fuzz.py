@@ -108,19 +108,18 @@ def _pillow(image: Image.Image, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def _dicom(pixels: np.ndarray, photometric: str = "MONOCHROME2", syntax=None, compressed: bytes | None = None,
-           voi_lut: bool = False, **elements) -> bytes:
-    from pydicom import Dataset, dcmwrite
+def dicom_dataset(pixels: np.ndarray, photometric: str = "MONOCHROME2", syntax=None, **elements):
+    """A minimal valid single-frame DICOM image (a pydicom Dataset): `pixels` (rows, cols) gray or (rows, cols, 3)
+    RGB, of their dtype's bits; `elements` set further keywords."""
+    from pydicom import Dataset
     from pydicom.dataset import FileMetaDataset
-    from pydicom.encaps import encapsulate
-    from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "1.2.3.4"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.27"
     ds.Rows, ds.Columns = pixels.shape[:2]
     ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
     if pixels.ndim == 3:
@@ -128,17 +127,27 @@ def _dicom(pixels: np.ndarray, photometric: str = "MONOCHROME2", syntax=None, co
     ds.PhotometricInterpretation = photometric
     ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
     ds.HighBit, ds.PixelRepresentation = ds.BitsStored - 1, 0
-    ds.PixelData = encapsulate([compressed]) if compressed else pixels.tobytes()
+    ds.PixelData = pixels.tobytes()
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _dicom(pixels: np.ndarray, photometric: str = "MONOCHROME2", syntax=None, compressed: bytes | None = None,
+           voi_lut: bool = False, **elements) -> bytes:
+    from pydicom import Dataset, dcmwrite
+    from pydicom.encaps import encapsulate
+    from pydicom.sequence import Sequence
+
+    ds = dicom_dataset(pixels, photometric, syntax, **elements)
     if compressed:
+        ds.PixelData = encapsulate([compressed])
         ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
-        ds.PhotometricInterpretation = "MONOCHROME2" if pixels.ndim == 2 else "YBR_FULL_422"
     if voi_lut:
         item = Dataset()
         item.LUTDescriptor = [256, 0, 8]
         item.add_new("LUTData", "US", list(range(256)))
         ds.VOILUTSequence = Sequence([item])
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
     out = io.BytesIO()
     dcmwrite(out, ds, enforce_file_format=True)
     return out.getvalue()

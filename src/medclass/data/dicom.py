@@ -13,7 +13,6 @@ frame at a time (`frame`, counted from 1 as DICOM numbers frames); without a fra
 
 from __future__ import annotations
 
-import io
 import re
 import warnings
 import zlib
