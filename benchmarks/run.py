@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
     python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,localize,predict,
-                             serve,evaluate,medmnist] [--minutes 15]
+                             serve,evaluate,fuzz,medmnist] [--minutes 15]
     python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask,compare_busi,localize,predict_speed,
-                       serve_load,evaluate_speed}.py
+                       serve_load,evaluate_speed,fuzz}.py
     medclass benchmark medmnist --root DIR
 
 Data: MedMNIST npz files, BUSI, brain MRI and the NIH ChestX-ray14 boxes under $MEDCLASS_DATA or ../shared/data; a
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_busi  # noqa: E402
 import evaluate_speed  # noqa: E402
+import fuzz  # noqa: E402
 import localize  # noqa: E402
 import multitask  # noqa: E402
 import predict_speed  # noqa: E402
@@ -48,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts",
                         default="speed,throughput,recipes,splits,transfer,multitask,compare,localize,predict,"
-                                "serve,evaluate,medmnist")
+                                "serve,evaluate,fuzz,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
@@ -56,7 +57,7 @@ def main() -> None:
              "transfer": lambda: transfer.main([]), "multitask": lambda: multitask.main([]),
              "compare": lambda: compare_busi.main([]), "localize": lambda: localize.main([]),
              "predict": lambda: predict_speed.main([]), "serve": lambda: serve_load.main([]),
-             "evaluate": lambda: evaluate_speed.main([]),
+             "evaluate": lambda: evaluate_speed.main([]), "fuzz": lambda: fuzz.main([]),
              "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):

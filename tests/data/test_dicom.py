@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom import Dataset, dcmwrite
-from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 from pydicom.sequence import Sequence
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, ExplicitVRLittleEndian
 
+from medclass.benchmarks.fuzz import dicom_dataset
 from medclass.data import open_dataset
 from medclass.data.dicom import dicom_patient_id, read_dicom
 from medclass.data.images import read_image
@@ -18,26 +18,7 @@ from medclass.errors import DataError
 
 def _dataset(pixels, photometric="MONOCHROME2", syntax=ExplicitVRLittleEndian, **elements):
     """A minimal single-frame image; `pixels` is (rows, cols) uint16 or (rows, cols, 3) uint8."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientID = "P001"
-    ds.Rows, ds.Columns = pixels.shape[:2]
-    ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
-    if pixels.ndim == 3:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    return ds
+    return dicom_dataset(pixels, photometric, syntax, PatientID="P001", **elements)
 
 
 def _write(tmp_path, name, ds):
@@ -107,11 +88,17 @@ def test_missing_pixel_data(tmp_path):
         read_dicom(path)
 
 
-def test_multi_frame_is_refused(tmp_path):
-    ds = _dataset(np.zeros((4, 2), dtype=np.uint16), NumberOfFrames=2)
+def test_multi_frame_is_read_one_frame_at_a_time(tmp_path):
+    frames = np.array([[[0, 10], [20, 30]], [[400, 300], [200, 100]]], dtype=np.uint16)
+    ds = _dataset(frames.reshape(4, 2), NumberOfFrames=2)
     ds.Rows = 2
-    with pytest.raises(DataError, match=r"frames.dcm: has 2 frames; medclass reads single-frame"):
-        read_dicom(_write(tmp_path, "frames.dcm", ds))
+    path = _write(tmp_path, "frames.dcm", ds)
+    with pytest.raises(DataError, match=r"frames.dcm: has 2 frames; .*--frames all"):
+        read_dicom(path)  # training readers take single-frame images only
+    assert _pixels(read_dicom(path, frame=1)).tolist() == [[0, 85], [170, 255]]
+    assert _pixels(read_dicom(path, frame=2)).tolist() == [[255, 170], [85, 0]]
+    with pytest.raises(DataError, match=r"has 2 frame\(s\); frame 3 was asked for"):
+        read_dicom(path, frame=3)
 
 
 def _compressed(syntax):

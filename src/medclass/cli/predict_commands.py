@@ -15,8 +15,9 @@ from medclass.explain.options import METHODS
 
 
 def _answer_line(heads, row: dict) -> str:
+    where = row["path"] + (f" (frame {row['frame']})" if row.get("frame") else "")
     if row["error"]:
-        return f"{row['path']}\tERROR: {row['error']}"
+        return f"{where}\tERROR: {row['error']}"
     # one task: "a.png  benign  benign=0.912  malignant=0.088"; several: "organ=Lung  malignancy=benign" and
     # the probabilities as organ:Lung=0.970 ...
     named = len(heads) > 1
@@ -24,7 +25,7 @@ def _answer_line(heads, row: dict) -> str:
                         for h in heads)
     probs = "  ".join((f"{h.name}:" if named else "") + f"{c}={p:.3f}"
                       for h in heads for c, p in zip(h.classes, row["proba"][h.name]))
-    return f"{row['path']}\t{answers}\t{probs}"
+    return f"{where}\t{answers}\t{probs}"
 
 
 @app.command()
@@ -41,6 +42,9 @@ def predict(
     devices: Annotated[int, typer.Option(help="Processes on this machine (Lightning DDP); needs --out.")] = 1,
     num_nodes: Annotated[int, typer.Option(help="Machines, each running --devices processes; needs --out.")] = 1,
     accelerator: Annotated[str, typer.Option(help="With --devices/--num-nodes: cpu, gpu or auto.")] = "auto",
+    frames: Annotated[Optional[str], typer.Option(
+        help="Multi-frame DICOM files: 'all' predicts every frame, N (1 = the first) frame N of each file; one row "
+             "per frame, with a frame column. Without it a multi-frame file is refused in its row.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print no per-image lines (the CSV still has them).")] = False,
     explain: Annotated[Optional[str], typer.Option(
         help=f"Explain each prediction: {', '.join(METHODS[:-1])} or otsu (classic boxes); the best box goes to "
@@ -51,10 +55,10 @@ def predict(
 ):
     """Predict the class and every class probability of each image, with the model's own preprocessing."""
     from medclass.inference import load_predictor
-    from medclass.inference.batch import PredictionWriter, expand_inputs, iter_predictions
+    from medclass.inference.batch import PredictionWriter, expand_inputs, iter_predictions, select_frames
 
     options = _explain_options(explain, explain_options)
-    paths = expand_inputs(inputs)
+    paths = select_frames(expand_inputs(inputs), frames)
     predictor = load_predictor(run_dir, backend=backend, batch_size=batch_size)
     if options and options.uses_network and predictor.backend.name != "torch":
         raise MedclassError(f"--explain {explain} differentiates through the network: use the torch backend (otsu "
@@ -70,7 +74,7 @@ def predict(
         _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size)
         return
     heads, failed = predictor.heads, 0
-    writer = PredictionWriter(out, heads, boxes=options is not None) if out else None
+    writer = PredictionWriter(out, heads, boxes=options is not None, frames=frames is not None) if out else None
     try:
         for row in iter_predictions(predictor, paths, batch_size, progress=True, explain=options):
             failed += bool(row["error"])
@@ -90,7 +94,8 @@ def predict(
         polarity = f", polarity {options.polarity}" if not options.uses_network else ""
         typer.echo(f"explanations ({options.method}{polarity}): {explainer.table}")
     if failed:
-        typer.echo(f"{failed} of {len(paths)} image(s) could not be read (listed above)", err=True)
+        typer.echo(f"{failed} of {len(paths)} {'frame' if frames else 'image'}(s) could not be read (listed above)",
+                   err=True)
         raise typer.Exit(1)
 
 

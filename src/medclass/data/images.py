@@ -59,17 +59,23 @@ def is_dicom_file(path: Path) -> bool:
         return True
     if suffix in IMAGE_SUFFIXES or not path.is_file():
         return False
-    with open(path, "rb") as f:
-        return sniff_image_type(f.read(132)) == "dicom"
+    try:
+        with open(path, "rb") as f:
+            return sniff_image_type(f.read(132)) == "dicom"
+    except OSError:
+        return False  # unreadable: the image reader names the error
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """Read `path` and return it as an 8-bit image in mode "L" (grayscale) or "RGB"."""
+def read_image(path: str | Path, frame: int | None = None) -> Image.Image:
+    """Read `path` and return it as an 8-bit image in mode "L" (grayscale) or "RGB". `frame` (counted from 1)
+    picks one frame of a multi-frame DICOM file; any other image is its frame 1."""
     path = Path(path)
     if is_dicom_file(path):
         from medclass.data.dicom import read_dicom  # lazy: pydicom is only imported when DICOMs are read
 
-        return read_dicom(path)
+        return read_dicom(path, frame=frame)
+    if frame not in (None, 1):
+        raise DataError(f"{path}: has 1 frame (not a multi-frame DICOM file); frame {frame} was asked for")
     return _read_with_pillow(path, path)
 
 

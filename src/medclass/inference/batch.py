@@ -3,7 +3,9 @@ of vanishing. Images are decoded a batch at a time, the next batch while the net
 stays flat whatever the number of files.
 
 Inputs are image files (DICOM included, with or without a suffix), folders (every image below them) and CSV lists
-(a `path` column, or the first column; relative paths are read from the CSV's folder).
+(a `path` column, or the first column; relative paths are read from the CSV's folder). A multi-frame DICOM file is
+one input refused in its row unless frames are chosen (`select_frames`, `medclass predict --frames all|N`): then
+each chosen frame is an input of its own (`FrameOf`) with its own row, and the CSV has a `frame` column.
 
 Predictions CSVs (`medclass predict --out` and evaluation's predictions.csv) share one layout: a column group per
 task, holding the true label (evaluation only), the prediction and one probability per class. With one task the
@@ -24,23 +26,26 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from medclass.data.csv_file import read_csv_table
-from medclass.data.images import list_images, read_image
+from medclass.data.images import is_dicom_file, list_images, read_image
 from medclass.errors import DataError, MedclassError
 from medclass.explain.boxes import BOX_COLUMNS, BOX_DESCRIPTIONS, best_box_cells
 from medclass.heads import MISSING, TaskHead, per_task, view_probabilities
 from medclass.inference.predictor import Predictor
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from medclass.explain.options import ExplainOptions
 
 PATH_COLUMNS = ("path", "filename", "file", "image")
+FRAME_DESCRIPTION = "the frame of the file (1 = first, as DICOM numbers frames; --frames)"
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -76,21 +81,74 @@ def listed_files(csv_path: Path) -> list[Path]:
     return paths
 
 
-def _decode(predictor: Predictor, paths: Sequence[Path]) -> tuple[torch.Tensor | None, list[str | None], list]:
-    """One batch: the preprocessed images that could be read, each path's error (None when read), the images."""
+class FrameOf(NamedTuple):
+    """One frame of an image file as a prediction input: `number` counts from 1, as DICOM numbers frames."""
+
+    path: Path
+    number: int
+
+
+def select_frames(paths: Sequence[Path], frames: str | None) -> list[Path | FrameOf]:
+    """`--frames`: None keeps each file one input (a multi-frame DICOM then gets an error row saying to choose
+    frames); "all" makes every frame of each file an input; a number N (from 1) takes frame N of every file. A
+    file whose header cannot be read stays one input, so its row names the error."""
+    if frames is None:
+        return list(paths)
+    number = frame_number(frames)
+    if number is not None:
+        return [FrameOf(path, number) for path in paths]
+    return [FrameOf(path, n) for path in paths for n in range(1, _frame_count(path) + 1)]
+
+
+def frame_number(frames: str) -> int | None:
+    """The frame number of `--frames N` (None for "all"); anything else is refused with what is expected."""
+    text = frames.strip().lower()
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise MedclassError(f"--frames {frames}: expected 'all' or a frame number from 1 (the first frame)")
+    return int(text)
+
+
+def _frame_count(path: Path) -> int:
+    if not is_dicom_file(path):
+        return 1
+    from medclass.data.dicom import dicom_frame_count
+
+    try:
+        return dicom_frame_count(path)
+    except DataError:
+        return 1  # its row reports why it cannot be read
+
+
+def read_input(item: Path | FrameOf) -> "Image.Image":
+    """The image of one prediction input: a file, or one frame of it."""
+    return read_image(item.path, frame=item.number) if isinstance(item, FrameOf) else read_image(item)
+
+
+def input_cells(item) -> dict:
+    """The row's `path` and `frame` (None unless frames were chosen) of one input."""
+    return {"path": str(item.path), "frame": item.number} if isinstance(item, FrameOf) else \
+        {"path": str(item), "frame": None}
+
+
+def _decode(predictor: Predictor, paths: Sequence[Path | FrameOf]) -> tuple[torch.Tensor | None, list[str | None],
+                                                                           list]:
+    """One batch: the preprocessed images that could be read, each input's error (None when read), the images."""
     images, errors = [], []
     for path in paths:
         try:
-            images.append(read_image(path))
+            images.append(read_input(path))
             errors.append(None)
         except DataError as exc:
             errors.append(str(exc))
     return (predictor.preprocess(images) if images else None), errors, images
 
 
-def iter_predictions(predictor: Predictor, paths: Sequence[Path], batch_size: int = 32, progress: bool = False,
+def iter_predictions(predictor: Predictor, paths: Sequence[Path | FrameOf], batch_size: int = 32, progress: bool = False,
                      explain: ExplainOptions | str | None = None) -> Iterator[dict]:
-    """Rows of {path, prediction: {task: text}, proba: {task: [p per class]}, error} in input order; with `explain`
+    """Rows of {path, frame, prediction: {task: text}, proba: {task: [p per class]}, error} in input order (frame:
+    None unless the input is a `FrameOf`); with `explain`
     (`ExplainOptions`, or a CAM method or "otsu": see `Predictor.explain`) also {explanation, image} for each
     readable image."""
     batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
@@ -123,7 +181,7 @@ def rows_from_logits(predictor: Predictor, paths: Sequence[Path], logits: np.nda
         names = {h.name: h.label_names(h.decide(proba[h.name])) for h in heads}
     read = 0
     for path, error in zip(paths, errors):
-        row = {"path": str(path), "prediction": None, "proba": None, "error": error}
+        row = {**input_cells(path), "prediction": None, "proba": None, "error": error}
         if error is None:
             row |= {"prediction": {task: text[read] for task, text in names.items()},
                     "proba": {task: [float(v) for v in p[read]] for task, p in proba.items()}}
@@ -210,24 +268,27 @@ def truth_text(head: TaskHead, targets: np.ndarray) -> list[str]:
 
 class PredictionWriter:
     """The predictions CSV, written row by row as predictions arrive (so a long run keeps what it has done).
-    `boxes`: also each row's best explanation box (BOX_COLUMNS; rows of `iter_predictions(..., explain=...)`)."""
+    `boxes`: also each row's best explanation box (BOX_COLUMNS; rows of `iter_predictions(..., explain=...)`).
+    `frames`: a `frame` column after `path` (inputs chosen by `select_frames`); without, the layout is unchanged."""
 
-    def __init__(self, path: str | Path, heads: Sequence[TaskHead], boxes: bool = False):
+    def __init__(self, path: str | Path, heads: Sequence[TaskHead], boxes: bool = False, frames: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.heads, self.boxes = heads, boxes
+        self.heads, self.boxes, self.frames = heads, boxes, frames
         self._file = open(self.path, "w", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["path", *prediction_header(heads), *(BOX_COLUMNS if boxes else ()), "error"])
-        write_column_guide(self.path, heads, first={"path": "the input file"},
+        first = {"path": "the input file"} | ({"frame": FRAME_DESCRIPTION} if frames else {})
+        self._writer.writerow([*first, *prediction_header(heads), *(BOX_COLUMNS if boxes else ()), "error"])
+        write_column_guide(self.path, heads, first=first,
                            last={**(BOX_DESCRIPTIONS if boxes else {}),
                                  "error": "why the file could not be read ('' when it was)"})
 
     def write(self, row: dict) -> None:
         explanation = row.get("explanation")
         boxes = best_box_cells(explanation.boxes if explanation else ()) if self.boxes else []
-        self._writer.writerow([row["path"], *prediction_cells(self.heads, row["prediction"], row["proba"]), *boxes,
-                               row["error"] or ""])
+        frame = [row.get("frame") or ""] if self.frames else []
+        self._writer.writerow([row["path"], *frame, *prediction_cells(self.heads, row["prediction"], row["proba"]),
+                               *boxes, row["error"] or ""])
 
     def close(self) -> None:
         self._file.close()

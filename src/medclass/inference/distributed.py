@@ -17,10 +17,9 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from medclass.data.images import read_image
 from medclass.errors import DataError
 from medclass.inference.backends import TorchBackend
-from medclass.inference.batch import PredictionWriter, rows_from_logits
+from medclass.inference.batch import FrameOf, PredictionWriter, read_input, rows_from_logits
 from medclass.inference.predictor import Predictor
 
 
@@ -37,7 +36,7 @@ class FileImages(Dataset):
 
     def __getitem__(self, index: int):
         try:
-            return index, self.transform(read_image(self.paths[index])), ""
+            return index, self.transform(read_input(self.paths[index])), ""
         except DataError as exc:
             return index, self.blank, str(exc)
 
@@ -106,6 +105,6 @@ def merge_shares(predictor: Predictor, paths: Sequence[Path], files: Sequence[Pa
         raise RuntimeError(f"distributed prediction returned {len(index)} of {len(paths)} images")
     errors = [e or None for e in errors[first]]
     readable = [i for i, e in zip(first, errors) if e is None]
-    with PredictionWriter(out, predictor.heads) as writer:
+    with PredictionWriter(out, predictor.heads, frames=any(isinstance(p, FrameOf) for p in paths)) as writer:
         for row in rows_from_logits(predictor, paths, logits[:, readable], errors):
             writer.write(row)
