@@ -3,7 +3,6 @@ reduced scale, and the conversions to 8-bit keep no full-size wide intermediate:
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
