@@ -6,8 +6,12 @@ import io
 import shutil
 import socket
 import struct
+import threading
 import time
+import urllib.request
 import zlib
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,6 +41,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app) -> Iterator[int]:
+    """`app` under a real uvicorn server on 127.0.0.1, in a thread of this process: its port once /health is 200
+    (for what only a real server shows: sockets, timeouts, connections closed)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:  # not listening yet, or 503 while the models load
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def wait_ready(client: TestClient, timeout: float = 30.0):

@@ -50,10 +50,12 @@ def test_serve_starts_uvicorn_on_the_runs(evaluated_run, tmp_path, monkeypatch):
     shutil.copytree(evaluated_run, models / "breast")
     (models / "notes").mkdir()  # not a run: skipped
     result = runner.invoke(app, ["serve", "--models-dir", str(models), "--port", "8123", "--max-upload-mb", "1",
+                                 "--decode-memory-mb", "1024", "--upload-timeout", "5",
                                  "--audit-db", str(tmp_path / "a.sqlite")], env={"MEDCLASS_API_KEY": "k"})
     assert result.exit_code == 0, result.output
     assert "serving breast on http://127.0.0.1:8123" in result.stdout and "API key required" in result.stdout
     assert started["port"] == 8123 and started["app"].title == "medclass"
+    assert started["app"].state.decode_slots == 2 and started["app"].state.upload_timeout == 5  # 1024 / 512 MiB
 
 
 def test_serve_refuses_bad_runs(tmp_path):
@@ -62,3 +64,7 @@ def test_serve_refuses_bad_runs(tmp_path):
     assert result.exit_code == 2 and "holds no model.safetensors" in result.output
     result = runner.invoke(app, ["serve", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no such run folder" in result.output
+    result = runner.invoke(app, ["serve", str(tmp_path), "--upload-timeout", "0"])
+    assert result.exit_code == 2 and "--upload-timeout must be positive; got 0" in result.output
+    result = runner.invoke(app, ["serve", str(tmp_path), "--decode-memory-mb", "100"])
+    assert result.exit_code == 2 and "at least 512 MiB" in result.output

@@ -25,6 +25,12 @@ def serve(
                              ] = None,
     max_batch: Annotated[Optional[int], typer.Option(help="Most waiting requests one forward pass takes "
                                                          "(micro-batching; default 16, 1 turns it off).")] = None,
+    decode_memory_mb: Annotated[Optional[float], typer.Option(help="Memory the image decodes running at once may "
+                                                                   "use, in MiB; each counts 512 MiB, the most one "
+                                                                   "decode holds (default 2048: 4 at once; more "
+                                                                   "wait).")] = None,
+    upload_timeout: Annotated[Optional[float], typer.Option(help="Seconds a client has to send its whole upload; "
+                                                                 "then 408 (default 30).")] = None,
     api_key: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_API_KEY", show_envvar=True,
                                                    help="Require this key in the X-API-Key header.")] = None,
     audit_db: Annotated[Optional[str], typer.Option(envvar="MEDCLASS_AUDIT_DB", show_envvar=True,
@@ -35,7 +41,7 @@ def serve(
     from medclass.errors import MedclassError
     from medclass.inference.backends import BACKENDS
     from medclass.serve import create_app
-    from medclass.serve.app import DEFAULT_MAX_UPLOAD
+    from medclass.serve.app import DEFAULT_DECODE_MEMORY, DEFAULT_MAX_UPLOAD, DEFAULT_UPLOAD_TIMEOUT, decode_slots
     from medclass.serve.audit import database_url, shown_url
     from medclass.serve.models import DEFAULT_MAX_BATCH, model_sources
 
@@ -46,12 +52,17 @@ def serve(
         raise MedclassError(f"--backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if max_batch is not None and max_batch < 1:
         raise MedclassError(f"--max-batch must be at least 1; got {max_batch}")
-    if max_upload_mb is not None and max_upload_mb <= 0:
-        raise MedclassError(f"--max-upload-mb must be positive; got {max_upload_mb}")
+    for option, value in (("--max-upload-mb", max_upload_mb), ("--decode-memory-mb", decode_memory_mb),
+                          ("--upload-timeout", upload_timeout)):
+        if value is not None and not value > 0:
+            raise MedclassError(f"{option} must be positive; got {value}")
+    decode_memory = int(decode_memory_mb * 1024 * 1024) if decode_memory_mb else DEFAULT_DECODE_MEMORY
+    decode_slots(decode_memory)  # refused before any run is looked at
     sources = model_sources(runs, models_dir, backend)
     limit = int(max_upload_mb * 1024 * 1024) if max_upload_mb else DEFAULT_MAX_UPLOAD
     server = create_app(sources, audit_url=audit_db, max_upload_bytes=limit, api_key=api_key, backend=backend,
-                        max_batch=max_batch or DEFAULT_MAX_BATCH, on_loaded=_warn_about)
+                        max_batch=max_batch or DEFAULT_MAX_BATCH, on_loaded=_warn_about,
+                        decode_memory_bytes=decode_memory, upload_timeout=upload_timeout or DEFAULT_UPLOAD_TIMEOUT)
     typer.echo(f"serving {', '.join(sources)} on http://{host or '127.0.0.1'}:{port or 8000} (docs: /docs); "
                f"audit log: {shown_url(database_url(audit_db))}" + ("; API key required" if api_key else ""))
     uvicorn.run(server, host=host or "127.0.0.1", port=port or 8000)

@@ -10,10 +10,10 @@ import io
 import struct
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
 
 from medclass.errors import DataError, ImageTooLargeError, UnsupportedImageError
 
@@ -28,8 +28,13 @@ MAX_PIXELS = 10_000 * 10_000
 # Largest decoded image in bytes (pixels x samples x bytes per sample, one frame), checked from the header too:
 # the pixel count alone does not bound memory, since a 190 KB 16-bit PNG can declare 10000 x 10000 pixels (200 MB
 # decoded, and more in conversions). 128 MiB holds a 16-bit full-field mammogram (~46 MB) and an 8-bit RGB image
-# of 44 M pixels; decoding stays within a small multiple of it.
+# of 44 M pixels. It is checked from the mode's samples and bytes before decoding; a JPEG over it decodes at 1/2,
+# 1/4 or 1/8 scale instead, when one fits.
 MAX_DECODED_BYTES = 128 * 1024 ** 2
+# Most memory one decode within the bound holds at its peak (measured, Pillow path: a 16-bit image at the bound
+# 1.6 x MAX_DECODED_BYTES, RGB 2.5 x as Pillow keeps 4 bytes a pixel, a colour palette image of MAX_PIXELS 3.7 x as
+# its RGB). The server sizes how many decodes run at once by it.
+DECODE_PEAK_BYTES = 4 * MAX_DECODED_BYTES
 
 # Errors Pillow raises for files it cannot parse; anything else is a bug in medclass and should surface as one.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
@@ -39,6 +44,12 @@ JPEG_SIGNATURE = b"\xff\xd8\xff"
 _PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG"}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_TO_BASE = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB"}
+# libjpeg decodes at 1/2, 1/4 or 1/8 of the stored size (DCT scaling): a JPEG too large to decode whole is read at
+# the first of these scales that fits MAX_DECODED_BYTES, instead of being refused.
+_JPEG_SCALES = (2, 4, 8)
+# Conversions to 8-bit work on bands of rows of about this many pixels, so no full-size wide intermediate (int64,
+# float64) ever exists beside Pillow's own decoded buffer and the 8-bit result.
+_CHUNK_PIXELS = 1 << 20
 
 
 def is_image_file(path: Path) -> bool:
@@ -112,7 +123,7 @@ def _read_with_pillow(source: Path | BinaryIO, where, formats: tuple[str, ...] |
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source, formats=formats) as img:
-                check_pixel_count(where, *img.size)
+                _fit_decode_bound(img, where)
                 ImageOps.exif_transpose(img, in_place=True)  # in place keeps img.format, which mode "I" needs
                 return to_standard_mode(img)
     except FileNotFoundError:
@@ -122,6 +133,40 @@ def _read_with_pillow(source: Path | BinaryIO, where, formats: tuple[str, ...] |
                                  "pixels") from None
     except _DECODE_ERRORS as exc:
         raise DataError(f"{where}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+
+
+def _fit_decode_bound(img: Image.Image, where) -> None:
+    """Check the opened (not yet decoded) `img` against MAX_DECODED_BYTES by its mode's samples and bytes; a JPEG
+    over it is set to decode at the first reduced scale that fits (draft), one within it decodes whole, as in
+    training. Raises ImageTooLargeError when nothing fits."""
+    layout = sample_layout(img.mode)
+    try:
+        check_decoded_size(where, *img.size, *layout)
+    except ImageTooLargeError:
+        scale = _fitting_jpeg_scale(img, layout)
+        if scale is None:
+            raise
+        width, height = img.size
+        img.draft(None, (width // scale, height // scale))  # libjpeg picks the largest scale <= the ratio asked
+        check_decoded_size(where, *img.size, *layout)
+
+
+def _fitting_jpeg_scale(img: Image.Image, layout: tuple[int, int]) -> int | None:
+    if img.format != "JPEG":
+        return None
+    width, height = img.size
+    for scale in _JPEG_SCALES:
+        reduced = -(-width // scale) * -(-height // scale)  # libjpeg rounds each side up
+        if reduced <= MAX_PIXELS and reduced * layout[0] * layout[1] <= MAX_DECODED_BYTES:
+            return scale
+    return None
+
+
+def sample_layout(mode: str) -> tuple[int, int]:
+    """(samples per pixel, bytes per sample) a Pillow mode decodes to, known before decoding: "L" (1, 1),
+    "RGB" (3, 1), "RGBA" (4, 1), "I;16" (1, 2), "I" and "F" (1, 4)."""
+    described = ImageMode.getmode(mode)
+    return len(described.bands), np.dtype(described.typestr).itemsize
 
 
 def check_pixel_count(path, width: int, height: int) -> None:
@@ -156,14 +201,14 @@ def to_standard_mode(img: Image.Image) -> Image.Image:
     if mode in _ALPHA_TO_BASE:
         # Alpha in a medical image is almost always an export artefact; dropping it keeps the stored pixel values,
         # whereas compositing onto a background would change them wherever alpha < 255.
-        return img.convert("RGBA" if mode == "RGBa" else mode).convert(_ALPHA_TO_BASE[mode])
+        return (img.convert("RGBA") if mode == "RGBa" else img).convert(_ALPHA_TO_BASE[mode])
     if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         # Pillow's JPEG decoder already undoes the inversion of Adobe CMYK JPEGs.
         return img.convert("RGB")
     if mode in _SIXTEEN_BIT_MODES or (mode == "I" and img.format == "PNG"):
-        return _scale_16_bit(np.asarray(img))
+        return _scale_16_bit(img)
     if mode in ("I", "F"):
-        return _min_max_to_8_bit(np.asarray(img, dtype=np.float64))
+        return _min_max_to_8_bit(img)
     raise ValueError(f"unsupported image mode {mode!r}; expected a grayscale, RGB, palette or CMYK image")
 
 
@@ -176,34 +221,72 @@ def convert_channels(img: Image.Image, in_chans: int) -> Image.Image:
 
 
 def _from_palette(img: Image.Image) -> Image.Image:
-    # Go through RGBA so palette transparency is read (and dropped) without Pillow's transparency warning.
-    rgb = img.convert("RGBA").convert("RGB")
+    if img.mode == "PA":  # through RGBA, which reads (and drops) the alpha band
+        rgb = img.convert("RGBA").convert("RGB")
+    else:
+        with warnings.catch_warnings():  # palette transparency is dropped, as alpha is: the colours stay
+            warnings.filterwarnings("ignore", "Palette images with Transparency")
+            rgb = img.convert("RGB")
     return rgb.convert("L") if _used_palette_is_gray(img) else rgb
 
 
 def _used_palette_is_gray(img: Image.Image) -> bool:
     # Only the entries the pixels use count: palettes are often padded with unused colours.
     palette = np.asarray(img.getpalette("RGB") or [], dtype=np.int32).reshape(-1, 3)
-    used = np.unique(np.asarray(img.getchannel(0) if img.mode == "PA" else img))
+    counts = (img.getchannel(0) if img.mode == "PA" else img).histogram()  # 256 counts: no copy of the pixels
+    used = np.flatnonzero(counts)
     used = used[used < len(palette)]
     colours = palette[used]
     return bool(np.all(colours == colours[:, :1]))
 
 
-def _scale_16_bit(values: np.ndarray) -> Image.Image:
+def _scale_16_bit(img: Image.Image) -> Image.Image:
     # Full 16-bit range: value * 255 / 65535, rounded. The PNG and TIFF specs store samples scaled to the full
     # bit depth (sBIT only records the original precision), and a fixed rule maps the same stored value to the
     # same 8-bit value in every image of a dataset, which per-image min-max scaling would not.
-    values = np.clip(values.astype(np.int64), 0, 65535)
-    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
+    def to_8_bit(values: np.ndarray) -> np.ndarray:
+        values = values.astype(np.int64)  # in place from here: one band-sized temporary
+        np.clip(values, 0, 65535, out=values)
+        values *= 255
+        values += 32767
+        values //= 65535
+        return values
+
+    return _rows_to_8_bit(img, to_8_bit)
 
 
-def _min_max_to_8_bit(values: np.ndarray) -> Image.Image:
+def _min_max_to_8_bit(img: Image.Image) -> Image.Image:
     # 32-bit integer and float images have no fixed range, so their own min..max becomes 0..255.
-    finite = np.isfinite(values)
-    if not finite.any():
-        return Image.fromarray(np.zeros(values.shape, dtype=np.uint8))
-    low, high = values[finite].min(), values[finite].max()
+    low, high = np.inf, -np.inf
+    for rows in _row_bands(img):
+        finite = rows[np.isfinite(rows)] if rows.dtype.kind == "f" else rows
+        if finite.size:
+            low, high = min(low, finite.min()), max(high, finite.max())
+    if low > high:  # no finite value at all
+        return Image.new("L", img.size, 0)
     scale = 255.0 / (high - low) if high > low else 0.0
-    scaled = np.where(finite, (values - low) * scale, 0.0)
-    return Image.fromarray(np.rint(np.clip(scaled, 0, 255)).astype(np.uint8))
+
+    def to_8_bit(values: np.ndarray) -> np.ndarray:
+        values = values.astype(np.float64)
+        scaled = np.where(np.isfinite(values), (values - low) * scale, 0.0)
+        return np.rint(np.clip(scaled, 0, 255))
+
+    return _rows_to_8_bit(img, to_8_bit)
+
+
+def _row_bands(img: Image.Image) -> Iterator[np.ndarray]:
+    """The pixels of a one-band image as arrays of a few rows each (about _CHUNK_PIXELS pixels)."""
+    width, height = img.size
+    step = max(1, _CHUNK_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        yield np.asarray(img.crop((0, top, width, min(top + step, height))))
+
+
+def _rows_to_8_bit(img: Image.Image, to_8_bit: Callable[[np.ndarray], np.ndarray]) -> Image.Image:
+    """An "L" image of `to_8_bit` applied band by band of rows: the only full-size array is the 8-bit result."""
+    out = np.empty((img.height, img.width), dtype=np.uint8)
+    top = 0
+    for rows in _row_bands(img):
+        out[top:top + len(rows)] = to_8_bit(rows)
+        top += len(rows)
+    return Image.fromarray(out)

@@ -7,13 +7,17 @@ passes of a model run on its own thread (serve/batching.py), each one over every
 benchmarks/serve_load.py (docs/serving.md has its numbers). One lock per model keeps Grad-CAM, whose hooks live on
 the shared network, from overlapping a forward.
 
-Uploads stay in memory: the body is read up to the size limit and parsed from memory, never spooled to disk.
+Uploads stay in memory: the body is read up to the size limit and within `upload_timeout` (a stalled or trickling
+client gets 408), and parsed from memory, never spooled to disk. Decodes run at most
+`decode_memory_bytes // DECODE_PEAK_BYTES` at a time; further uploads wait for a slot (they hold no thread meanwhile),
+so simultaneous large images cannot together exhaust memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from contextlib import asynccontextmanager
@@ -28,21 +32,24 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from medclass.data.images import decode_image_bytes
+from medclass.data.images import DECODE_PEAK_BYTES, decode_image_bytes
 from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
 from medclass.explain.options import CAM_THRESHOLD, FORM_NAMES, METHODS, POLARITIES, ExplainOptions
 from medclass.inference.predictor import Predictor
 from medclass.serve.audit import AuditLog, AuditUnavailable
+from medclass.serve.headers import SecurityHeaders
 from medclass.serve.models import DEFAULT_MAX_BATCH, ServedModel, load_model, png_base64
 
 DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
+# Memory the decodes running at once may hold: 4 decodes of DECODE_PEAK_BYTES (512 MiB) each; more wait.
+DEFAULT_DECODE_MEMORY = 4 * DECODE_PEAK_BYTES
+DEFAULT_UPLOAD_TIMEOUT = 30.0  # seconds to receive a whole upload: 32 MiB needs ~1.1 MB/s
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the small text fields around the file
 API_KEY_HEADER = "X-API-Key"
 PREVIEW_SIDE = 1024  # largest side of the decoded image sent back with `preview`
 PAGE_DIR = Path(__file__).parent / "page"
-# The page loads only its own script, style and the images it is sent (data: URLs, or blob: for the upload).
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
-               "frame-ancestors 'none'")
+CLOSE = {"Connection": "close"}  # sent when the request's body is left unread: the connection cannot carry another
+log = logging.getLogger("medclass.serve")
 
 UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {
@@ -65,24 +72,29 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-d
 class HTTPProblem(Exception):
     """An answer other than 200, with a one-line reason."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None):
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, dict(headers or {})
 
 
-# What a refused image becomes: its type unsupported (415), too many pixels (413), else unreadable (422).
+# What a refused image becomes: its type unsupported (415), too many pixels or decoded bytes (413), else
+# unreadable (422).
 IMAGE_ERRORS = ((UnsupportedImageError, 415), (ImageTooLargeError, 413), (DataError, 422))
 
 
 def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Path | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, api_key: str | None = None,
                backend: str = "torch", max_batch: int = DEFAULT_MAX_BATCH,
-               on_loaded: Callable[[ServedModel], None] | None = None) -> FastAPI:
+               on_loaded: Callable[[ServedModel], None] | None = None,
+               decode_memory_bytes: int = DEFAULT_DECODE_MEMORY,
+               upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT) -> FastAPI:
     """The server of `models` ({name: a Predictor, a run folder, an artefact or an .onnx file}; paths load on the
     `backend`). `audit_url`: SQLAlchemy URL or SQLite file of the audit log (default medclass-audit.sqlite in the
     working folder). `api_key`: when set, /models and /predict need it in the X-API-Key header. `max_batch`: most
     waiting requests one forward pass takes (1: one forward per request). `on_loaded`: called with each model once
-    loaded (`medclass serve` prints its warnings).
+    loaded (`medclass serve` prints its warnings). `decode_memory_bytes`: memory the decodes running at once may
+    hold, each counted at DECODE_PEAK_BYTES (uploads beyond wait for a slot). `upload_timeout`: seconds a client has
+    to send its whole upload (then 408).
     Paths load in the background at start-up: /health answers 503 until every model is ready."""
     if not models:
         raise MedclassError("no model to serve; give at least one run folder")
@@ -90,6 +102,9 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         raise MedclassError(f"max_batch must be at least 1; got {max_batch}")
     if max_upload_bytes < 1:
         raise MedclassError(f"the upload limit must be at least 1 byte; got {max_upload_bytes}")
+    slots = decode_slots(decode_memory_bytes)
+    if not upload_timeout > 0:
+        raise MedclassError(f"the upload timeout must be positive; got {upload_timeout}")
     audit = AuditLog(audit_url)
     served: dict[str, ServedModel] = {}
     status = {"state": "loading", "error": None}
@@ -108,6 +123,7 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.decoding = asyncio.Semaphore(app.state.decode_slots)  # made on the loop that serves
         loading = asyncio.get_running_loop().run_in_executor(None, load_all)
         yield
         await loading
@@ -119,10 +135,12 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
                                             "probabilities, thresholds and Grad-CAM explanations.",
                   lifespan=lifespan)
     app.state.audit, app.state.models = audit, served
+    app.state.decode_slots, app.state.upload_timeout = slots, upload_timeout
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(HTTPProblem)
     async def problem(request: Request, exc: HTTPProblem) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
     def require_key(request: Request) -> None:
         if api_key is None:
@@ -146,7 +164,7 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(PAGE_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
+        return FileResponse(PAGE_DIR / "index.html")  # its Content-Security-Policy: serve/headers.py
 
     app.mount("/page", StaticFiles(directory=PAGE_DIR), name="page")
 
@@ -158,7 +176,7 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
     @app.post("/predict", summary="Classify one uploaded image (multipart field 'file')", openapi_extra=UPLOAD_SCHEMA,
               dependencies=[Depends(require_key), Depends(require_ready)])
     async def predict(request: Request) -> dict:
-        form = await read_form(request, max_upload_bytes)
+        form = await read_form(request, max_upload_bytes, upload_timeout)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise HTTPProblem(422, "missing form field 'file' (a PNG, JPEG or DICOM image sent as a file)")
@@ -172,10 +190,20 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         if len(data) > max_upload_bytes:
             raise HTTPProblem(413, f"upload of {len(data)} bytes exceeds the limit of {max_upload_bytes} bytes")
         client = request.client.host if request.client else None
-        return await run_in_threadpool(answer, model, audit, data, upload.filename or "upload", explain, client,
-                                      preview)
+        started = time.perf_counter()
+        async with request.app.state.decoding:  # waits, holding no thread, while the slots are taken
+            image = await run_in_threadpool(decode_upload, data, upload.filename or "upload")
+        return await run_in_threadpool(answer, model, audit, data, image, explain, client, started, preview)
 
     return app
+
+
+def decode_slots(memory_bytes: int) -> int:
+    """How many decodes may run at once within `memory_bytes`, each counted at DECODE_PEAK_BYTES (one must fit)."""
+    if memory_bytes < DECODE_PEAK_BYTES:
+        raise MedclassError(f"the decode memory (--decode-memory-mb) must hold one decode: at least "
+                            f"{DECODE_PEAK_BYTES // 1024 ** 2} MiB; got {memory_bytes / 1024 ** 2:g} MiB")
+    return memory_bytes // DECODE_PEAK_BYTES
 
 
 def explain_options(form) -> ExplainOptions | None:
@@ -194,15 +222,27 @@ def explain_options(form) -> ExplainOptions | None:
         raise HTTPProblem(422, str(exc)) from None
 
 
-def answer(model: ServedModel, audit: AuditLog, data: bytes, filename: str, explain: ExplainOptions | None,
-           client: str | None, preview: bool = False) -> dict:
-    """Decode, predict and log one upload (in a worker thread); `preview`: also send the decoded image back."""
-    started = time.perf_counter()
+def decode_upload(data: bytes, name: str) -> Image.Image:
+    """The upload's image (in a worker thread), every failure a one-line HTTPProblem: the project's refusals by kind
+    (IMAGE_ERRORS), memory running out 503, and any other exception 422, logged: a decoder's bug is a bad upload to
+    the client, never a 500 that also drops its connection."""
     try:
-        image = decode_image_bytes(data, name=filename)
+        return decode_image_bytes(data, name=name)
     except DataError as exc:
         status = next(code for kind, code in IMAGE_ERRORS if isinstance(exc, kind))
         raise HTTPProblem(status, str(exc)) from None
+    except MemoryError:
+        raise HTTPProblem(503, f"{name}: not enough memory to decode the image now; try again later",
+                          {"Retry-After": "5"}) from None
+    except Exception as exc:
+        log.exception("unexpected %s decoding the upload %r", exc.__class__.__name__, name)
+        raise HTTPProblem(422, f"{name}: cannot decode the image ({exc.__class__.__name__})") from None
+
+
+def answer(model: ServedModel, audit: AuditLog, data: bytes, image: Image.Image, explain: ExplainOptions | None,
+           client: str | None, started: float, preview: bool = False) -> dict:
+    """Predict and log one decoded upload (in a worker thread); `started`: perf_counter() when it queued for its
+    decode (the latency logged counts from there); `preview`: also send the decoded image back."""
     outputs = model.predict(image, explain)
     latency_ms = (time.perf_counter() - started) * 1000
     digest = hashlib.sha256(data).hexdigest()
@@ -238,13 +278,18 @@ def pick_model(served: Mapping[str, ServedModel], name: str | UploadFile | None)
     return served[name]
 
 
-async def read_form(request: Request, limit: int):
-    """The multipart form, read into memory up to `limit` bytes of file (plus the form's own overhead)."""
+async def read_form(request: Request, limit: int, timeout: float = DEFAULT_UPLOAD_TIMEOUT):
+    """The multipart form, read into memory up to `limit` bytes of file (plus the form's own overhead) within
+    `timeout` seconds."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise HTTPProblem(422, f"expected a multipart/form-data body with a 'file' field; got "
                                f"{content_type or 'no content type'!r}")
-    body = await read_body(request, limit + FORM_OVERHEAD, limit)
+    try:
+        body = await asyncio.wait_for(read_body(request, limit + FORM_OVERHEAD, limit), timeout)
+    except asyncio.TimeoutError:
+        raise HTTPProblem(408, f"the upload was not received within {timeout:g} s (the client stalled or sent "
+                               "too slowly); send it again", CLOSE) from None
 
     async def chunks() -> AsyncIterator[bytes]:
         yield body
@@ -258,7 +303,7 @@ async def read_form(request: Request, limit: int):
 
 
 async def read_body(request: Request, cap: int, limit: int) -> bytes:
-    too_large = HTTPProblem(413, f"upload exceeds the limit of {limit} bytes")
+    too_large = HTTPProblem(413, f"upload exceeds the limit of {limit} bytes", CLOSE)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise too_large  # refused before reading a byte of it
