@@ -121,3 +121,21 @@ def test_conversions_to_8_bit_band_by_band_match_the_whole_image_rule(tmp_path, 
     assert np.asarray(read_image(tmp_path / "allnan.tif")).tolist() == [[0]]
     Image.fromarray(np.array([[0, 257], [32768, 65535]], np.uint16)).save(tmp_path / "sixteen.png")
     assert np.asarray(read_image(tmp_path / "sixteen.png")).tolist() == [[0, 1], [128, 255]]
+
+
+@pytest.mark.parametrize("display", [{"WindowCenter": 40, "WindowWidth": 400}, {}], ids=["window", "min-max"])
+def test_a_16_bit_dicom_at_the_bound_decodes_within_the_servers_per_decode_budget(tmp_path, display):
+    """8192 x 8192 16-bit (128 MiB of samples, MAX_DECODED_BYTES) with a rescale: pydicom's windowing and LUTs work
+    in float64, which over the whole image cost +1345 MiB (window) and +832 MiB (min-max); converted band by band
+    the decode stays within DECODE_PEAK_BYTES, the memory the server counts per decode."""
+    from medclass.benchmarks.fuzz import dicom_dataset
+
+    side = 8192
+    pixels = (np.arange(side * side, dtype=np.uint32) % 4096).astype(np.uint16).reshape(side, side)
+    path = tmp_path / "big.dcm"
+    dicom_dataset(pixels, RescaleSlope=1.5, RescaleIntercept=-1024, **display).save_as(path,
+                                                                                      enforce_file_format=True)
+    del pixels
+    measured = decode_measured(path)
+    assert measured.get("size") == [side, side] and measured["mode"] == "L", measured
+    assert measured["peak_growth"] < images.DECODE_PEAK_BYTES

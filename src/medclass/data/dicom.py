@@ -19,7 +19,7 @@ import warnings
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import pydicom
@@ -42,6 +42,8 @@ MAX_INFLATED_BYTES = MAX_DECODED_BYTES + 1024 ** 2
 # read one frame at a time, and a file's size is checked against its header before its pixels are read.
 _DEFER_SIZE = 1024 ** 2
 _INFLATE_CHUNK = 1024 ** 2
+# Rows converted to display values at a time (about this many pixels): float64 LUTs stay band-sized.
+_BAND_PIXELS = 1024 ** 2
 # Sentences of pydicom's messages that advise a Python caller (force=True, keyword arguments): a CLI or API user
 # cannot act on them.
 _PYDICOM_ADVICE = re.compile(r"[^.]*\b(force=True|allow_excess_frames|please see|you should|pass ')[^.]*\.?", re.I)
@@ -218,23 +220,58 @@ def _display_image(stored: np.ndarray, ds: pydicom.Dataset, header: PixelHeader)
     if header.photometric in MONOCHROME:
         return Image.fromarray(_display_gray(stored, ds, invert=header.photometric == "MONOCHROME1"))
     if header.photometric == "PALETTE COLOR":
-        return Image.fromarray(_to_uint8_rgb(apply_color_lut(stored, ds), bits=16))
-    return Image.fromarray(_to_uint8_rgb(stored, bits=int(ds.get("BitsStored", header.bits_allocated))))
+        return Image.fromarray(_banded(stored, lambda band: _to_uint8_rgb(apply_color_lut(band, ds), bits=16)))
+    bits = int(ds.get("BitsStored", header.bits_allocated))
+    return Image.fromarray(_banded(stored, lambda band: _to_uint8_rgb(band, bits)))
+
+
+def _banded(stored: np.ndarray, to_8_bit: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`to_8_bit` applied to bands of rows of `stored`, into one uint8 array: the only full-size arrays are the
+    stored pixels and the 8-bit result, since pydicom's LUTs and windows work in float64 (8 bytes a sample)."""
+    out = None
+    for top, band in _bands(stored):
+        converted = to_8_bit(band)
+        if out is None:
+            out = np.empty(stored.shape[:1] + converted.shape[1:], dtype=np.uint8)
+        out[top:top + len(band)] = converted
+    return out
+
+
+def _bands(stored: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    step = max(1, _BAND_PIXELS // max(stored[0].size, 1))
+    for top in range(0, len(stored), step):
+        yield top, stored[top:top + step]
 
 
 def _display_gray(stored: np.ndarray, ds: pydicom.Dataset, invert: bool) -> np.ndarray:
-    values = _modality(stored, ds)
-    if values.dtype.kind == "f" and not np.isfinite([values.min(), values.max()]).all():
-        raise ValueError("the rescaled pixel values are not all finite numbers")
+    to_display, low, high = _gray_mapping(stored, ds)
+    gray = _banded(stored, lambda band: _rescale_to_uint8(to_display(band), low, high))
+    if invert:  # MONOCHROME1 means the lowest value is displayed white.
+        np.subtract(255, gray, out=gray)
+    return gray
+
+
+def _gray_mapping(stored: np.ndarray, ds: pydicom.Dataset):
+    """The display values of stored ones (a function, applied band by band) and their range that becomes 0..255:
+    the VOI LUT's output range, the window's, or else the min..max of the modality values."""
+    def modality(band: np.ndarray) -> np.ndarray:
+        values = _modality(band, ds)
+        if values.dtype.kind == "f" and not np.isfinite([values.min(), values.max()]).all():
+            raise ValueError("the rescaled pixel values are not all finite numbers")
+        return values
+
     if ds.get("VOILUTSequence"):
-        values, low, high = _apply_voi_lut(values, ds)
-    elif numbers("", ds, "WindowCenter") and numbers("", ds, "WindowWidth"):
-        values, low, high = _apply_window(values, ds)
-    else:
-        low, high = float(np.min(values)), float(np.max(values))
-    gray = _rescale_to_uint8(values, low, high)
-    # MONOCHROME1 means the lowest value is displayed white.
-    return 255 - gray if invert else gray
+        return _voi_lut_mapping(modality, ds)
+    if numbers("", ds, "WindowCenter") and numbers("", ds, "WindowWidth"):
+        # pydicom maps the window onto an output range it derives from BitsStored and the rescale; asking it
+        # where -inf and +inf land gives that range exactly, for LINEAR, LINEAR_EXACT and SIGMOID alike.
+        low, high = apply_windowing(np.array([-np.inf, np.inf]), ds)
+        return (lambda band: apply_windowing(modality(band), ds)), float(low), float(high)
+    low, high = np.inf, -np.inf
+    for _, band in _bands(stored):
+        values = modality(band)
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+    return modality, low, high
 
 
 def _modality(stored: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
@@ -250,21 +287,14 @@ def _modality(stored: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
     return values
 
 
-def _apply_voi_lut(values: np.ndarray, ds: pydicom.Dataset):
-    # A LUT indexes by integers; rescaled values can be float even when they are whole numbers.
-    values = np.rint(values).astype(np.int32)
+def _voi_lut_mapping(modality: Callable[[np.ndarray], np.ndarray], ds: pydicom.Dataset):
     descriptor = ds.VOILUTSequence[0].LUTDescriptor
     entries, first = int(descriptor[0]) or 2 ** 16, int(descriptor[1])
     # The LUT's own output range becomes 0..255: many LUTs declare 16 bits but fill far fewer.
     table = apply_voi(np.arange(first, first + entries), ds)
-    return apply_voi(values, ds), float(table.min()), float(table.max())
-
-
-def _apply_window(values: np.ndarray, ds: pydicom.Dataset):
-    # pydicom maps the window onto an output range it derives from BitsStored and the rescale; asking it where
-    # -inf and +inf land gives that range exactly, for LINEAR, LINEAR_EXACT and SIGMOID alike.
-    low, high = apply_windowing(np.array([-np.inf, np.inf]), ds)
-    return apply_windowing(values, ds), float(low), float(high)
+    # A LUT indexes by integers; rescaled values can be float even when they are whole numbers.
+    return (lambda band: apply_voi(np.rint(modality(band)).astype(np.int32), ds)), float(table.min()), \
+        float(table.max())
 
 
 def _rescale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
