@@ -2,9 +2,8 @@
 
 Grayscale follows the DICOM display pipeline: stored values -> Modality LUT (or RescaleSlope/Intercept) -> VOI LUT
 (or the first WindowCenter/WindowWidth, or else the min..max of the rescaled values) -> 0..255, with MONOCHROME1
-inverted so that, as in every other image, high means bright. pydicom decodes the pixels (with GDCM's plugin for
-JPEG Lossless, JPEG-LS and JPEG 2000, and libjpeg's for 12-bit JPEG with the `jpeg12` extra) and applies the LUTs
-and windows.
+inverted so that, as in every other image, high means bright. pydicom decodes the pixels (with the JPEG, JPEG-LS
+and JPEG 2000 plugins medclass installs) and applies the LUTs and windows.
 
 Files from elsewhere are read defensively: the header fields decoding needs are checked first (dicom_header.py),
 a deflated data set is inflated only as far as MAX_DECODED_BYTES allows, and whatever pydicom still raises on

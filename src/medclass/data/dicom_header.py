@@ -9,14 +9,13 @@ as `(gggg,eeee) Keyword` and what was expected.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
 
 import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID, AllTransferSyntaxes, JPEGExtended12Bit, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medclass.data.images import check_decoded_size
 from medclass.errors import DataError
@@ -71,24 +70,13 @@ def pixel_header(where, ds: pydicom.Dataset) -> PixelHeader:
         frames=integer(where, ds, "NumberOfFrames", default=1),
         photometric=photometric, syntax=transfer_syntax(where, ds, keyword), keyword=keyword)
     if keyword == "PixelData":
-        bits_stored = integer(where, ds, "BitsStored", allowed=range(1, header.bits_allocated + 1))
+        integer(where, ds, "BitsStored", allowed=range(1, header.bits_allocated + 1))
         integer(where, ds, "PixelRepresentation", allowed=(0, 1), low=0)
-        if header.syntax == JPEGExtended12Bit and bits_stored > 8:
-            _check_twelve_bit_decoder(where)
     check_decoded_size(where, header.columns, header.rows, header.samples, math.ceil(header.bits_allocated / 8))
     if not header.syntax.is_encapsulated:
         _check_native_length(where, ds, header)
     check_display_elements(where, ds, photometric)
     return header
-
-
-def _check_twelve_bit_decoder(where) -> None:
-    # GDCM and Pillow decode 8-bit JPEG Extended only; 12-bit needs libjpeg, whose GPL-3.0 licence keeps it out of
-    # the default install (medclass is Apache-2.0), so the user opts in with the extra.
-    if importlib.util.find_spec("libjpeg") is None:
-        raise DataError(f"{where}: pixel data compressed as 12-bit JPEG Extended (1.2.840.10008.1.2.4.51), whose "
-                        "one decoder (pylibjpeg-libjpeg, GPL-3.0) is not installed by default; install it with: "
-                        "pip install 'medclass[jpeg12]'")
 
 
 def transfer_syntax(where, ds: pydicom.Dataset, keyword: str) -> UID:
