@@ -200,3 +200,16 @@ def test_lossy_jpeg_ls_and_12_bit_jpeg_extended_decode_to_plausible_images():
     twelve_bit = _pixels(read_dicom(_test_file("JPGExtended.dcm")))
     same_scan = _pixels(read_dicom(_test_file("JPEG2000.dcm")))  # the same slice, encoded as JPEG 2000
     assert twelve_bit.std() > 10 and np.corrcoef(twelve_bit.ravel(), same_scan.ravel())[0, 1] > 0.9
+
+
+def test_gdcm_is_never_handed_untrusted_bytes_even_when_installed():
+    """GDCM's plugin aborts the process on a corrupt JPEG stream (benchmarks/fuzz.py, seed 0, with python-gdcm
+    installed): pydicom registers it for every JPEG syntax whether installed or not, and medclass drops it."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless
+
+    import medclass.data.dicom  # noqa: F401 - drops the plugin at import
+
+    for syntax in (JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless):
+        decoder = get_decoder(syntax)
+        assert "gdcm" not in decoder.available_plugins and "gdcm" not in decoder._unavailable

@@ -90,6 +90,31 @@ def fuzz_decoder(seed: int = 0, count: int = 1000, decode: Callable[[bytes, str]
     return counts
 
 
+def fuzz_server(client, seed: int = 0, count: int = 200, model: str | None = None) -> Counter:
+    """Post `count` mutants to a medclass server's /predict through `client` (FastAPI's TestClient, or any client
+    with `post(url, files=, data=)`) and count the answers by status code; an answer that is not JSON with a
+    one-line `detail` (or, for 200, finite probabilities) counts as "malformed <status>"."""
+    statuses: Counter = Counter()
+    for name, data in mutants(seed, count):
+        response = client.post("/predict", files={"file": (name, data, "application/octet-stream")},
+                               data={"model": model} if model else None)
+        statuses[_answer_kind(response)] += 1
+    return statuses
+
+
+def _answer_kind(response) -> str | int:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"malformed {response.status_code}"
+    if response.status_code == 200:
+        probabilities = [p for task in body["tasks"].values() for p in task["probabilities"].values()]
+        return 200 if all(np.isfinite(probabilities)) else "malformed 200"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    one_line = isinstance(detail, str) and detail and "\n" not in detail
+    return response.status_code if one_line else f"malformed {response.status_code}"
+
+
 def format_counts(counts: FuzzCounts, seed: int) -> str:
     lines = [f"Decoder fuzzing (seed {seed}): {counts.total} mutants of PNG, JPEG and DICOM through "
              "decode_image_bytes",

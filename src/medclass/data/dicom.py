@@ -26,8 +26,8 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply_windowing, pixel_array
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply_windowing, get_decoder, pixel_array
+from pydicom.uid import AllTransferSyntaxes, DeflatedExplicitVRLittleEndian
 
 from medclass.data.dicom_header import MONOCHROME, PixelHeader, element_name, numbers, pixel_header
 from medclass.data.images import MAX_DECODED_BYTES
@@ -49,6 +49,25 @@ _PYDICOM_ADVICE = re.compile(r"[^.]*\b(force=True|allow_excess_frames|please see
 # The first group of a data set that lacks the 128-byte preamble (raw data sets, ACR-NEMA style exports), either
 # byte order: (0002,xxxx) file meta or (0008,xxxx) identification.
 _RAW_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+# Decoder plugins medclass never hands untrusted bytes to: GDCM's aborts the whole process (a C++ exception that
+# ends in std::terminate, no Python exception to catch) on a corrupt JPEG stream, found by benchmarks/fuzz.py
+# (seed 0) when python-gdcm is installed beside the plugins medclass ships. pydicom tries every available plugin
+# in turn, so an installed one is reached whenever the others fail.
+UNSAFE_DECODER_PLUGINS = ("gdcm",)
+
+
+def _drop_unsafe_decoder_plugins() -> None:
+    for syntax in AllTransferSyntaxes:
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:  # no decoder at all for this syntax
+            continue
+        for label in UNSAFE_DECODER_PLUGINS:
+            if label in decoder.available_plugins or label in getattr(decoder, "_unavailable", {}):
+                decoder.remove_plugin(label)
+
+
+_drop_unsafe_decoder_plugins()  # once, at import: pydicom's registry is process-wide
 
 
 def read_dicom(path: str | Path | BinaryIO, name: str | None = None, frame: int | None = None) -> Image.Image:
