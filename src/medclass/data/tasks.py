@@ -105,8 +105,8 @@ def check_single_label(dataset: ImageDataset, task: str | None = None) -> None:
         labels = labels_of(sample, task)
         if len(labels) < 2:
             continue
-        raise DataError(f"{sample_place(dataset, sample, task)}: expected one class for the single-label task {task!r}, found {len(labels)} "
-                        f"({'|'.join(labels)!r}); pass --multilabel to learn every finding, or --positive FINDING "
+        raise DataError(f"{sample_place(dataset, sample, task)}: expected one class for the single-label task "
+                        f"{task!r}, found {len(labels)} ({'|'.join(labels)!r}); pass --multilabel to learn every finding, or --positive FINDING "
                         "for one finding vs the rest")
 
 

@@ -11,15 +11,21 @@ safetensors header's metadata ("medclass" key), so opening an artefact from else
 plain containers. Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added
 within format 2, with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass
 0.x of November 2026) kept one task's classes, positive_index and threshold, and loads as a single head.
+
+Whatever its format, an artefact read from a file is checked before anything is built from it: its metadata whole
+against one schema (inference/header_schema.py), then its tensors' names, shapes and dtypes against the network
+the metadata names, and their values for NaN (inference/weights_check.py). A file from elsewhere may carry anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -38,6 +44,9 @@ FORMAT = "medclass-model"
 FORMAT_VERSION = 3
 METADATA_KEY = "medclass"  # the safetensors header metadata entry holding the artefact's JSON
 SAFETENSORS_SUFFIX = ".safetensors"
+# The metadata that changes an answer, hashed into a served model's version (with the weights): not provenance,
+# modality or description
+VERSIONED_FIELDS = ("model_name", "model_kwargs", "preprocessing", "heads", "tta")
 
 
 @dataclass
@@ -99,9 +108,19 @@ class ModelArtifact:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:  # an artefact built in memory (one read from a file was checked at load)
             raise MedclassError(f"model {self.model_name!r}: its weights do not fit the network "
-                                f"({str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc})"
-                                ) from None
+                                f"({' '.join(str(exc).split())[:300]})") from None
         return model.eval()
+
+    def version(self, network: Iterable[bytes] | None = None) -> str:
+        """sha256 of what answers: the metadata that changes an answer (VERSIONED_FIELDS) as canonical JSON, then the
+        network: `network` (an export's graph and weights) or else this artefact's weights. Never the file's bytes:
+        the key order of a safetensors header changes from one save to the next, so a `medclass threshold` that
+        changed nothing would change them; provenance and description do not answer either."""
+        meta = self.metadata()
+        digest = hashlib.sha256(json.dumps({k: meta[k] for k in VERSIONED_FIELDS}, sort_keys=True).encode())
+        for chunk in weights_bytes(self.state_dict) if network is None else network:
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def metadata(self, source: str | Path = "model artefact") -> dict:
         """Everything but the weights, as plain JSON values: what format 3 and an exported ONNX model carry.
@@ -244,6 +263,14 @@ def read_safetensors_part(path: Path, read):
     except Exception as exc:  # SafetensorError, OSError...: a truncated or damaged file
         raise MedclassError(f"{path}: damaged safetensors file (expected a whole medclass model artefact; "
                             f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+
+
+def weights_bytes(state_dict: dict) -> Iterator[bytes]:
+    """Each tensor's name, dtype and shape, then its bytes, in name order: the weights as a version hashes them."""
+    for key, tensor in sorted(state_dict.items()):
+        tensor = tensor.detach().cpu().contiguous()
+        yield f"{key}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode()
+        yield tensor.reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype (bfloat16 has no numpy type)
 
 
 def json_ready(value, where: str):

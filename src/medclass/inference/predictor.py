@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
@@ -68,6 +69,12 @@ class Predictor:
         self.multi_task = len(self.heads) > 1
         classes = {h.name: np.array(h.classes) for h in self.heads}
         self.classes_ = classes if self.multi_task else classes[self.heads[0].name]
+
+    @cached_property
+    def version(self) -> str:
+        """What a server reports as this model's version: `ModelArtifact.version` of the network the backend runs
+        (the artefact's weights, or an export's graph and weights)."""
+        return self.artifact.version(self.backend.network_bytes())
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs) -> "Predictor":
