@@ -19,7 +19,6 @@ them with the field's path too. Whether the weights fit the network the header n
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -55,34 +54,28 @@ class Spec:
         return None if self.fits(value) else f"{path} must be {self.expected}; got {shown(value)}"
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class Integer(Spec):
-    low: int
-    high: int
-
-    @property
-    def expected(self) -> str:
-        return f"an integer {self.low}..{self.high}"
-
-    def fits(self, value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
-
-
 @dataclass(frozen=True)
 class Number(Spec):
+    """A number in [low, high] (NaN and infinities never are); `integer`: whole numbers only (3.5 and "64" are no
+    image sizes)."""
+
     low: float
     high: float
+    integer: bool = False
 
     @property
     def expected(self) -> str:
+        if self.integer:
+            return f"an integer {self.low}..{self.high}"
         return f"a finite number in [{self.low:g}, {self.high:g}]"
 
     def fits(self, value) -> bool:
-        return is_number(value) and math.isfinite(value) and self.low <= value <= self.high
+        kind = int if self.integer else (int, float)
+        return isinstance(value, kind) and not isinstance(value, bool) and self.low <= value <= self.high
+
+
+def Integer(low: int, high: int) -> Number:
+    return Number(low, high, integer=True)
 
 
 @dataclass(frozen=True)
@@ -223,7 +216,7 @@ PREPROCESSING = Record(
 # What create_model is called with: TrainConfig.model_kwargs (head, drop_rate), fit.py's task_outputs and smallcnn's
 # width. Nothing else: another option would reach the network's constructor unchecked.
 MODEL_KWARGS = Record(optional={"head": Choice(HEADS), "drop_rate": Number(0, 1), "width": Integer(1, 512),
-                                "task_outputs": ListOf(Integer(1, MAX_CLASSES), 2, MAX_TASKS, what="output counts")})
+                                "task_outputs": ListOf(Integer(1, MAX_CLASSES), 1, MAX_TASKS, what="output counts")})
 # format and format_version: ModelArtifact.from_metadata reads them first (a newer format is named as such)
 COMMON = {"format": Choice(("medclass-model",)), "format_version": Integer(1, 1_000), "model_name": Text(200),
           "preprocessing": PREPROCESSING}
