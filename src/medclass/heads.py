@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from medclass.data.base import KINDS, ImageDataset, Sample
+from medclass.data.base import KINDS, ImageDataset, Sample, name_problem
 from medclass.errors import DataError, MedclassError
 
 MISSING = -1  # target value of a sample that has no label for a task
@@ -53,7 +53,10 @@ class TaskHead:
     ordinal: bool = False
 
     def __post_init__(self):
+        if isinstance(self.classes, str):  # "abc" would read as three classes a, b, c
+            raise MedclassError(f"task {self.name!r}: classes must be a list of names; got the text {self.classes!r}")
         object.__setattr__(self, "classes", tuple(self.classes))
+        self._check_names()
         if self.kind not in KINDS:
             raise MedclassError(f"task {self.name!r}: kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
         if self.kind == "binary" and len(self.classes) != 2:
@@ -71,10 +74,41 @@ class TaskHead:
             object.__setattr__(self, "threshold", tuple(float(t) for t in thresholds))
         elif self.kind == "binary" and self.positive_index is None:
             object.__setattr__(self, "positive_index", 1)
+        self._check_decision()
         if self.ordinal and self.kind == "multilabel":
             raise MedclassError(f"task {self.name!r}: ordinal grades need a single-label task, not multilabel")
         if not self.temperature > 0:
             raise MedclassError(f"task {self.name!r}: temperature must be positive; got {self.temperature}")
+
+    def _check_names(self) -> None:
+        """The task's and classes' names become column names, JSON keys and report lines: non-empty text without
+        control characters, and no class twice."""
+        problem = name_problem(self.name)
+        if problem:
+            raise MedclassError(f"task name {self.name!r} {problem}; expected non-empty text without control "
+                                "characters")
+        for index, name in enumerate(self.classes):
+            problem = name_problem(name)
+            if problem:
+                raise MedclassError(f"task {self.name!r}: class {index} ({name!r}) {problem}; expected non-empty "
+                                    "text without control characters")
+        repeated = sorted({c for c in self.classes if self.classes.count(c) > 1})
+        if repeated:
+            raise MedclassError(f"task {self.name!r}: class(es) {', '.join(map(repr, repeated))} named more than "
+                                "once; expected distinct class names")
+
+    def _check_decision(self) -> None:
+        """A positive class that exists, and thresholds that are probabilities (one per finding, else one)."""
+        if self.kind == "binary" and self.positive_index not in (0, 1):
+            raise MedclassError(f"task {self.name!r}: positive_index must be 0 or 1 (one of its 2 classes); got "
+                                f"{self.positive_index!r}")
+        if self.kind != "binary" and self.positive_index is not None:
+            raise MedclassError(f"task {self.name!r}: a {self.kind} task has no positive class; got positive_index "
+                                f"{self.positive_index!r}")
+        thresholds = self.threshold if self.kind == "multilabel" else (self.threshold,)
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in thresholds):
+            raise MedclassError(f"task {self.name!r}: threshold must be a probability in [0, 1]"
+                                f"{' per finding' if self.kind == 'multilabel' else ''}; got {self.threshold!r}")
 
     @property
     def outputs(self) -> int:

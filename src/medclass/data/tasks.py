@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from medclass.data.base import NO_FINDING, ImageDataset, Sample, labels_of
+from medclass.data.base import NO_FINDING, ImageDataset, Sample, labels_of, name_problem
 from medclass.errors import DataError
 
 TASK_OPTIONS = ("target", "positive", "negative", "tasks")  # understood for every format, after the reader
@@ -26,7 +26,25 @@ def apply_task_options(dataset: ImageDataset, target: str | None = None, positiv
         dataset = select_target(dataset, target)
     if positive is not None:
         dataset = derive_binary(dataset, positive, negative)
+    check_names(dataset)
     return dataset
+
+
+def check_names(dataset: ImageDataset) -> None:
+    """Refuse a learned task or class whose name is empty or holds a control character (a CSV cell or folder name
+    with a newline or NUL), naming it and the first image labelled with it, before anything is trained: the names
+    become CSV columns, JSON keys and report lines, and a model artefact refuses them."""
+    for task in dataset.learned:
+        problem = name_problem(task)
+        if problem:
+            raise DataError(f"{dataset.name}: task name {task!r} {problem}; rename the column")
+        for name in dataset.tasks[task]:
+            problem = name_problem(name)
+            if problem:
+                sample = next((s for s in dataset.samples if name in labels_of(s, task)), None)
+                where = sample_place(dataset, sample, task) if sample else dataset.name
+                raise DataError(f"{where}: class {name!r} of task {task!r} {problem}; expected a class name "
+                                "without control characters (rename the folder or fix the label)")
 
 
 def check_task_options(where: str, target: str | None = None, positive: str | None = None,
@@ -83,17 +101,22 @@ def check_single_label(dataset: ImageDataset, task: str | None = None) -> None:
     task = task or dataset.target
     if task in dataset.multilabel:
         return
-    rows = dataset.meta.get("rows", {})
-    column = dataset.meta.get("columns", {}).get("tasks", {}).get(task, task)
     for sample in dataset.samples:
         labels = labels_of(sample, task)
         if len(labels) < 2:
             continue
-        where = (f"{dataset.meta.get('path', dataset.name)}: row {rows[sample.source]}, column {column}"
-                 if sample.source in rows else f"{dataset.name}: {sample.source}")
-        raise DataError(f"{where}: expected one class for the single-label task {task!r}, found {len(labels)} "
-                        f"({'|'.join(labels)!r}); pass --multilabel to learn every finding, or --positive FINDING "
+        raise DataError(f"{sample_place(dataset, sample, task)}: expected one class for the single-label task "
+                        f"{task!r}, found {len(labels)} ({'|'.join(labels)!r}); pass --multilabel to learn every finding, or --positive FINDING "
                         "for one finding vs the rest")
+
+
+def sample_place(dataset: ImageDataset, sample: Sample, task: str) -> str:
+    """Where a sample's label for `task` was read: its CSV row and column (meta["rows"]), else its image."""
+    rows = dataset.meta.get("rows", {})
+    column = dataset.meta.get("columns", {}).get("tasks", {}).get(task, task)
+    if sample.source in rows:
+        return f"{dataset.meta.get('path', dataset.name)}: row {rows[sample.source]}, column {column}"
+    return f"{dataset.name}: {sample.source}"
 
 
 def binary_task_name(positive: str, negative: str | None) -> str:

@@ -11,14 +11,21 @@ safetensors header's metadata ("medclass" key), so opening an artefact from else
 plain containers. Format 2 keeps a list of heads (a head's temperature, threshold source and ordinal flag were added
 within format 2, with defaults, so older format-2 files read as uncalibrated and untuned); format 1 (up to medclass
 0.x of November 2026) kept one task's classes, positive_index and threshold, and loads as a single head.
+
+Whatever its format, an artefact read from a file is checked before anything is built from it: its metadata whole
+against one schema (inference/header_schema.py), then its tensors' names, shapes and dtypes against the network
+the metadata names, and their values for NaN (inference/weights_check.py). A file from elsewhere may carry anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -26,7 +33,9 @@ from torch import nn
 
 from medclass.errors import MedclassError
 from medclass.heads import TaskHead
-from medclass.models import create_model
+from medclass.inference.header_schema import header_problems
+from medclass.inference.weights_check import check_finite, check_weights_fit, safetensors_layout, tensors_layout
+from medclass.models import create_model, model_entry
 from medclass.rundir import ARTIFACT as ARTIFACT_NAME
 from medclass.rundir import LEGACY_ARTIFACT
 from medclass.transforms import Preprocessing
@@ -35,6 +44,9 @@ FORMAT = "medclass-model"
 FORMAT_VERSION = 3
 METADATA_KEY = "medclass"  # the safetensors header metadata entry holding the artefact's JSON
 SAFETENSORS_SUFFIX = ".safetensors"
+# The metadata that changes an answer, hashed into a served model's version (with the weights): not provenance,
+# modality or description
+VERSIONED_FIELDS = ("model_name", "model_kwargs", "preprocessing", "heads", "tta")
 
 
 @dataclass
@@ -82,14 +94,33 @@ class ModelArtifact:
     def is_binary(self) -> bool:
         return self.heads[0].kind == "binary"
 
+    def create_network(self) -> nn.Module:
+        """The untrained network this artefact's weights belong to (on torch's default device)."""
+        return create_model(self.model_name, num_classes=sum(h.outputs for h in self.heads),
+                            in_chans=self.preprocessing.in_chans, pretrained=False, **self.model_kwargs)
+
     def build_model(self) -> nn.Module:
         if not self.state_dict:
             raise MedclassError(f"model {self.model_name!r}: this artefact carries no PyTorch weights (read from an "
                                 "ONNX model?); load the run's model.safetensors for the torch backend")
-        model = create_model(self.model_name, num_classes=sum(h.outputs for h in self.heads),
-                             in_chans=self.preprocessing.in_chans, pretrained=False, **self.model_kwargs)
-        model.load_state_dict(self.state_dict)
+        model = self.create_network()
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:  # an artefact built in memory (one read from a file was checked at load)
+            raise MedclassError(f"model {self.model_name!r}: its weights do not fit the network "
+                                f"({' '.join(str(exc).split())[:300]})") from None
         return model.eval()
+
+    def version(self, network: Iterable[bytes] | None = None) -> str:
+        """sha256 of what answers: the metadata that changes an answer (VERSIONED_FIELDS) as canonical JSON, then the
+        network: `network` (an export's graph and weights) or else this artefact's weights. Never the file's bytes:
+        the key order of a safetensors header changes from one save to the next, so a `medclass threshold` that
+        changed nothing would change them; provenance and description do not answer either."""
+        meta = self.metadata()
+        digest = hashlib.sha256(json.dumps({k: meta[k] for k in VERSIONED_FIELDS}, sort_keys=True).encode())
+        for chunk in weights_bytes(self.state_dict) if network is None else network:
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def metadata(self, source: str | Path = "model artefact") -> dict:
         """Everything but the weights, as plain JSON values: what format 3 and an exported ONNX model carry.
@@ -116,16 +147,24 @@ class ModelArtifact:
         if version > FORMAT_VERSION:
             raise MedclassError(f"{source}: artefact format {version} is newer than this medclass reads "
                                 f"({FORMAT_VERSION}); upgrade medclass")
+        problem = next(header_problems(meta), None)
+        if problem:
+            raise MedclassError(f"{source}: {problem}")
         payload = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
         try:
+            model_entry(payload["model_name"])  # an unknown name (or timm architecture) before anything is built
+        except MedclassError as exc:
+            raise MedclassError(f"{source}: model_name: {exc}") from None
+        # the checks between fields that the classes make, reported with the file (their messages name the field)
+        with errors_named(source):
             payload["preprocessing"] = Preprocessing.from_dict(payload["preprocessing"])
             if version == 1:
                 return cls.single_task(payload.pop("model_name"), payload.pop("classes"),
                                        payload.pop("preprocessing"), state_dict, **payload)
-            payload["heads"] = [TaskHead.from_dict(h) for h in payload["heads"]]
-            return cls(**payload, state_dict=state_dict)
-        except (KeyError, TypeError) as exc:
-            raise MedclassError(f"{source}: medclass artefact metadata incomplete or damaged ({exc})") from None
+        for i, head in enumerate(payload["heads"]):
+            with errors_named(f"{source}: heads[{i}]"):
+                payload["heads"][i] = TaskHead.from_dict(head)
+        return cls(**payload, state_dict=state_dict)
 
     def save(self, path: str | Path) -> Path:
         """Write format 3 (safetensors weights + JSON metadata) to `path`, or to RUN/model.safetensors for a folder.
@@ -162,7 +201,22 @@ class ModelArtifact:
         if not isinstance(payload, dict):
             raise MedclassError(f"{path}: not a medclass model artefact (format {FORMAT!r} expected)")
         state_dict = payload.pop("state_dict", None)
-        return cls.from_metadata(payload, state_dict if isinstance(state_dict, dict) else {}, path)
+        state_dict = state_dict if isinstance(state_dict, dict) else {}
+        artifact = cls.from_metadata(payload, {}, path)
+        if weights:
+            check_weights_fit(artifact, tensors_layout(state_dict, path), path)
+            check_finite(state_dict, path)
+            artifact.state_dict = state_dict
+        return artifact
+
+
+@contextmanager
+def errors_named(where: str):
+    """A MedclassError raised inside, as one line starting with `where` (the file, and the field)."""
+    try:
+        yield
+    except MedclassError as exc:
+        raise MedclassError(f"{where}: {exc}") from None
 
 
 def find_artifact(path: Path) -> Path:
@@ -182,22 +236,41 @@ def is_safetensors(path: Path) -> bool:
 
 
 def read_safetensors(path: Path, weights: bool = True) -> ModelArtifact:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="pt") as f:
-            header = f.metadata() or {}
-            state_dict = {k: f.get_tensor(k) for k in f.keys()} if weights else {}
-    except Exception as exc:  # SafetensorError, OSError...: a truncated or damaged file
-        raise MedclassError(f"{path}: damaged safetensors file (expected a whole medclass model artefact; "
-                            f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+    """The header first (metadata against the schema, the tensors' layout against the network it names), the
+    tensors only then."""
+    header, layout = read_safetensors_part(path, lambda f: (f.metadata() or {}, safetensors_layout(f)))
     if header.get("format") != FORMAT or METADATA_KEY not in header:
         raise MedclassError(f"{path}: safetensors file without medclass metadata (not a medclass model artefact)")
     try:
         meta = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError:
         raise MedclassError(f"{path}: medclass metadata is not valid JSON (damaged artefact)") from None
-    return ModelArtifact.from_metadata(meta, state_dict, path)
+    artifact = ModelArtifact.from_metadata(meta, {}, path)
+    if weights:
+        check_weights_fit(artifact, layout, path)
+        artifact.state_dict = read_safetensors_part(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
+        check_finite(artifact.state_dict, path)
+    return artifact
+
+
+def read_safetensors_part(path: Path, read):
+    """read(handle) on the opened file; a truncated or damaged file is one line naming it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            return read(f)
+    except Exception as exc:  # SafetensorError, OSError...: a truncated or damaged file
+        raise MedclassError(f"{path}: damaged safetensors file (expected a whole medclass model artefact; "
+                            f"{str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+
+
+def weights_bytes(state_dict: dict) -> Iterator[bytes]:
+    """Each tensor's name, dtype and shape, then its bytes, in name order: the weights as a version hashes them."""
+    for key, tensor in sorted(state_dict.items()):
+        tensor = tensor.detach().cpu().contiguous()
+        yield f"{key}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode()
+        yield tensor.reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype (bfloat16 has no numpy type)
 
 
 def json_ready(value, where: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -21,9 +21,13 @@ BACKENDS = ("torch", "onnx", "ncnn")
 
 class Backend(Protocol):
     name: str
-    files: tuple[Path, ...]  # the exported files it runs (empty for the torch backend): what a served version hashes
+    files: tuple[Path, ...]  # the exported files it runs (empty for the torch backend)
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray: ...
+
+    def network_bytes(self) -> Iterable[bytes] | None:
+        """The network it runs (graph and weights, without metadata), as a served version hashes it; None: the
+        artefact's own weights (ModelArtifact.version)."""
 
 
 class TorchBackend:
@@ -41,6 +45,9 @@ class TorchBackend:
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         batch = torch.as_tensor(batch).to(self.device)
         return self.model(batch).float().cpu().numpy()
+
+    def network_bytes(self) -> None:
+        return None  # the network is the artefact's weights
 
 
 class OnnxBackend:
@@ -76,6 +83,13 @@ class OnnxBackend:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run(None, {self.input_name: batch})[0].astype(np.float32, copy=False)
 
+    def network_bytes(self) -> list[bytes]:
+        """The graph and its weights; not the model's metadata_props, which also hold provenance (the version hashes
+        the metadata that answers itself)."""
+        import onnx
+
+        return [onnx.load(str(self.path)).graph.SerializeToString()]
+
 
 class NcnnBackend:
     """A network exported for ncnn (`medclass export RUN --format ncnn`), in fp32. ncnn runs 3x3 convolutions
@@ -105,6 +119,12 @@ class NcnnBackend:
         self._pool = None
         self._local = threading.local()
         self._lock = threading.Lock()
+
+    def network_bytes(self) -> Iterator[bytes]:
+        """The .param graph and the .bin weights (the metadata lives beside them, in NAME.json)."""
+        for path in self.files:
+            with open(path, "rb") as f:
+                yield from iter(lambda: f.read(1 << 20), b"")
 
     def _load(self, threads: int):
         net = self._ncnn.Net()

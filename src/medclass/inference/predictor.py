@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
@@ -35,6 +36,17 @@ def prefetched(load: Callable[..., T], items: Sequence) -> Iterator[T]:
             yield ready
 
 
+def finite_logits(logits: np.ndarray, model_name: str) -> np.ndarray:
+    """`logits` (views, images, outputs), refused when any is NaN or infinite: the probabilities computed from them
+    would be NaN, and a NaN compared with a threshold still gives a label."""
+    finite = np.isfinite(logits).all(axis=(0, 2))
+    if not finite.all():
+        raise MedclassError(f"model {model_name!r}: the network's outputs are not finite (NaN or infinite) for "
+                            f"{int((~finite).sum())} of {len(finite)} image(s); no probabilities are given (damaged "
+                            "weights, or inputs the network overflows on)")
+    return logits
+
+
 class Predictor:
     """Predict with a trained medclass model.
 
@@ -57,6 +69,12 @@ class Predictor:
         self.multi_task = len(self.heads) > 1
         classes = {h.name: np.array(h.classes) for h in self.heads}
         self.classes_ = classes if self.multi_task else classes[self.heads[0].name]
+
+    @cached_property
+    def version(self) -> str:
+        """What a server reports as this model's version: `ModelArtifact.version` of the network the backend runs
+        (the artefact's weights, or an export's graph and weights)."""
+        return self.artifact.version(self.backend.network_bytes())
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs) -> "Predictor":
@@ -90,7 +108,7 @@ class Predictor:
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Raw logits of every test-time view of a preprocessed batch: (views, images, outputs)."""
         views = [batch] + [batch.flip(-1) for name in self.artifact.tta if name == "hflip"]
-        return np.stack([self.backend(v) for v in views])
+        return finite_logits(np.stack([self.backend(v) for v in views]), self.artifact.model_name)
 
     def logits(self, images: Sequence[ImageInput]) -> np.ndarray:
         """The model's raw outputs before any temperature, softmax or sigmoid: (views, n_images, outputs), the heads'

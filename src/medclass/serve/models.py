@@ -7,7 +7,6 @@ probabilities are exactly those of the command line for the same file.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import threading
@@ -33,7 +32,7 @@ DEFAULT_MAX_BATCH = 16  # most requests one forward takes; chosen by benchmarks/
 class ServedModel:
     name: str
     predictor: Predictor
-    version: str  # sha256 of the model file(s) served (in-memory Predictor: of its weights)
+    version: str  # sha256 of what answers: the weights or exported network, and the metadata that answers
     test_metrics: dict | None = None
     max_batch: int = DEFAULT_MAX_BATCH
     # One forward (or Grad-CAM, whose hooks live on the shared network) at a time per model: see serve/app.py.
@@ -122,33 +121,13 @@ def load_model(name: str, source, backend: str = "torch", max_batch: int = DEFAU
     from medclass.inference import load_predictor
 
     if isinstance(source, Predictor):
-        return ServedModel(name, source, weights_sha256(source), max_batch=max_batch)
+        return ServedModel(name, source, source.version, max_batch=max_batch)
     path = Path(source)
     run = RunDir(path) if path.is_dir() else None
     if run:
         run.check()
     predictor = load_predictor(path, backend=backend)
-    # the version covers what runs: an export's files (ncnn: graph and weights), else the artefact
-    files = predictor.backend.files or [run.saved_artifact() if run else path]
-    return ServedModel(name, predictor, file_sha256(*files), test_metrics(run) if run else None, max_batch)
-
-
-def file_sha256(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def weights_sha256(predictor: Predictor) -> str:
-    """A Predictor built in memory has no file: its weights (names and bytes, in name order) identify it."""
-    digest = hashlib.sha256(predictor.artifact.model_name.encode())
-    for key, tensor in sorted(predictor.artifact.state_dict.items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return ServedModel(name, predictor, predictor.version, test_metrics(run) if run else None, max_batch)
 
 
 def test_metrics(run: RunDir) -> dict | None:
