@@ -58,6 +58,23 @@ def test_a_csv_list_keeps_its_order_and_reports_missing_and_unreadable_files(tra
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
+def test_a_file_too_big_for_memory_gets_its_row_and_the_batch_goes_on(trained_run, demo_data, monkeypatch):
+    from medclass.inference import batch
+
+    paths = sorted(demo_data.rglob("*.png"))[:3]
+    real_read = batch.read_input
+
+    def read_short_of_memory(path):
+        if path == paths[1]:
+            raise MemoryError()
+        return real_read(path)
+
+    monkeypatch.setattr(batch, "read_input", read_short_of_memory)
+    rows = list(iter_predictions(Predictor.from_run(trained_run), paths))
+    assert [bool(r["error"]) for r in rows] == [False, True, False]
+    assert "not enough memory" in rows[1]["error"] and str(paths[1]) in rows[1]["error"]
+
+
 def test_an_empty_cell_in_a_csv_list_is_named(tmp_path):
     (tmp_path / "list.csv").write_text("path\na.png\n\n ,\n")
     with pytest.raises(MedclassError, match=r"list.csv, row 3: empty 'path' cell"):

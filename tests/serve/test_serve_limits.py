@@ -158,3 +158,20 @@ def test_a_stalled_or_trickling_upload_gets_408_and_the_connection_is_closed(eva
             other.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert read_until_closed(other, limit=10)[0].startswith(b"HTTP/1.1 200")
     assert list(AuditLog(audit_db).rows()) == []
+
+
+def test_a_model_that_gives_no_finite_answer_is_a_json_reason_and_no_audit_row(trained_run, audit_db, png_path):
+    """The Predictor refuses outputs that are not finite; the server passes that on as one line, logging nothing."""
+    import math
+
+    from medclass.inference.artifact import ModelArtifact
+    from medclass.inference.predictor import Predictor
+
+    artifact = ModelArtifact.load(trained_run)
+    bias = next(name for name in artifact.state_dict if name.endswith("bias"))
+    artifact.state_dict[bias].fill_(math.nan)  # an in-memory artefact skips the load-time weight checks
+    with TestClient(create_app({"nan": Predictor(artifact)}, audit_url=audit_db)) as client:
+        assert wait_ready(client).status_code == 200
+        response = post(client, png_path.read_bytes())
+    assert response.status_code == 500 and "gives no answer for this image" in response.json()["detail"]
+    assert "\n" not in response.json()["detail"] and list(AuditLog(audit_db).rows()) == []

@@ -142,6 +142,8 @@ def _decode(predictor: Predictor, paths: Sequence[Path | FrameOf]) -> tuple[torc
             errors.append(None)
         except DataError as exc:
             errors.append(str(exc))
+        except MemoryError:  # this file's row says so; the rest of the batch goes on
+            errors.append(f"{path}: not enough memory to decode it (close other programs or predict it alone)")
     return (predictor.preprocess(images) if images else None), errors, images
 
 

@@ -243,7 +243,10 @@ def answer(model: ServedModel, audit: AuditLog, data: bytes, image: Image.Image,
            client: str | None, started: float, preview: bool = False) -> dict:
     """Predict and log one decoded upload (in a worker thread); `started`: perf_counter() when it queued for its
     decode (the latency logged counts from there); `preview`: also send the decoded image back."""
-    outputs = model.predict(image, explain)
+    try:
+        outputs = model.predict(image, explain)
+    except MedclassError as exc:  # the model's fault (e.g. outputs that are not finite), not the upload's
+        raise HTTPProblem(500, f"model {model.name!r} gives no answer for this image: {exc}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     digest = hashlib.sha256(data).hexdigest()
     logged = {"tasks": outputs["tasks"]}

@@ -1,9 +1,10 @@
 """The audit log of served predictions: one row per answered /predict, in any database SQLAlchemy reaches.
 
-A row records what was asked and answered, never the image: UTC time, model name and version (sha256 of its
-artefact), sha256 of the uploaded bytes, the outputs as JSON, latency and the client. Only requests that produced
-a prediction are logged; refused uploads (bad type, too large, corrupt, unauthorised) are answered with their
-error and leave no row, so every row is a prediction someone received.
+A row records what was asked and answered, never the image: UTC time, model name and version (sha256 of what
+answers: the weights or exported network and the metadata that changes an answer), sha256 of the uploaded bytes,
+the outputs as JSON, latency and the client. Only requests that produced a prediction are logged; refused uploads
+(bad type, too large, corrupt, unauthorised) are answered with their error and leave no row, so every row is a
+prediction someone received.
 """
 
 from __future__ import annotations
