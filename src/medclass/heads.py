@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from medclass.data.base import KINDS, ImageDataset, Sample, name_problem
+from medclass.data.base import KINDS, ImageDataset, Sample, name_problem, repeated
 from medclass.errors import DataError, MedclassError
 
 MISSING = -1  # target value of a sample that has no label for a task
@@ -92,9 +92,9 @@ class TaskHead:
             if problem:
                 raise MedclassError(f"task {self.name!r}: class {index} ({name!r}) {problem}; expected non-empty "
                                     "text without control characters")
-        repeated = sorted({c for c in self.classes if self.classes.count(c) > 1})
-        if repeated:
-            raise MedclassError(f"task {self.name!r}: class(es) {', '.join(map(repr, repeated))} named more than "
+        twice = sorted(repeated(self.classes))
+        if twice:
+            raise MedclassError(f"task {self.name!r}: class(es) {', '.join(map(repr, twice))} named more than "
                                 "once; expected distinct class names")
 
     def _check_decision(self) -> None:

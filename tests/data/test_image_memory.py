@@ -112,7 +112,7 @@ def test_a_jpeg_over_the_bound_decodes_at_a_reduced_scale_and_one_within_it_whol
 
 
 def test_conversions_to_8_bit_band_by_band_match_the_whole_image_rule(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "_CHUNK_PIXELS", 2)  # one row per band
+    monkeypatch.setattr(images, "BAND_PIXELS", 2)  # one row per band
     Image.fromarray(np.array([[-1.0, 0.0], [1.0, 0.5]], np.float32)).save(tmp_path / "float.tif")
     assert np.asarray(read_image(tmp_path / "float.tif")).tolist() == [[0, 128], [255, 191]]  # min, max: rows 1, 2
     Image.fromarray(np.array([[np.nan, 0.0], [1.0, np.inf]], np.float32)).save(tmp_path / "nan.tif")

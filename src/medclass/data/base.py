@@ -68,6 +68,13 @@ def name_problem(name) -> str | None:
     return None if bad is None else f"holds the control character {bad!r}"
 
 
+def repeated(values: Sequence) -> list:
+    """The values that occur more than once, in order of first occurrence: in linear time, since a header from
+    elsewhere may list 100,000 class names."""
+    counts = Counter(values)
+    return [value for value, n in counts.items() if n > 1]
+
+
 def labels_of(sample: Sample, task: str) -> tuple[str, ...]:
     """A sample's labels for `task` as a tuple, whether the task is single- or multi-label; () when it has none."""
     value = sample.labels.get(task)

@@ -30,7 +30,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply
 from pydicom.uid import AllTransferSyntaxes, DeflatedExplicitVRLittleEndian
 
 from medclass.data.dicom_header import MONOCHROME, PixelHeader, element_name, numbers, pixel_header
-from medclass.data.images import MAX_DECODED_BYTES
+from medclass.data.images import BAND_PIXELS, MAX_DECODED_BYTES
 from medclass.errors import DataError, ImageTooLargeError, MedclassError
 
 # A deflated data set is inflated whole by pydicom, before any header field can be checked: a 143 KB file can
@@ -41,8 +41,6 @@ MAX_INFLATED_BYTES = MAX_DECODED_BYTES + 1024 ** 2
 # read one frame at a time, and a file's size is checked against its header before its pixels are read.
 _DEFER_SIZE = 1024 ** 2
 _INFLATE_CHUNK = 1024 ** 2
-# Rows converted to display values at a time (about this many pixels): float64 LUTs stay band-sized.
-_BAND_PIXELS = 1024 ** 2
 # Sentences of pydicom's messages that advise a Python caller (force=True, keyword arguments): a CLI or API user
 # cannot act on them.
 _PYDICOM_ADVICE = re.compile(r"[^.]*\b(force=True|allow_excess_frames|please see|you should|pass ')[^.]*\.?", re.I)
@@ -256,7 +254,7 @@ def _banded(stored: np.ndarray, to_8_bit: Callable[[np.ndarray], np.ndarray]) ->
 
 
 def _bands(stored: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    step = max(1, _BAND_PIXELS // max(stored[0].size, 1))
+    step = max(1, BAND_PIXELS // max(stored[0].size, 1))
     for top in range(0, len(stored), step):
         yield top, stored[top:top + step]
 

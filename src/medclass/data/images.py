@@ -47,9 +47,9 @@ _ALPHA_TO_BASE = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB
 # libjpeg decodes at 1/2, 1/4 or 1/8 of the stored size (DCT scaling): a JPEG too large to decode whole is read at
 # the first of these scales that fits MAX_DECODED_BYTES, instead of being refused.
 _JPEG_SCALES = (2, 4, 8)
-# Conversions to 8-bit work on bands of rows of about this many pixels, so no full-size wide intermediate (int64,
-# float64) ever exists beside Pillow's own decoded buffer and the 8-bit result.
-_CHUNK_PIXELS = 1 << 20
+# Conversions to 8-bit (here and in dicom.py) work on bands of rows of about this many pixels, so no full-size wide
+# intermediate (int64, float64) ever exists beside the decoded buffer and the 8-bit result.
+BAND_PIXELS = 1 << 20
 
 
 def is_image_file(path: Path) -> bool:
@@ -275,9 +275,9 @@ def _min_max_to_8_bit(img: Image.Image) -> Image.Image:
 
 
 def _row_bands(img: Image.Image) -> Iterator[np.ndarray]:
-    """The pixels of a one-band image as arrays of a few rows each (about _CHUNK_PIXELS pixels)."""
+    """The pixels of a one-band image as arrays of a few rows each (about BAND_PIXELS pixels)."""
     width, height = img.size
-    step = max(1, _CHUNK_PIXELS // max(width, 1))
+    step = max(1, BAND_PIXELS // max(width, 1))
     for top in range(0, height, step):
         yield np.asarray(img.crop((0, top, width, min(top + step, height))))
 

@@ -22,14 +22,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from medclass.data.base import KINDS, name_problem
+from torchvision.transforms import InterpolationMode
+
+from medclass.data.base import KINDS, name_problem, repeated
 from medclass.models.registry import HEADS
 
 MAX_SIDE = 4096  # img_size: 8 (TrainConfig's MIN_IMG_SIZE) to 4096 px; a 4096 px float input is 64 MiB per channel
 MAX_CLASSES = 100_000  # classes (findings) per task
 MAX_TASKS = 100
 MAX_NAME = 1000  # characters of a task or class name
-INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")  # torchvision's
+INTERPOLATIONS = tuple(mode.value for mode in InterpolationMode)  # what Preprocessing's T.Resize accepts
 TTA_VIEWS = ("hflip",)  # Predictor.views: each listed view is one more forward pass
 
 
@@ -160,9 +162,9 @@ class ListOf(Spec):
             if problem:
                 return problem
         if self.distinct:
-            repeated = next((v for i, v in enumerate(value) if v in value[:i]), None)
-            if repeated is not None:
-                return f"{path} must be {self.expected}; {shown(repeated)} comes more than once"
+            twice = repeated(value)
+            if twice:
+                return f"{path} must be {self.expected}; {shown(twice[0])} comes more than once"
         return None
 
 
@@ -241,9 +243,9 @@ def header_problems(meta: dict) -> Iterator[str]:
         return
     heads = meta.get("heads", [{"name": meta.get("task", "label"), "classes": meta.get("classes")}])
     names = [h["name"] for h in heads]
-    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if repeated is not None:
-        yield f"heads: task {shown(repeated)} comes more than once; expected distinct task names"
+    twice = repeated(names)
+    if twice:
+        yield f"heads: task {shown(twice[0])} comes more than once; expected distinct task names"
     outputs = [len(h["classes"]) for h in heads]
     given = meta.get("model_kwargs", {}).get("task_outputs")
     if given is not None and given != outputs:
