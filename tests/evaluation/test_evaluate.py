@@ -117,3 +117,31 @@ def test_evaluate_prints_the_per_class_table_of_scikit_learns_classification_rep
         assert [float(v) for v in rows[avg]] == pytest.approx([want["precision"], want["recall"], want["f1-score"],
                                                                want["support"]], abs=5e-5)
     assert float(rows["accuracy"][0]) == pytest.approx(expected["accuracy"], abs=5e-5)
+
+
+def test_the_test_split_is_set_beside_validation_and_validation_is_not_set_beside_itself(youden_run, tmp_path):
+    from medclass.evaluation.summary import summary_lines
+
+    metrics, out = evaluate_run(youden_run, split="test", out_dir=tmp_path / "test", n_boot=50)
+    gap = metrics["validation_gap"]
+    calibration = json.loads(RunDir(youden_run).calibration_file.read_text())["tasks"]["label"]
+    assert gap["val_images"] == calibration["images"] and gap["auc"] == metrics["auc"]
+    assert gap["val_specificity"] == calibration["operating_point"]["specificity"]
+    assert gap["auc_gap_ci"][0] <= gap["auc_gap"] <= gap["auc_gap_ci"][1]
+    assert any(line.strip().startswith("validation -> here: validation AUC") for line in summary_lines(metrics))
+    assert "Validation and this split" in (out / "report.html").read_text()
+    val_metrics, _ = evaluate_run(youden_run, split="val", out_dir=tmp_path / "val", n_boot=50)
+    assert "validation_gap" not in val_metrics and val_metrics["auc"] == gap["val_auc"]
+
+
+def test_other_data_is_set_beside_validation_or_says_why_not(youden_run, binary_data, tmp_path):
+    import shutil
+
+    metrics, _ = evaluate_run(youden_run, data=str(binary_data), out_dir=tmp_path / "other", n_boot=50)
+    assert metrics["validation_gap"]["val_images"] > 0
+    moved = tmp_path / "run-without-its-data"
+    shutil.copytree(youden_run, moved)
+    config = RunDir(moved).config_file
+    config.write_text(config.read_text().replace(str(binary_data), str(tmp_path / "gone")))
+    metrics, _ = evaluate_run(moved, data=str(binary_data), out_dir=tmp_path / "other2", n_boot=50)
+    assert "not there" in metrics["validation_gap"]["not_scored"]

@@ -117,3 +117,23 @@ def test_a_finding_without_positives_on_validation_keeps_its_threshold():
     tuned = tune_head(head, y, np.stack([score, score], 1), ThresholdRule("youden"), "val")
     assert tuned.threshold[0] == choose_threshold(positive, score, ThresholdRule("youden"))
     assert tuned.threshold[1] == 0.4 and "kept for Hernia" in tuned.threshold_source
+
+
+def test_threshold_can_recalibrate_on_labelled_images_from_elsewhere(youden_run, binary_data, tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(youden_run, run)
+    result = CliRunner().invoke(app, ["threshold", str(run), "--data", str(binary_data), "--recalibrate",
+                                      "--specificity", "0.9"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "calibration.json").read_text())
+    n_images = sum(1 for _ in binary_data.rglob("*.png"))
+    assert record["split"] == str(binary_data) and record["tasks"]["label"]["images"] == n_images
+    head = RunDir(run).artifact().heads[0]
+    assert str(binary_data) in head.threshold_source and f"{binary_data}: sensitivity" in result.output
+    assert head.temperature != RunDir(youden_run).artifact().heads[0].temperature
+
+    refused = CliRunner().invoke(app, ["threshold", str(run), "--value", "0.5", "--mapping", "m.yaml"])
+    assert refused.exit_code == 2 and "apply to --data" in refused.output

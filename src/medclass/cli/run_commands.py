@@ -81,8 +81,9 @@ def train(
         help="none, light (rotation, shift, zoom), classic (also shear; ImageDataGenerator-style) or strong (crops "
              "and TrivialAugment intensity ops).")] = None,
     modality: Annotated[Optional[str], typer.Option(
-        help="xray, ultrasound, histology, dermoscopy, mri or fundus: augmentation defaults for such images "
-             "(e.g. no flips for chest X-rays); flags given win.")] = None,
+        help="xray, ultrasound, histology, dermoscopy, mri, fundus or other: augmentation defaults for such images "
+             "(e.g. no flips for chest X-rays); flags given win. Default: what the data names (a MedMNIST set), "
+             "else other.")] = None,
     description: Annotated[Optional[str], typer.Option(
         help="One line on what the model is for (data, population, intended use); stored in the model, shown by "
              "`medclass serve`'s page.")] = None,
@@ -214,6 +215,7 @@ def evaluate(
 
 @app.command()
 @user_errors
+@reader_options
 def threshold(
     run_dir: RunDir,
     sensitivity: Annotated[Optional[float], typer.Option(help="The most specific threshold reaching this sensitivity.")
@@ -225,10 +227,15 @@ def threshold(
     task: Annotated[Optional[list[str]], typer.Option(help="Only this task (repeatable; default: every binary and "
                                                            "multi-label task).")] = None,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Fit the temperature again first.")] = False,
+    data: Annotated[Optional[str], typer.Option(help="Labelled images to choose on instead of the run's validation "
+                                                     "split: a sample from where the model will serve (its val "
+                                                     "split if it has splits, else all of it).")] = None,
     run_data: RunData = None,
+    reader_options: dict | None = None,
 ):
-    """Re-choose the operating point on the run's validation split, without retraining; the artefact keeps it, and
-    `predict` and `evaluate` apply it."""
+    """Re-choose the operating point on the run's validation split (or on --data), without retraining; the artefact
+    keeps it, and `predict` and `evaluate` apply it."""
+    from medclass.data import cli_flags, open_dataset
     from medclass.errors import MedclassError
     from medclass.evaluation.tuning import tune_run, tuning_summary
     from medclass.rundir import RunDir as Run
@@ -238,7 +245,17 @@ def threshold(
     rules = [rule for rule, set_ in given if set_ is not None]
     if len(rules) != 1:
         raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T")
-    record = tune_run(Run(run_dir, data=run_data), rules[0], calibrate=recalibrate or None, tasks=task or None)
+    if reader_options and data is None:
+        raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it the "
+                            "run's own validation split is used, read as it was for training")
+    if data is not None and run_data is not None:
+        raise MedclassError("give --data (other labelled images) or --run-data (the run's own data, moved), not both")
+    chosen_on = None
+    if data is not None:
+        chosen_on = open_dataset(data, **(reader_options or {}))
+        chosen_on = chosen_on.subset("val") if chosen_on.has_splits else chosen_on
+    record = tune_run(Run(run_dir, data=run_data), rules[0], calibrate=recalibrate or None, tasks=task or None,
+                      val_data=chosen_on, source=data or "val")
     for line in tuning_summary(record):
         typer.echo(line)
     typer.echo(f"saved in {Run(run_dir).artifact_file} (record: {Run(run_dir).calibration_file})")

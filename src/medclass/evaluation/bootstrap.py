@@ -64,12 +64,19 @@ def _counts(drawn: list[np.ndarray], n: int) -> np.ndarray:
     return cells.reshape(len(drawn), n).astype(float)
 
 
-def bootstrap_intervals(statistics: Callable[[np.ndarray], dict[str, np.ndarray]], strata: np.ndarray,
-                        n_boot: int, seed: int = 0, groups: np.ndarray | None = None, level: float = 0.95) -> dict:
-    """Percentile intervals of every number `statistics(weights)` returns ({name: one value per resample}, for
-    (resamples, rows) counts), over `n_boot` resamples."""
+def bootstrap_draws(statistics: Callable[[np.ndarray], dict[str, np.ndarray]], strata: np.ndarray, n_boot: int,
+                    seed: int = 0, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every number `statistics(weights)` returns ({name: one value per resample}, for (resamples, rows) counts),
+    over `n_boot` resamples: {name: (n_boot,) values}."""
     draws: dict[str, list[np.ndarray]] = {}
     for weights in resample_weights(strata, n_boot, seed, groups):
         for key, values in statistics(weights).items():
             draws.setdefault(key, []).append(np.asarray(values, dtype=float))
-    return {key: percentile_interval(np.concatenate(values), level) for key, values in draws.items()}
+    return {key: np.concatenate(values) for key, values in draws.items()}
+
+
+def bootstrap_intervals(statistics: Callable[[np.ndarray], dict[str, np.ndarray]], strata: np.ndarray,
+                        n_boot: int, seed: int = 0, groups: np.ndarray | None = None, level: float = 0.95) -> dict:
+    """Percentile intervals of every number `statistics` returns over `n_boot` resamples (`bootstrap_draws`)."""
+    return {key: percentile_interval(values, level)
+            for key, values in bootstrap_draws(statistics, strata, n_boot, seed, groups).items()}

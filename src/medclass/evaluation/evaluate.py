@@ -24,6 +24,7 @@ from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_err
                                        plot_reliability, plot_roc, plot_roc_findings)
 from medclass.evaluation.predictions import SplitOutputs, predict_split
 from medclass.evaluation.report import write_report
+from medclass.evaluation.transfer import validation_gap
 from medclass.heads import TaskHead, view_probabilities
 from medclass.inference.batch import prediction_cells, prediction_header, truth_text, write_column_guide
 from medclass.inference.predictor import Predictor
@@ -68,18 +69,31 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     predictor = Predictor(run.artifact())
     dataset = evaluation_data(run, data, split, reader_options or {})
     outputs = predict_split(predictor, dataset)
+    fitted_here = data is None and split in ("train", "val")
+    reference = None if fitted_here else validation_outputs(run, predictor)
     out = Path(out_dir) if out_dir else run.evaluation_dir(split)
     if run.path.absolute().is_relative_to(out.absolute()):
         raise MedclassError(f"--out {out}: holds the run {run.path}; the evaluation replaces its folder as a whole: "
                             f"give a folder of its own (default: {run.evaluation_dir(split)})")
     with written_as_one_set(out, is_evaluation_file) as staging:
-        metrics = write_evaluation(staging, run, predictor, dataset, outputs, data, split, n_boot, seed)
+        metrics = write_evaluation(staging, run, predictor, dataset, outputs, data, split, n_boot, seed, reference)
     return metrics, out
 
 
+def validation_outputs(run: RunDir, predictor: Predictor) -> SplitOutputs | str:
+    """The run's validation split, predicted, to set beside the split evaluated; or why it cannot be (a run whose
+    data is not here, say, evaluated on other data)."""
+    try:
+        return predict_split(predictor, run.dataset("val"))
+    except MedclassError as exc:
+        return f"validation split not scored: {exc}"
+
+
 def write_evaluation(out: Path, run: RunDir, predictor: Predictor, dataset: ImageDataset, outputs: SplitOutputs,
-                     data: str | None, split: str, n_boot: int, seed: int) -> dict:
-    """Score each task and write the whole set (see `is_evaluation_file`) into `out`; returns the metrics."""
+                     data: str | None, split: str, n_boot: int, seed: int,
+                     reference: SplitOutputs | str | None = None) -> dict:
+    """Score each task and write the whole set (see `is_evaluation_file`) into `out`; returns the metrics.
+    `reference`: the run's validation split predicted (or why it is not), to report how far its verdict carries."""
     heads = predictor.heads
     proba = outputs.probabilities(heads)
     decided = {h.name: h.decide(proba[h.name]) for h in heads}
@@ -95,6 +109,10 @@ def write_evaluation(out: Path, run: RunDir, predictor: Predictor, dataset: Imag
         # the run's own train split fitted the weights, its val split chose checkpoint, temperature and threshold
         section["fitted_on_this_split"] = data is None and split in ("train", "val")
         section["calibration"] = calibration_report(head, outputs.head_logits(head.name)[:, keep], y)
+        if isinstance(reference, SplitOutputs):
+            section["validation_gap"] = validation_gap(head, reference, y, p, n_boot, seed, groups)
+        elif reference:
+            section["validation_gap"] = {"not_scored": reference}
         if groups is not None:
             section["patient_level"] = patient_level(head, y, p, groups, n_boot, seed)
         sections[head.name] = section

@@ -15,6 +15,8 @@ beside it, and 1000 resamples cost a few array operations rather than thousands 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from sklearn import metrics as skm
 
@@ -169,6 +171,18 @@ def per_finding_table(y: np.ndarray, proba: np.ndarray, decided: np.ndarray, fin
             for j, name in enumerate(findings)}
 
 
+def task_statistics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarray, classes: list[str],
+                    positive_index: int | None = None, ordinal: bool = False) -> tuple[Callable, np.ndarray]:
+    """(statistics, strata): `statistics(weights)` is the kind's `*_summary` on these rows, `strata` what a
+    bootstrap of them stratifies by (the class; multi-label: whether any finding is present)."""
+    if kind == "multilabel":
+        return (lambda weights: multilabel_summary(y, proba, decided, classes, weights)), y.any(1)
+    if kind == "binary":
+        positive, called, score = y == positive_index, decided == positive_index, proba[:, positive_index]
+        return (lambda weights: binary_summary(positive, score, called, weights)), y
+    return (lambda weights: multiclass_summary(y, proba, decided, weights, ordinal)), y
+
+
 def task_metrics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarray, classes: list[str],
                  positive_index: int | None = None, ordinal: bool = False, n_boot: int = 1000, seed: int = 0,
                  groups: np.ndarray | None = None, level: float = 0.95) -> dict:
@@ -177,20 +191,7 @@ def task_metrics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarra
     y: class indices (binary, multiclass) or the 0/1 finding matrix (multilabel); decided: likewise, the model's
     decisions. With `n_boot`, `ci` holds a percentile interval per headline number (stratified by class; by
     patient when `groups` gives each row's patient)."""
-    if kind == "multilabel":
-        def summary(weights):
-            return multilabel_summary(y, proba, decided, classes, weights)
-        strata = y.any(1)
-    elif kind == "binary":
-        positive, called, score = y == positive_index, decided == positive_index, proba[:, positive_index]
-
-        def summary(weights):
-            return binary_summary(positive, score, called, weights)
-        strata = y
-    else:
-        def summary(weights):
-            return multiclass_summary(y, proba, decided, weights, ordinal)
-        strata = y
+    summary, strata = task_statistics(kind, y, proba, decided, classes, positive_index, ordinal)
     point = {k: float(v[0]) for k, v in summary(np.ones((1, len(y)))).items()}
     result = {"n": int(len(y)), "classes": list(classes), **point}
     if kind == "multilabel":
@@ -202,7 +203,7 @@ def task_metrics(kind: str, y: np.ndarray, proba: np.ndarray, decided: np.ndarra
         result["per_class"] = per_class_table(y, proba, decided, classes)
         if kind == "binary":
             result["positive_class"] = classes[positive_index]
-            result["prevalence"] = float(np.mean(positive))
+            result["prevalence"] = float(np.mean(y == positive_index))
             others = multiclass_summary(y, proba, decided, np.ones((1, len(y))))
             result |= {k: float(v[0]) for k, v in others.items() if k not in result}
     if n_boot:

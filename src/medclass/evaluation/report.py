@@ -10,6 +10,8 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
+from medclass.evaluation.transfer import gap_lines
+
 HEADLINE = {
     "binary": [("ROC-AUC", "auc"), ("PR-AUC (average precision)", "pr_auc"), ("Sensitivity", "sensitivity"),
                ("Specificity", "specificity"), ("PPV (precision)", "ppv"), ("NPV", "npv"), ("F1", "f1"),
@@ -131,6 +133,11 @@ def task_section(metrics: dict, figures: dict[str, Path], several: bool) -> str:
     if "calibration" in metrics:
         parts += ["<h3>Calibration</h3><p>Temperature scaling fitted on the validation split; lower is better.</p>",
                   calibration_table(metrics["calibration"])]
+    gap = metrics.get("validation_gap")
+    if gap:
+        text = gap["not_scored"] if "not_scored" in gap else " ".join(gap_lines(gap))
+        warn = ' class="warn"' if gap.get("shifted") else ""
+        parts += ["<h3>Validation and this split</h3>", f"<p{warn}>{esc(text)}</p>"]
     if "patient_level" in metrics:
         pl = metrics["patient_level"]
         parts += [f"<h3>Per patient</h3><p>{pl['patients']} patients ({pl['images']} images); probabilities "

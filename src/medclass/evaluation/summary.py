@@ -5,7 +5,10 @@ for a multi-label task, the per-finding AUC table that ChestX-ray14 papers show 
 
 from __future__ import annotations
 
+import textwrap
+
 from medclass.evaluation.report import HEADLINE, summary_rows
+from medclass.evaluation.transfer import gap_lines
 
 NAME_WIDTH = 36  # longer class names are cut in the terminal table (metrics.json and report.html keep them whole)
 
@@ -32,6 +35,13 @@ def task_lines(metrics: dict) -> list[str]:
     if cal:
         lines.append(f"{'calibration':>36}: temperature {cal['temperature']:.3g}; ECE "
                      f"{cal['uncalibrated']['ece']:.3f} uncalibrated, {cal['calibrated']['ece']:.3f} calibrated")
+    gap = metrics.get("validation_gap")
+    if gap and "not_scored" in gap:
+        lines.append(f"{'validation':>36}: {gap['not_scored']}")
+    elif gap:
+        first, *rest = gap_lines(gap)
+        lines += [f"{'validation -> here':>36}: {first}"] + [
+            f"{'':>38}{part}" for line in rest for part in textwrap.wrap(line, 80, subsequent_indent="  ")]
     patients = metrics.get("patient_level")
     if patients:
         lines.append(f"{'per patient':>36}: AUC {patients['auc']:.4f}{_ci(patients.get('ci', {}).get('auc'))} over "

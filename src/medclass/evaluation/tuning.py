@@ -21,13 +21,17 @@ SPLIT = "val"
 
 
 def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bool | None = None,
-             tasks: list[str] | None = None, val_data: ImageDataset | None = None, device: str = "cpu") -> dict:
+             tasks: list[str] | None = None, val_data: ImageDataset | None = None, device: str = "cpu",
+             source: str = SPLIT) -> dict:
     """Fit temperatures (`calibrate`) and/or choose thresholds by `rule` for `tasks` (default: every task a rule
     applies to; multiclass tasks keep the argmax) on the validation split; save the artefact; return the record.
 
     calibrate None/False keeps the stored temperatures; rule None keeps the stored thresholds. Thresholds are
     chosen after calibrating, on the calibrated probabilities they will be applied to. (A new temperature leaves the
-    0.5 decisions unchanged, but moves any other threshold: retune after recalibrating.)"""
+    0.5 decisions unchanged, but moves any other threshold: retune after recalibrating.)
+
+    `val_data` replaces the validation split, named `source` in the record: labelled images from the place the
+    model will serve, when they differ from the training images (evaluation/transfer.py)."""
     from medclass.inference.predictor import Predictor
 
     run = RunDir(run)
@@ -52,7 +56,7 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
             head = calibrated(head, logits, y)
         proba = view_probabilities([head], logits)  # with the head's (new) temperature
         if chosen and rule is not None and head.kind != "multiclass":
-            head = tune_head(head, y, proba, rule, SPLIT)
+            head = tune_head(head, y, proba, rule, source)
         heads.append(head)
         record[head.name] = {"kind": head.kind, "images": int(len(y)), "threshold_source": head.threshold_source,
                              "calibration": calibration_report(head, logits, y)}
@@ -60,7 +64,7 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
             record[head.name]["operating_point"] = operating_characteristics(head, y, proba)
     artifact.heads = heads
     artifact.save(run.artifact_file)
-    saved = {"split": SPLIT, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),
+    saved = {"split": source, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),
              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": record}
     run.calibration_file.write_text(json.dumps(saved, indent=2))
     return saved
@@ -70,14 +74,15 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
 def tuning_summary(record: dict) -> list[str]:
     """One line per task: its temperature with the validation ECE before and after, and its operating point."""
     lines = []
+    where = "val " if record["split"] == SPLIT else f"{record['split']}: "
     for task, info in record["tasks"].items():
         cal = info["calibration"]
-        line = (f"task {task}: temperature {cal['temperature']:.3g} (val ECE {cal['uncalibrated']['ece']:.3f} -> "
+        line = (f"task {task}: temperature {cal['temperature']:.3g} ({where}ECE {cal['uncalibrated']['ece']:.3f} -> "
                 f"{cal['calibrated']['ece']:.3f}, Brier {cal['uncalibrated']['brier']:.3f} -> "
                 f"{cal['calibrated']['brier']:.3f})")
         point = info.get("operating_point")
         if point and "sensitivity" in point:
-            line += (f"; threshold {point['threshold']:.4g}: val sensitivity {point['sensitivity']:.3f}, "
+            line += (f"; threshold {point['threshold']:.4g}: {where}sensitivity {point['sensitivity']:.3f}, "
                      f"specificity {point['specificity']:.3f} ({info['threshold_source']})")
         elif point:
             line += f"; thresholds per finding ({info['threshold_source']})"
