@@ -202,7 +202,7 @@ def test_modality_and_preset_reach_the_run_and_a_flag_wins_over_the_modality(dem
     assert ModelArtifact.load(run / "model.safetensors").tta == []  # --no-hflip: no flip TTA either
 
     for args, message in ((["--modality", "ct"], "modality must be one of xray, ultrasound, histology, dermoscopy, "
-                                                  "mri, fundus; got 'ct'"),
+                                                  "mri, fundus, other; got 'ct'"),
                           (["--augment", "wild"], "augment must be one of none, light, classic, strong; got 'wild'")):
         result = runner.invoke(app, ["train", "--data", str(demo_data), "--out", str(tmp_path / "bad"), *args])
         lines = result.stderr.strip().splitlines()

@@ -140,6 +140,7 @@ def test_modality_defaults_and_their_precedence():
     assert not none.trains and not none.hflip and none.rotation == 0 and none.brightness_contrast == 0
     assert "rot90 on" in resolve_policy("classic", "histology").summary()
     assert resolve_policy("light").summary() == "the preset's own"
+    assert resolve_policy("strong", "other") == resolve_policy("strong")  # other: the preset as it is
 
 
 def test_strong_leaves_geometry_to_the_batched_warp():
@@ -154,7 +155,7 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(MedclassError, match="augment must be one of none, light, classic, strong; got 'wild'"):
         resolve_policy("wild")
     with pytest.raises(MedclassError, match="modality must be one of xray, ultrasound, histology, dermoscopy, mri, "
-                                            "fundus; got 'ct'"):
+                                            "fundus, other; got 'ct'"):
         TrainConfig(data="d", out=str(tmp_path), modality="ct")
     with pytest.raises(MedclassError, match="augment must be one of"):
         TrainConfig(data="d", out=str(tmp_path), augment="heavy")

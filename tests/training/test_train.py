@@ -149,3 +149,27 @@ def test_training_curves_plot_training_accuracy_beside_validation(tmp_path, monk
     drawn = {line.get_label(): line for ax in kept[0].axes for line in ax.get_lines()}
     assert {"train_acc", "val_acc", "train_loss", "val_loss", "val_auc"} <= set(drawn)
     assert list(drawn["train_acc"].get_ydata()) == pytest.approx([0.6, 0.7, 0.8])
+
+
+def test_a_medmnist_set_trains_with_its_modality_unless_told_otherwise(tmp_path, capsys):
+    """PneumoniaMNIST holds chest X-rays: no mirrored films, the X-ray jitter; `--modality other` keeps the generic
+    augmentation, and data that names no modality gets a line saying its augmentation is generic."""
+    from medclass.inference import ModelArtifact
+    from tests.conftest import write_npz
+
+    npz = write_npz(tmp_path / "pneumoniamnist.npz", shape=(16, 28, 28))
+    options = dict(model="smallcnn", epochs=1, batch_size=16, audit=False)
+    train(TrainConfig(data=str(npz), out=str(tmp_path / "xray"), **options))
+    settings = yaml.safe_load((tmp_path / "xray" / "config.yaml").read_text())
+    assert settings["config"]["modality"] == "xray" and settings["config"]["hflip"] is False
+    assert settings["resolved"]["augmentation"]["brightness_contrast"] == 0.2
+    assert ModelArtifact.load(tmp_path / "xray", weights=False).tta == []
+    assert "modality: xray (pneumoniamnist.npz holds xray images)" in capsys.readouterr().err
+
+    train(TrainConfig(data=str(npz), out=str(tmp_path / "other"), modality="other", **options))
+    settings = yaml.safe_load((tmp_path / "other" / "config.yaml").read_text())
+    assert settings["config"]["hflip"] is True and settings["resolved"]["augmentation"]["brightness_contrast"] == 0
+
+    unnamed = write_npz(tmp_path / "mydata.npz", shape=(16, 28, 28))
+    train(TrainConfig(data=str(unnamed), out=str(tmp_path / "generic"), **options))
+    assert "augmentation: light, generic (horizontal flips on); --modality xray|" in capsys.readouterr().err

@@ -78,6 +78,7 @@ def read_npz(path: Path, flag: str | None = None) -> ImageDataset:
                for split in present for i, label in enumerate(named[split])]
     return ImageDataset(name=path.name, samples=samples, tasks={DEFAULT_TASK: classes}, loader=NpzImages(path, arrays),
                         meta={"format": "npz", "path": str(path), "medmnist_flag": flag,
+                              **({"modality": MEDMNIST_MODALITY[flag]} if flag in MEDMNIST_MODALITY else {}),
                               **({"ordinal": [DEFAULT_TASK]} if medmnist_task(flag) == "ordinal-regression" else {})},
                         multilabel=(DEFAULT_TASK,) if multilabel else ())
 
@@ -185,6 +186,14 @@ def medmnist_info(flag: str) -> dict:
     except ImportError:
         return {}
     return INFO.get(flag, {})
+
+
+# The kind of image each MedMNIST set holds, as training's --modality names it (training/augment_policy.py); sets
+# of other kinds (CT organ slices, OCT) are left out and train with the generic augmentation.
+MEDMNIST_MODALITY = {"pneumoniamnist": "xray", "chestmnist": "xray", "breastmnist": "ultrasound",
+                     "retinamnist": "fundus", "dermamnist": "dermoscopy", "pathmnist": "histology",
+                     # stained smears and sections under a microscope: any orientation, stain varies by lab
+                     "bloodmnist": "histology", "tissuemnist": "histology"}
 
 
 def medmnist_task(flag: str) -> str | None:

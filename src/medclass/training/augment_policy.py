@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from medclass.errors import MedclassError
 
 PRESETS = ("none", "light", "classic", "strong")
-MODALITIES = ("xray", "ultrasound", "histology", "dermoscopy", "mri", "fundus")
+MODALITIES = ("xray", "ultrasound", "histology", "dermoscopy", "mri", "fundus", "other")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ MODALITY_DEFAULTS: dict[str, dict] = {
     # Left and right eyes are mirror images; head tilt and camera alignment rotate the field; illumination and
     # pupil size change brightness and contrast.
     "fundus": {"hflip": True, "vflip": False, "rotation": 30.0, "brightness_contrast": 0.2},
+    # Any other kind of image: the preset as it is. Also how to keep the preset where the data names a modality.
+    "other": {},
 }
 
 
@@ -100,5 +102,5 @@ def resolve_policy(augment: str = "light", modality: str | None = None, hflip: b
         check_choice("modality", modality, MODALITIES)
         defaults = MODALITY_DEFAULTS[modality]
         # `none` alters no training image; the modality still decides flip TTA through hflip
-        policy = replace(policy, **(defaults if policy.trains else {"hflip": defaults["hflip"]}))
+        policy = replace(policy, **(defaults if policy.trains else {"hflip": defaults.get("hflip", policy.hflip)}))
     return policy if hflip is None else replace(policy, hflip=hflip)

@@ -39,7 +39,7 @@ from medclass.inference.artifact import ModelArtifact
 from medclass.models import model_entry
 from medclass.rundir import RunDir
 from medclass.training.augment import BatchAugment
-from medclass.training.augment_policy import AugmentPolicy, resolve_policy
+from medclass.training.augment_policy import MODALITIES, AugmentPolicy, resolve_policy
 from medclass.training.batchnorm import recalibrate_batchnorm
 from medclass.training.checkpoints import CHECKPOINT_DIR, LAST, vet_checkpoints_to_resume, load_checkpoint
 from medclass.training.config import TrainConfig
@@ -87,6 +87,26 @@ def prepare_data(config: TrainConfig, scanned: dict | None = None) -> ImageDatas
     if not any(s.split == "val" for s in dataset.samples):
         dataset = carve_validation(dataset, config.val_fraction, config.seed, config.group_duplicates, scanned)
     return dataset
+
+
+def with_data_modality(config: TrainConfig, dataset: ImageDataset, writes: bool = True) -> TrainConfig:
+    """The modality the data names (a MedMNIST set: data/npz.py) when --modality is not given, said on stderr;
+    without either, a line saying the augmentation is generic. The flips and jitter that are plausible differ by
+    modality (chest films are not mirror images), and on PneumoniaMNIST's test split, collected apart from its
+    training images, the X-ray policy moved EfficientNet-Lite0's test AUC from .962 to .975 (benchmarks/shift.py)."""
+    named = dataset.meta.get("modality")
+    if config.modality is not None or config.resume:
+        return config
+    if named:
+        if writes:
+            print(f"modality: {named} ({dataset.name} holds {named} images): its augmentation and flips; "
+                  "--modality other keeps the generic augmentation", file=sys.stderr, flush=True)
+        return replace(config, modality=named)
+    if writes and config.augment != "none" and config.hflip is None:
+        print(f"augmentation: {config.augment}, generic (horizontal flips on); --modality "
+              f"{'|'.join(m for m in MODALITIES if m != 'other')} sets flips and jitter plausible for your images "
+              "(chest X-rays are not mirror images)", file=sys.stderr, flush=True)
+    return config
 
 
 def report_split_grouping(dataset: ImageDataset, writes: bool = True) -> dict | None:
@@ -418,11 +438,11 @@ def train(config: TrainConfig) -> TrainResult:
         check_input_size(resolve_model(config.model, config.img_size, config.pretrained), config.img_size)
     run_dir, last_ckpt = config.run_dir, config.run_dir / CHECKPOINT_DIR / LAST
     run = RunDir(run_dir)
-    augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
-    config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
-
     scanned = {}  # images decoded for the split's duplicate grouping, reused by the audit: one decode each
     dataset = prepare_data(config, scanned)
+    config = with_data_modality(config, dataset, writes)
+    augment_policy = resolve_policy(config.augment, config.modality, config.hflip)
+    config = replace(config, hflip=augment_policy.hflip)  # saved as used: also the flip TTA of validation and model
     check_class_coverage(dataset)
     img_size, in_chans = resolve_input(config, dataset)
     config = replace(config, model=resolve_model(config.model, img_size, config.pretrained))
