@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
-    python benchmarks/run.py [--parts speed,throughput,recipes,splits,transfer,multitask,compare,localize,predict,
-                             serve,evaluate,fuzz,medmnist] [--minutes 15]
-    python benchmarks/{speed,throughput,recipes,split_leaks,transfer,multitask,compare_busi,localize,predict_speed,
-                       serve_load,evaluate_speed,fuzz}.py
+    python benchmarks/run.py [--parts speed,throughput,recipes,shift,splits,transfer,multitask,compare,localize,
+                             predict,serve,evaluate,fuzz,medmnist] [--minutes 15]
+    python benchmarks/{speed,throughput,recipes,shift,split_leaks,transfer,multitask,compare_busi,localize,
+                       predict_speed,serve_load,evaluate_speed,fuzz}.py
     medclass benchmark medmnist --root DIR
 
 Data: MedMNIST npz files, BUSI, brain MRI and the NIH ChestX-ray14 boxes under $MEDCLASS_DATA or ../shared/data; a
@@ -29,6 +29,7 @@ import speed  # noqa: E402
 import split_leaks  # noqa: E402
 import recipes  # noqa: E402
 import serve_load  # noqa: E402
+import shift  # noqa: E402
 import throughput  # noqa: E402
 import transfer  # noqa: E402
 from common import data_roots, find_npz, out_dir  # noqa: E402
@@ -48,12 +49,13 @@ def medmnist_table(minutes: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts",
-                        default="speed,throughput,recipes,splits,transfer,multitask,compare,localize,predict,"
-                                "serve,evaluate,fuzz,medmnist")
+                        default="speed,throughput,recipes,shift,splits,transfer,multitask,compare,localize,"
+                                "predict,serve,evaluate,fuzz,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
-             "recipes": lambda: recipes.main([]), "splits": lambda: split_leaks.main([]),
+             "recipes": lambda: recipes.main([]), "shift": lambda: shift.main([]),
+             "splits": lambda: split_leaks.main([]),
              "transfer": lambda: transfer.main([]), "multitask": lambda: multitask.main([]),
              "compare": lambda: compare_busi.main([]), "localize": lambda: localize.main([]),
              "predict": lambda: predict_speed.main([]), "serve": lambda: serve_load.main([]),
