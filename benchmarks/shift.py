@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import statistics
 import time
 from contextlib import contextmanager
@@ -48,7 +49,7 @@ from medclass.training import TrainConfig, train
 from medclass.training.config import load_recipe
 
 NIH_PATIENT = r"^(\d{8})_"
-# name: (where it is under a data root, reader options, modality)
+# name: (a MedMNIST name, or where it is under a data root; reader options; modality)
 DATASETS = {
     "pneumoniamnist": ("pneumoniamnist", {}, "xray"),
     "breastmnist": ("breastmnist", {}, "ultrasound"),
@@ -81,7 +82,7 @@ FIELDS = ["dataset", "recipe", "model", "seed", "epochs", "minutes", "val_auc", 
 
 def locate(name: str) -> str | None:
     where, _, _ = DATASETS[name]
-    if "/" not in where:
+    if where.endswith("mnist"):
         npz = find_npz(where)
         return str(npz) if npz else None
     return next((str(root / where) for root in data_roots() if (root / where).exists()), None)
@@ -136,6 +137,8 @@ def split_scores(run: Path, split: str, logits_file: Path) -> dict:
 def one_run(dataset: str, recipe: str, model: str, seed: int, epochs: int, out: Path) -> dict:
     name = f"{dataset}-{recipe}-{model}-s{seed}"
     run = out / "runs" / name
+    if run.exists():  # an interrupted run of this cell, which left no row: start it again
+        shutil.rmtree(run)
     config, init = config_for(dataset, recipe, model, seed, epochs, run)
     start = time.time()
     with classifier_init(init):
@@ -146,7 +149,8 @@ def one_run(dataset: str, recipe: str, model: str, seed: int, epochs: int, out: 
     test = split_scores(run, "test", out / "logits" / f"{name}-test.npz")
     return {"dataset": dataset, "recipe": recipe, "model": model, "seed": seed, "epochs": config.epochs,
             "minutes": round(minutes, 2), "val_auc": val["auc"], "test_auc": test["auc"],
-            "test_acc": test["accuracy"], "test_sensitivity": test.get("sensitivity", ""),
+            "test_acc": test.get("accuracy", test.get("label_accuracy")),  # multi-label: over image-finding pairs
+            "test_sensitivity": test.get("sensitivity", ""),
             "test_specificity": test.get("specificity", ""), "val_specificity": val.get("specificity", ""),
             "temperature": test["temperature"]}
 
@@ -190,11 +194,14 @@ def report(rows: list[dict]) -> str:
             if not any(cells.values()):
                 continue
             lines += ["", f"{model}: {title}, mean (min-max) over seeds",
-                      "| recipe | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+                      "| recipe | " + " | ".join(datasets) + " | mean over datasets |",
+                      "|---" * (len(datasets) + 2) + "|"]
             for k in recipes:
                 seeds = {len(cells[d, k]) for d in datasets if cells[d, k]}
+                means = [statistics.mean(cells[d, k]) for d in datasets if cells[d, k]]
+                overall = f"{statistics.mean(means):.3f}" if len(means) == len(datasets) else "-"
                 lines.append(f"| {k} ({'/'.join(map(str, sorted(seeds)))} seeds) | " +
-                             " | ".join(spread(cells[d, k]) for d in datasets) + " |")
+                             " | ".join(spread(cells[d, k]) for d in datasets) + f" | {overall} |")
     return "\n".join(lines)
 
 
@@ -215,6 +222,8 @@ CALIBRATION_RULES = {
     "fitted, kept if it holds out-of-fold": lambda head, val: cross_validated_temperature(head, val["logits"],
                                                                                           val["y"])[0],
     "fitted, never below 1": lambda head, val: max(1.0, fit_temperature(head, val["logits"], val["y"])),
+    "out-of-fold and never below 1": lambda head, val: max(1.0, cross_validated_temperature(head, val["logits"],
+                                                                                           val["y"])[0]),
 }
 
 
@@ -222,7 +231,7 @@ def calibration_report(out: Path) -> str:
     """Test ECE under each way of choosing the temperature on validation, from the saved logits of every run:
     mean per dataset, and in how many runs the rule made test ECE worse than no temperature at all."""
     scores: dict[tuple[str, str], list[float]] = {}
-    worse: dict[str, int] = {rule: 0 for rule in CALIBRATION_RULES}
+    worse: dict[str, list[float]] = {rule: [] for rule in CALIBRATION_RULES}
     runs = 0
     for val_file in sorted((out / "logits").glob("*-val.npz")):
         test_file = val_file.with_name(val_file.name.replace("-val.npz", "-test.npz"))
@@ -234,15 +243,17 @@ def calibration_report(out: Path) -> str:
         for rule, choose in CALIBRATION_RULES.items():
             ece = test_ece(head, test, choose(head, val))
             scores.setdefault((rule, dataset), []).append(ece)
-            worse[rule] += ece > plain + 1e-9
+            if ece > plain + 1e-9:
+                worse[rule].append(ece - plain)
     if not runs:
         return ""
     datasets = [d for d in DATASETS if any(key[1] == d for key in scores)]
     lines = [f"Test ECE (15 bins, top label) by how the temperature is chosen on validation, {runs} runs:",
-             "| rule | " + " | ".join(datasets) + " | runs made worse than T=1 |", "|---" * (len(datasets) + 2) + "|"]
+             "| rule | " + " | ".join(datasets) + " | runs made worse than T=1 | largest increase |",
+             "|---" * (len(datasets) + 3) + "|"]
     for rule in CALIBRATION_RULES:
         lines.append(f"| {rule} | " + " | ".join(spread(scores.get((rule, d), [])) for d in datasets) +
-                     f" | {worse[rule]} |")
+                     f" | {len(worse[rule])} | {max(worse[rule], default=0):.3f} |")
     return "\n".join(lines)
 
 

@@ -49,6 +49,9 @@ def test_a_run_leaves_its_row_and_logits_and_the_matrix_resumes(shift, tmp_path,
     monkeypatch.setitem(shift.MODELS, "scratch", dict(model="smallcnn", img_size=28, epochs=1))
     args = ["--datasets", "breastmnist", "--recipes", "generic", "--models", "scratch", "--seeds", "1",
             "--out", str(tmp_path / "out")]
+    interrupted = tmp_path / "out" / "runs" / "breastmnist-generic-scratch-s0"
+    interrupted.mkdir(parents=True)
+    (interrupted / "config.yaml").write_text("config: {}\n")  # a run killed before it left a row
     text = shift.main(args)
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert len(rows) == 1 and rows[0]["recipe"] == "generic" and 0 <= float(rows[0]["test_auc"]) <= 1

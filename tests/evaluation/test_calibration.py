@@ -40,7 +40,40 @@ def test_multilabel_temperature_is_fitted_on_the_sigmoids():
     y = (rng.uniform(size=z.shape) < 1 / (1 + np.exp(-z))).astype(int)
     head = TaskHead("findings", "multilabel", ("x", "y"))
     assert fit_temperature(head, (4 * z)[None], y) == pytest.approx(4.0, rel=0.15)
-    assert calibrated(head, (4 * z)[None], y).temperature == pytest.approx(4.0, rel=0.15)
+    assert calibrated(head, (4 * z)[None], y)[0].temperature == pytest.approx(4.0, rel=0.15)
+
+
+def _underconfident(n: int, seed: int = 0):
+    """Logits at a third of the true scale: the model is surer than it says (as label smoothing leaves it)."""
+    logits, y = _overconfident(seed, n=n, scale=1.0)
+    return logits / 3, y
+
+
+def test_the_temperature_rules_differ_where_they_should():
+    head = TaskHead("grade", "multiclass", ("a", "b", "c"))
+    logits, y = _underconfident(3000)
+    fitted, record = calibrated(head, logits, y, "fitted")
+    assert fitted.temperature == pytest.approx(1 / 3, rel=0.15) and record == {"rule": "fitted",
+                                                                             "fitted": fitted.temperature}
+    soft, record = calibrated(head, logits, y, "no-sharpening")
+    assert soft.temperature == 1.0 and record["fitted"] == fitted.temperature
+    kept, record = calibrated(head, logits, y, "out-of-fold")  # a real effect holds on unseen folds
+    assert record["kept"] and kept.temperature == fitted.temperature
+    held = record["held_out_nll"]
+    assert held["fold temperatures"] < held["temperature 1"]
+
+
+def test_out_of_fold_keeps_temperature_1_when_the_fit_is_noise():
+    """A calibrated model on 30 validation images: whatever temperature fits them fits their noise, and on the
+    folds it did not see it does worse than none."""
+    head = TaskHead("label", "binary", ("a", "b"), positive_index=1)
+    refused = 0
+    for seed in range(20):
+        logits, y = _overconfident(seed, n=30, k=2, scale=1.0)  # calibrated at temperature 1
+        chosen, record = calibrated(head, logits, y, "out-of-fold")
+        assert chosen.temperature == (record["fitted"] if record["kept"] else 1.0)
+        refused += not record["kept"]
+    assert refused >= 10, refused  # most such fits are refused
 
 
 def test_ece_of_a_calibrated_forecaster_is_small_and_of_a_constant_one_is_its_gap():

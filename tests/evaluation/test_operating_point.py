@@ -137,3 +137,21 @@ def test_threshold_can_recalibrate_on_labelled_images_from_elsewhere(youden_run,
 
     refused = CliRunner().invoke(app, ["threshold", str(run), "--value", "0.5", "--mapping", "m.yaml"])
     assert refused.exit_code == 2 and "apply to --data" in refused.output
+
+
+def test_recalibrating_never_below_1_records_the_rule_and_the_fitted_value(youden_run, tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(youden_run, run)
+    result = CliRunner().invoke(app, ["threshold", str(run), "--recalibrate", "--temperature-rule", "no-sharpening",
+                                      "--value", "0.5"])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads((run / "calibration.json").read_text())["tasks"]["label"]["calibration"]
+    assert chosen["chosen_by"]["rule"] == "no-sharpening"
+    assert chosen["temperature"] == max(1.0, chosen["chosen_by"]["fitted"])
+    assert RunDir(run).artifact().heads[0].temperature == chosen["temperature"]
+    refused = CliRunner().invoke(app, ["threshold", str(run), "--recalibrate", "--temperature-rule", "lowest",
+                                       "--value", "0.5"])
+    assert refused.exit_code == 2 and "temperature_rule must be one of fitted, out-of-fold" in refused.output

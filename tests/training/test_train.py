@@ -173,3 +173,15 @@ def test_a_medmnist_set_trains_with_its_modality_unless_told_otherwise(tmp_path,
     unnamed = write_npz(tmp_path / "mydata.npz", shape=(16, 28, 28))
     train(TrainConfig(data=str(unnamed), out=str(tmp_path / "generic"), **options))
     assert "augmentation: light, generic (horizontal flips on); --modality xray|" in capsys.readouterr().err
+
+
+def test_the_temperature_rule_reaches_calibration_after_training(demo_data, tmp_path):
+    import json
+
+    train(TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), model="smallcnn", epochs=1, batch_size=16,
+                      audit=False, temperature_rule="out-of-fold"))
+    chosen = json.loads((tmp_path / "run" / "calibration.json").read_text())["tasks"]["label"]["calibration"]
+    assert chosen["chosen_by"]["rule"] == "out-of-fold"
+    assert chosen["temperature"] == (chosen["chosen_by"]["fitted"] if chosen["chosen_by"]["kept"] else 1.0)
+    with pytest.raises(MedclassError, match="temperature_rule must be one of fitted, out-of-fold, no-sharpening"):
+        TrainConfig(data="d", out=str(tmp_path / "x"), temperature_rule="lowest")

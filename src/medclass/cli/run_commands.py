@@ -104,6 +104,9 @@ def train(
              "sensitivity:0.95 or specificity:0.9 (`medclass threshold` re-chooses it later).")] = None,
     calibrate: Annotated[Optional[bool], typer.Option(
         help="Temperature scaling fitted on validation after training (default on).")] = None,
+    temperature_rule: Annotated[Optional[str], typer.Option(
+        help="fitted (the NLL minimum on validation), out-of-fold (kept only when it holds on validation folds it "
+             "was not fitted on, else 1) or no-sharpening (never below 1).")] = None,
     ordinal: Annotated[Optional[bool], typer.Option(
         "--ordinal", help="The main task's classes are ordered grades (adds quadratic-weighted kappa).")] = None,
     task_weights: Annotated[Optional[str], typer.Option(
@@ -227,6 +230,8 @@ def threshold(
     task: Annotated[Optional[list[str]], typer.Option(help="Only this task (repeatable; default: every binary and "
                                                            "multi-label task).")] = None,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Fit the temperature again first.")] = False,
+    temperature_rule: Annotated[str, typer.Option(
+        help="With --recalibrate: fitted, out-of-fold or no-sharpening (as train's option).")] = "fitted",
     data: Annotated[Optional[str], typer.Option(help="Labelled images to choose on instead of the run's validation "
                                                      "split: a sample from where the model will serve (its val "
                                                      "split if it has splits, else all of it).")] = None,
@@ -237,7 +242,9 @@ def threshold(
     keeps it, and `predict` and `evaluate` apply it."""
     from medclass.data import cli_flags, open_dataset
     from medclass.errors import MedclassError
+    from medclass.evaluation.calibration import TEMPERATURE_RULES
     from medclass.evaluation.tuning import tune_run, tuning_summary
+    from medclass.training.augment_policy import check_choice
     from medclass.rundir import RunDir as Run
 
     given = [(f"sensitivity:{sensitivity}", sensitivity), (f"specificity:{specificity}", specificity),
@@ -254,8 +261,9 @@ def threshold(
     if data is not None:
         chosen_on = open_dataset(data, **(reader_options or {}))
         chosen_on = chosen_on.subset("val") if chosen_on.has_splits else chosen_on
+    check_choice("temperature_rule", temperature_rule, TEMPERATURE_RULES)
     record = tune_run(Run(run_dir, data=run_data), rules[0], calibrate=recalibrate or None, tasks=task or None,
-                      val_data=chosen_on, source=data or "val")
+                      val_data=chosen_on, source=data or "val", temperature_rule=temperature_rule)
     for line in tuning_summary(record):
         typer.echo(line)
     typer.echo(f"saved in {Run(run_dir).artifact_file} (record: {Run(run_dir).calibration_file})")

@@ -22,7 +22,7 @@ SPLIT = "val"
 
 def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bool | None = None,
              tasks: list[str] | None = None, val_data: ImageDataset | None = None, device: str = "cpu",
-             source: str = SPLIT) -> dict:
+             source: str = SPLIT, temperature_rule: str = "fitted") -> dict:
     """Fit temperatures (`calibrate`) and/or choose thresholds by `rule` for `tasks` (default: every task a rule
     applies to; multiclass tasks keep the argmax) on the validation split; save the artefact; return the record.
 
@@ -52,14 +52,16 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
         keep = labelled_rows(y)
         logits, y = outputs.head_logits(head.name)[:, keep], y[keep]
         chosen = tasks is None or head.name in tasks
+        chosen_by = None
         if calibrate and chosen:
-            head = calibrated(head, logits, y)
+            head, chosen_by = calibrated(head, logits, y, temperature_rule)
         proba = view_probabilities([head], logits)  # with the head's (new) temperature
         if chosen and rule is not None and head.kind != "multiclass":
             head = tune_head(head, y, proba, rule, source)
         heads.append(head)
         record[head.name] = {"kind": head.kind, "images": int(len(y)), "threshold_source": head.threshold_source,
-                             "calibration": calibration_report(head, logits, y)}
+                             "calibration": calibration_report(head, logits, y) | (
+                                 {"chosen_by": chosen_by} if chosen_by else {})}
         if head.kind != "multiclass":
             record[head.name]["operating_point"] = operating_characteristics(head, y, proba)
     artifact.heads = heads
@@ -80,6 +82,9 @@ def tuning_summary(record: dict) -> list[str]:
         line = (f"task {task}: temperature {cal['temperature']:.3g} ({where}ECE {cal['uncalibrated']['ece']:.3f} -> "
                 f"{cal['calibrated']['ece']:.3f}, Brier {cal['uncalibrated']['brier']:.3f} -> "
                 f"{cal['calibrated']['brier']:.3f})")
+        chosen_by = cal.get("chosen_by", {})
+        if chosen_by.get("rule", "fitted") != "fitted" and chosen_by["fitted"] != cal["temperature"]:
+            line += f" [{chosen_by['rule']}: instead of the fitted {chosen_by['fitted']:.3g}]"
         point = info.get("operating_point")
         if point and "sensitivity" in point:
             line += (f"; threshold {point['threshold']:.4g}: {where}sensitivity {point['sensitivity']:.3f}, "

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from medclass.errors import MedclassError, read_yaml
+from medclass.evaluation.calibration import TEMPERATURE_RULES
 from medclass.models.registry import HEADS
 from medclass.training.augment_policy import MODALITIES, PRESETS, check_choice
 from medclass.training.distributed import STRATEGIES
@@ -66,6 +67,8 @@ class TrainConfig:
     # 0.5 by default: the argmax, which the temperature leaves unchanged; a rule is a clinical choice to state.
     operating_point: str = "0.5"
     calibrate: bool = True
+    # fitted | out-of-fold | no-sharpening (evaluation/calibration.py: what each does and how they compared)
+    temperature_rule: str = "fitted"
     ordinal: bool = False  # the main task's classes are ordered grades (also scored by quadratic-weighted kappa)
     # Several tasks (data option --tasks): the loss is the sum of each task's loss times its weight (default 1), and
     # the checkpoint is chosen on the mean validation AUC over tasks, or on `monitor_task`'s alone.
@@ -125,7 +128,7 @@ class TrainConfig:
             raise MedclassError(f"--finetune two-stage needs 0 < head_epochs < epochs; got head_epochs "
                                 f"{self.head_epochs}, epochs {self.epochs}")
         for name, allowed in (("head", HEADS), ("sampler", SAMPLERS), ("loss", LOSSES), ("logger", LOGGERS),
-                              ("strategy", STRATEGIES), ("augment", PRESETS)):
+                              ("strategy", STRATEGIES), ("augment", PRESETS), ("temperature_rule", TEMPERATURE_RULES)):
             check_choice(name, getattr(self, name), allowed)
         if self.skip_unreadable and not self.audit:
             raise MedclassError("--skip-unreadable needs the audit, which finds the unreadable images; drop --no-audit")

@@ -524,7 +524,7 @@ def train(config: TrainConfig) -> TrainResult:
     artifact_path = artifact.save(run_dir)
     plot_history(run.history_file, run.curves_file)
     tuned = tune_run(run, config.operating_point, config.calibrate, val_data=dataset.subset("val"),
-                     device="cuda" if on_gpu(config.accelerator) else "cpu")
+                     device="cuda" if on_gpu(config.accelerator) else "cpu", temperature_rule=config.temperature_rule)
     for line in tuning_summary(tuned):
         print(line, file=sys.stderr, flush=True)
     return TrainResult(run_dir, artifact_path, _score(checkpoint.best_model_score), trainer.current_epoch)
