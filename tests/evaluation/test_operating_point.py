@@ -126,7 +126,7 @@ def test_threshold_can_recalibrate_on_labelled_images_from_elsewhere(youden_run,
     run = tmp_path / "run"
     shutil.copytree(youden_run, run)
     result = CliRunner().invoke(app, ["threshold", str(run), "--data", str(binary_data), "--recalibrate",
-                                      "--specificity", "0.9"])
+                                      "--temperature-rule", "fitted", "--specificity", "0.9"])
     assert result.exit_code == 0, result.output
     record = json.loads((run / "calibration.json").read_text())
     n_images = sum(1 for _ in binary_data.rglob("*.png"))
@@ -154,4 +154,5 @@ def test_recalibrating_never_below_1_records_the_rule_and_the_fitted_value(youde
     assert RunDir(run).artifact().heads[0].temperature == chosen["temperature"]
     refused = CliRunner().invoke(app, ["threshold", str(run), "--recalibrate", "--temperature-rule", "lowest",
                                        "--value", "0.5"])
-    assert refused.exit_code == 2 and "temperature_rule must be one of fitted, out-of-fold" in refused.output
+    assert refused.exit_code == 2 and "temperature_rule must be one of no-sharpening, fitted, out-of-fold" in \
+        refused.output

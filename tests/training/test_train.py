@@ -183,5 +183,5 @@ def test_the_temperature_rule_reaches_calibration_after_training(demo_data, tmp_
     chosen = json.loads((tmp_path / "run" / "calibration.json").read_text())["tasks"]["label"]["calibration"]
     assert chosen["chosen_by"]["rule"] == "out-of-fold"
     assert chosen["temperature"] == (chosen["chosen_by"]["fitted"] if chosen["chosen_by"]["kept"] else 1.0)
-    with pytest.raises(MedclassError, match="temperature_rule must be one of fitted, out-of-fold, no-sharpening"):
+    with pytest.raises(MedclassError, match="temperature_rule must be one of no-sharpening, fitted, out-of-fold"):
         TrainConfig(data="d", out=str(tmp_path / "x"), temperature_rule="lowest")

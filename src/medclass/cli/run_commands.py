@@ -105,8 +105,8 @@ def train(
     calibrate: Annotated[Optional[bool], typer.Option(
         help="Temperature scaling fitted on validation after training (default on).")] = None,
     temperature_rule: Annotated[Optional[str], typer.Option(
-        help="fitted (the NLL minimum on validation), out-of-fold (kept only when it holds on validation folds it "
-             "was not fitted on, else 1) or no-sharpening (never below 1).")] = None,
+        help="no-sharpening (the NLL minimum on validation, never below 1: the default), fitted (the NLL minimum) "
+             "or out-of-fold (kept only when it holds on validation folds it was not fitted on, else 1).")] = None,
     ordinal: Annotated[Optional[bool], typer.Option(
         "--ordinal", help="The main task's classes are ordered grades (adds quadratic-weighted kappa).")] = None,
     task_weights: Annotated[Optional[str], typer.Option(
@@ -231,7 +231,7 @@ def threshold(
                                                            "multi-label task).")] = None,
     recalibrate: Annotated[bool, typer.Option("--recalibrate", help="Fit the temperature again first.")] = False,
     temperature_rule: Annotated[str, typer.Option(
-        help="With --recalibrate: fitted, out-of-fold or no-sharpening (as train's option).")] = "fitted",
+        help="With --recalibrate: no-sharpening, fitted or out-of-fold (as train's option).")] = "no-sharpening",
     data: Annotated[Optional[str], typer.Option(help="Labelled images to choose on instead of the run's validation "
                                                      "split: a sample from where the model will serve (its val "
                                                      "split if it has splits, else all of it).")] = None,

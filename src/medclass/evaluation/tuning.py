@@ -22,7 +22,7 @@ SPLIT = "val"
 
 def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bool | None = None,
              tasks: list[str] | None = None, val_data: ImageDataset | None = None, device: str = "cpu",
-             source: str = SPLIT, temperature_rule: str = "fitted") -> dict:
+             source: str = SPLIT, temperature_rule: str = "no-sharpening") -> dict:
     """Fit temperatures (`calibrate`) and/or choose thresholds by `rule` for `tasks` (default: every task a rule
     applies to; multiclass tasks keep the argmax) on the validation split; save the artefact; return the record.
 
@@ -83,7 +83,7 @@ def tuning_summary(record: dict) -> list[str]:
                 f"{cal['calibrated']['ece']:.3f}, Brier {cal['uncalibrated']['brier']:.3f} -> "
                 f"{cal['calibrated']['brier']:.3f})")
         chosen_by = cal.get("chosen_by", {})
-        if chosen_by.get("rule", "fitted") != "fitted" and chosen_by["fitted"] != cal["temperature"]:
+        if chosen_by and chosen_by["rule"] != "fitted" and chosen_by["fitted"] != cal["temperature"]:
             line += f" [{chosen_by['rule']}: instead of the fitted {chosen_by['fitted']:.3g}]"
         point = info.get("operating_point")
         if point and "sensitivity" in point:
