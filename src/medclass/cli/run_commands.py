@@ -244,8 +244,8 @@ def threshold(
     from medclass.errors import MedclassError
     from medclass.evaluation.calibration import TEMPERATURE_RULES
     from medclass.evaluation.tuning import tune_run, tuning_summary
-    from medclass.training.augment_policy import check_choice
     from medclass.rundir import RunDir as Run
+    from medclass.training.augment_policy import check_choice
 
     given = [(f"sensitivity:{sensitivity}", sensitivity), (f"specificity:{specificity}", specificity),
              ("youden", youden or None), (str(value), value)]
