@@ -64,6 +64,20 @@ RunData = Annotated[Optional[str], typer.Option(
                        "as for training, with the run's recorded split.")]
 
 
+def check_other_data(run_dir, data: str | None, run_data: str | None, reader_options: dict | None,
+                     without: str) -> None:
+    """--data (other labelled images) with its data options, or the run's own data (moved: --run-data), not a mix:
+    data options without --data would be silently unused. `without`: what the command uses instead."""
+    from medclass.data import cli_flags
+    from medclass.errors import MedclassError
+
+    if reader_options and data is None:
+        raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it "
+                            f"{without}, read as it was for training")
+    if data is not None and run_data is not None:
+        raise MedclassError("give --data (other labelled images) or --run-data (the run's own data, moved), not both")
+
+
 EXPLAIN_OPTIONS = {
     "polarity": Annotated[Optional[str], typer.Option(
         help=f"Otsu boxes: {', '.join(POLARITIES)}: which side of the threshold a finding lies on (default: the "

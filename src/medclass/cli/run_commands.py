@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli import app, user_errors
-from medclass.cli.options import RunData, reader_options
+from medclass.cli.options import RunData, check_other_data, reader_options
 
 RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
 
@@ -194,16 +194,10 @@ def evaluate(
     reader_options: dict | None = None,
 ):
     """Score a trained model: accuracy, balanced accuracy, AUC with CIs, per-class P/R/F1, report.html."""
-    from medclass.data import cli_flags
-    from medclass.errors import MedclassError
     from medclass.evaluation import evaluate_run
     from medclass.rundir import RunDir as Run
 
-    if reader_options and data is None:
-        raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it the "
-                            "run is evaluated on its own data, read as it was for training")
-    if data is not None and run_data is not None:
-        raise MedclassError("give --data (other labelled data) or --run-data (the run's own data, moved), not both")
+    check_other_data(run_dir, data, run_data, reader_options, "the run is evaluated on its own data")
     metrics, out_dir = evaluate_run(Run(run_dir, data=run_data), data=data, split=split, out_dir=out,
                                     reader_options=reader_options, n_boot=n_boot)
     if as_json:
@@ -240,7 +234,7 @@ def threshold(
 ):
     """Re-choose the operating point on the run's validation split (or on --data), without retraining; the artefact
     keeps it, and `predict` and `evaluate` apply it."""
-    from medclass.data import cli_flags, open_dataset
+    from medclass.data import open_dataset
     from medclass.errors import MedclassError
     from medclass.evaluation.calibration import TEMPERATURE_RULES
     from medclass.evaluation.tuning import tune_run, tuning_summary
@@ -252,11 +246,7 @@ def threshold(
     rules = [rule for rule, set_ in given if set_ is not None]
     if len(rules) != 1:
         raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T")
-    if reader_options and data is None:
-        raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it the "
-                            "run's own validation split is used, read as it was for training")
-    if data is not None and run_data is not None:
-        raise MedclassError("give --data (other labelled images) or --run-data (the run's own data, moved), not both")
+    check_other_data(run_dir, data, run_data, reader_options, "the run's own validation split is used")
     chosen_on = None
     if data is not None:
         chosen_on = open_dataset(data, **(reader_options or {}))
