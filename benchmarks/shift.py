@@ -9,8 +9,8 @@ would be, so the table shows how far validation's verdict carries.
 Without --recipes it runs README_PLAN, the runs behind the README's tables (about 90 minutes here).
 
 Each finished run appends one row to OUT/results.csv and its validation and test logits to OUT/logits/, so an
-interrupted matrix resumes where it stopped and calibration rules are compared afterwards without retraining
-(`--report` prints the tables from what is there).
+interrupted matrix resumes where it stopped and calibration rules are compared afterwards without retraining; the
+comparison goes to OUT/calibration.csv (`--report` prints the tables from what is there).
 
 Recipes (TrainConfig overrides):
 - generic: the defaults with the preset's generic augmentation (`--modality other`), as every dataset trained
@@ -228,33 +228,50 @@ CALIBRATION_RULES = {
 }
 
 
-def calibration_report(out: Path) -> str:
-    """Test ECE under each way of choosing the temperature on validation, from the saved logits of every run:
-    mean per dataset, and in how many runs the rule made test ECE worse than no temperature at all."""
-    scores: dict[tuple[str, str], list[float]] = {}
-    worse: dict[str, list[float]] = {rule: [] for rule in CALIBRATION_RULES}
-    runs = 0
+CALIBRATION_FIELDS = ["run", "dataset", "rule", "temperature", "test_ece", "test_ece_at_1"]
+
+
+def score_calibration(out: Path) -> None:
+    """Every run's test ECE under each rule, from its saved logits, into OUT/calibration.csv (a text table that
+    outlives the logits: `--report` reads it)."""
+    rows = []
     for val_file in sorted((out / "logits").glob("*-val.npz")):
         test_file = val_file.with_name(val_file.name.replace("-val.npz", "-test.npz"))
         if not test_file.is_file():
             continue
         val, test = np.load(val_file), np.load(test_file)
-        head, dataset, runs = saved_head(val), val_file.name.split("-")[0], runs + 1
+        head, run = saved_head(val), val_file.name.removesuffix("-val.npz")
         plain = test_ece(head, test, 1.0)
         for rule, choose in CALIBRATION_RULES.items():
-            ece = test_ece(head, test, choose(head, val))
-            scores.setdefault((rule, dataset), []).append(ece)
-            if ece > plain + 1e-9:
-                worse[rule].append(ece - plain)
-    if not runs:
+            temperature = choose(head, val)
+            rows.append({"run": run, "dataset": run.split("-")[0], "rule": rule, "temperature": temperature,
+                         "test_ece": test_ece(head, test, temperature), "test_ece_at_1": plain})
+    if rows:
+        with open(out / "calibration.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, CALIBRATION_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def calibration_report(out: Path) -> str:
+    """Test ECE under each way of choosing the temperature on validation, over every run: mean per dataset, and
+    in how many runs the rule made test ECE worse than no temperature at all."""
+    score_calibration(out)
+    rows = read_rows(out / "calibration.csv")
+    if not rows:
         return ""
-    datasets = [d for d in DATASETS if any(key[1] == d for key in scores)]
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in rows)]
+    runs = len({r["run"] for r in rows})
     lines = [f"Test ECE (15 bins, top label) by how the temperature is chosen on validation, {runs} runs:",
              "| rule | " + " | ".join(datasets) + " | runs made worse than T=1 | largest increase |",
              "|---" * (len(datasets) + 3) + "|"]
     for rule in CALIBRATION_RULES:
-        lines.append(f"| {rule} | " + " | ".join(spread(scores.get((rule, d), [])) for d in datasets) +
-                     f" | {len(worse[rule])} | {max(worse[rule], default=0):.3f} |")
+        mine = [r for r in rows if r["rule"] == rule]
+        increases = [float(r["test_ece"]) - float(r["test_ece_at_1"]) for r in mine]
+        worse = [x for x in increases if x > 1e-9]
+        lines.append(f"| {rule} | " + " | ".join(spread([float(r["test_ece"]) for r in mine if r["dataset"] == d])
+                                                 for d in datasets) +
+                     f" | {len(worse)} | {max(worse, default=0):.3f} |")
     return "\n".join(lines)
 
 
