@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from medclass.data.npz import locate_medmnist
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 REPO = Path(__file__).resolve().parent.parent
 

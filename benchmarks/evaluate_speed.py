@@ -24,7 +24,7 @@ from medclass.data import open_dataset
 from medclass.evaluation.bootstrap import resample_indices
 from medclass.evaluation.evaluate import evaluate_run, task_figures
 from medclass.evaluation.metrics import task_metrics
-from medclass.evaluation.predictions import predict_split
+from medclass.inference.split import predict_split
 from medclass.inference.predictor import Predictor
 from medclass.training import TrainConfig, train
 from transfer import find_busi

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from medclass.benchmarks.fuzz import FuzzCounts, fuzz_decoder, fuzz_server
+from medclass.harness.fuzz import FuzzCounts, fuzz_decoder, fuzz_server
 
 
 def library_decode(data: bytes, name: str) -> None:

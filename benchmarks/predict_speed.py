@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medclass.heads import per_task, view_probabilities
+from medclass.core.heads import per_task, view_probabilities
 from medclass.inference import ModelArtifact, Predictor, load_predictor
 from medclass.models import create_model
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 PARITY = 1e-4
 ROUNDS = 5

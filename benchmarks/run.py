@@ -33,7 +33,7 @@ import shift  # noqa: E402
 import throughput  # noqa: E402
 import transfer  # noqa: E402
 from common import data_roots, find_npz, out_dir  # noqa: E402
-from medclass.benchmarks.medmnist import DEFAULT_DATASETS, benchmark_dataset, format_table  # noqa: E402
+from medclass.harness.medmnist import DEFAULT_DATASETS, benchmark_dataset, format_table  # noqa: E402
 
 
 def medmnist_table(minutes: float) -> str:

@@ -43,12 +43,13 @@ from common import REPO, data_roots, find_npz
 from medclass.evaluation.calibration import (calibration_events, cross_validated_temperature,
                                              expected_calibration_error, fit_temperature)
 from medclass.evaluation.metrics import labelled_rows, task_metrics
-from medclass.evaluation.predictions import predict_split
-from medclass.heads import TaskHead, view_probabilities
+from medclass.inference.split import predict_split
+from medclass.core.heads import TaskHead, view_probabilities
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 from medclass.training import TrainConfig, train
 from medclass.training.config import load_recipe
+from medclass.data.run_data import run_dataset
 
 NIH_PATIENT = r"^(\d{8})_"
 # name: (a MedMNIST name, or where it is under a data root; reader options; modality)
@@ -121,7 +122,7 @@ def config_for(dataset: str, recipe: str, model: str, seed: int, epochs: int, ou
 def split_scores(run: Path, split: str, logits_file: Path) -> dict:
     """The main task's numbers on one split at the model's own decision rule, and its raw logits saved."""
     predictor = Predictor(RunDir(run).artifact())
-    outputs = predict_split(predictor, RunDir(run).dataset(split))
+    outputs = predict_split(predictor, run_dataset(RunDir(run), split))
     head = predictor.heads[0]
     y = outputs.targets[head.name]
     keep = labelled_rows(y)

@@ -32,7 +32,7 @@ from medclass.evaluation import evaluate_run
 from medclass.models.timm_models import packaged_lite0_weights
 from medclass.training import TrainConfig, train
 from medclass.training.fit import prepare_data
-from medclass.transforms import default_preprocessing
+from medclass.core.preprocessing import default_preprocessing
 
 BUSI = Path("busi_256") / "Dataset_BUSI_with_GT"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training import TrainConfig
 from medclass.training.config import load_recipe
 

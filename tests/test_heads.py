@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from medclass.data.base import Sample
-from medclass.errors import DataError, MedclassError
-from medclass.heads import MISSING, TaskHead, encode_targets, per_task, probabilities
+from medclass.core.errors import DataError, MedclassError
+from medclass.core.heads import MISSING, TaskHead, encode_targets, per_task, probabilities
 
 ORGAN = TaskHead("organ", "multiclass", ("Brain", "Breast", "Lung"))
 MALIGNANCY = TaskHead("malignancy", "binary", ("benign", "malignant"), positive_index=1, threshold=0.3)
@@ -62,6 +62,6 @@ def test_head_dicts_round_trip():
     (("a", "b"), 1), (("tumor", "malignant"), 1),  # none, or more than one, named like a disease: the second
 ])
 def test_the_default_positive_class_is_the_one_named_like_a_disease(classes, positive):
-    from medclass.heads import default_positive
+    from medclass.core.heads import default_positive
 
     assert default_positive(classes)[0] == positive

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 __all__ = ["MedclassError", "__version__"]

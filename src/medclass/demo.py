@@ -10,7 +10,7 @@ from medclass.data.demo import CLASSES, generate_demo_data
 from medclass.evaluation import evaluate_run
 from medclass.explain import format_table, localize_eval
 from medclass.inference import Predictor
-from medclass.inference.sample import sample_lines, sample_test_images, save_sample_grid
+from medclass.evaluation.sample import sample_lines, sample_test_images, save_sample_grid
 from medclass.training import TrainConfig, train
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from medclass.benchmarks.medmnist import Member, choose_ensemble, score
+from medclass.harness.medmnist import Member, choose_ensemble, score
 from medclass.cli import app
 from tests.conftest import write_npz
 

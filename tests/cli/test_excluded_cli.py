@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medclass.cli import app
+from medclass.data.run_data import run_dataset
 
 runner = CliRunner()
 TRAIN = ["--model", "smallcnn", "--epochs", "1", "--batch-size", "16"]
@@ -63,8 +64,8 @@ def test_a_run_from_before_excluded_csv_still_loads_without_its_unlisted_images(
     """Older runs wrote no row for the images they left out, and no excluded.csv: those images stay out."""
     import pytest
 
-    from medclass.errors import DataError, DataWarning
-    from medclass.rundir import RunDir
+    from medclass.core.errors import DataError, DataWarning
+    from medclass.core.rundir import RunDir
 
     data, copies = with_duplicates(demo_data, tmp_path / "data")
     run = tmp_path / "run"
@@ -73,11 +74,11 @@ def test_a_run_from_before_excluded_csv_still_loads_without_its_unlisted_images(
     (run / "splits.csv").write_text("\n".join(kept) + "\n")
     (run / "excluded.csv").unlink()
     with pytest.warns(DataWarning, match=r"3 image\(s\) of .* have no row in .*splits.csv"):
-        loaded = RunDir(run).dataset()
+        loaded = run_dataset(RunDir(run))
     assert not {s.source for s in loaded.samples} & set(copies)
     (run / "excluded.csv").write_text("source,split,label,reason\n")  # a run of today: every image has a row
     with pytest.raises(DataError, match=r"has no split for 3 image\(s\)"):
-        RunDir(run).dataset()
+        run_dataset(RunDir(run))
 
 
 def busi_like(demo_data: Path, root: Path) -> tuple[Path, dict[str, list[tuple[int, ...]]]]:

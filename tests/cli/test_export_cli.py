@@ -9,10 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from medclass.cli import app
-from medclass.errors import MedclassError
-from medclass.evaluation.predictions import DatasetImages
+from medclass.core.errors import MedclassError
+from medclass.inference.split import DatasetImages
 from medclass.inference import ModelArtifact, load_predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 runner = CliRunner()
 
@@ -24,7 +25,7 @@ def test_export_onnx_and_int8_from_a_run(trained_run, tmp_path):
     assert f"exported {run / 'model.onnx'}" in result.stdout and "max |probability diff|" in result.stdout
     assert "AUC" in result.stdout and "decisions changed" in result.stdout
 
-    val = RunDir(run).dataset("val")
+    val = run_dataset(RunDir(run), "val")
     batch = DatasetImages(val)[0:len(val)]
     expected = load_predictor(run).predict_proba(batch)
     np.testing.assert_allclose(load_predictor(run, backend="onnx").predict_proba(batch), expected, atol=1e-4)

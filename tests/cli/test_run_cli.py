@@ -186,7 +186,7 @@ def test_train_records_how_its_split_was_grouped_and_decodes_each_image_once_for
 def test_modality_and_preset_reach_the_run_and_a_flag_wins_over_the_modality(demo_data, tmp_path):
     import yaml
 
-    from medclass.inference.artifact import ModelArtifact
+    from medclass.core.artifact import ModelArtifact
 
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", "--data", str(demo_data), "--model", "smallcnn", "--epochs", "1",

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from medclass.data import open_dataset
-from medclass.errors import DataError, MedclassError
-from medclass.heads import TaskHead
+from medclass.core.errors import DataError, MedclassError
+from medclass.core.heads import TaskHead
 
 
 @pytest.mark.parametrize("classes, expected", [

@@ -14,7 +14,7 @@ from medclass.data import open_dataset
 from medclass.data.audit import audit_dataset
 from medclass.data.csv_file import FIELD_LIMIT, read_csv_table
 from medclass.data.splits import load_splits
-from medclass.errors import DataError, DataWarning
+from medclass.core.errors import DataError, DataWarning
 from medclass.explain.boxdata import read_box_file
 from medclass.inference.batch import expand_inputs
 

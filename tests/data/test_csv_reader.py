@@ -9,7 +9,7 @@ from PIL import Image
 from medclass.data import open_dataset
 from medclass.data.base import Box
 from medclass.data.tasks import check_single_label, is_multi_label
-from medclass.errors import DataError, DataWarning
+from medclass.core.errors import DataError, DataWarning
 
 
 def write_images(folder: Path, names) -> None:

@@ -9,11 +9,11 @@ from pydicom.pixels import get_decoder
 from pydicom.sequence import Sequence
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, ExplicitVRLittleEndian
 
-from medclass.benchmarks.fuzz import dicom_dataset
+from medclass.harness.fuzz import dicom_dataset
 from medclass.data import open_dataset
 from medclass.data.dicom import dicom_patient_id, read_dicom
 from medclass.data.images import read_image
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 
 def _dataset(pixels, photometric="MONOCHROME2", syntax=ExplicitVRLittleEndian, **elements):

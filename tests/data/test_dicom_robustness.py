@@ -20,7 +20,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from medclass.data.dicom import read_dicom
 from medclass.data.images import MAX_DECODED_BYTES, decode_image_bytes
-from medclass.errors import DataError, ImageTooLargeError
+from medclass.core.errors import DataError, ImageTooLargeError
 from tests.data.test_dicom import _dataset, _pixels
 
 

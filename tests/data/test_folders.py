@@ -6,7 +6,7 @@ from PIL import Image
 
 from medclass.data import open_dataset
 from medclass.data.demo import generate_demo_data
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 
 def _png(path, value=0, size=(8, 8)):

@@ -1,7 +1,7 @@
 """Seeded mutants of PNG, JPEG and DICOM files through the bytes decoder: medclass's own error or an image, never
 any other exception (benchmarks/fuzz.py runs thousands)."""
 
-from medclass.benchmarks.fuzz import fuzz_decoder, mutants, seed_files
+from medclass.harness.fuzz import fuzz_decoder, mutants, seed_files
 from medclass.data.images import decode_image_bytes
 
 

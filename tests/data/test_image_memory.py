@@ -13,7 +13,7 @@ from PIL import Image
 
 from medclass.data import images
 from medclass.data.images import MAX_DECODED_BYTES, decode_image_bytes, read_image
-from medclass.errors import ImageTooLargeError
+from medclass.core.errors import ImageTooLargeError
 from tests.conftest import sixteen_bit_png
 
 MIB = 1024 ** 2
@@ -22,7 +22,7 @@ MIB = 1024 ** 2
 MEASURE = """
 import json, resource, sys
 from medclass.data.images import decode_image_bytes
-from medclass.errors import ImageTooLargeError
+from medclass.core.errors import ImageTooLargeError
 data = open(sys.argv[1], "rb").read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -128,7 +128,7 @@ def test_a_16_bit_dicom_at_the_bound_decodes_within_the_servers_per_decode_budge
     """8192 x 8192 16-bit (128 MiB of samples, MAX_DECODED_BYTES) with a rescale: pydicom's windowing and LUTs work
     in float64, which over the whole image cost +1345 MiB (window) and +832 MiB (min-max); converted band by band
     the decode stays within DECODE_PEAK_BYTES, the memory the server counts per decode."""
-    from medclass.benchmarks.fuzz import dicom_dataset
+    from medclass.harness.fuzz import dicom_dataset
 
     side = 8192
     pixels = (np.arange(side * side, dtype=np.uint32) % 4096).astype(np.uint16).reshape(side, side)

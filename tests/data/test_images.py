@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from medclass.data.images import MAX_PIXELS, IMAGE_SUFFIXES, convert_channels, is_image_file, read_image
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 
 def _pixels(img):

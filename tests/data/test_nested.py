@@ -8,7 +8,7 @@ from PIL import Image
 
 from medclass.data import open_dataset
 from medclass.data.nested import is_nested_layout
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 LAYOUT = {"Brain Cancer": ["brain_glioma", "brain_menin"], "Lung and Colon Cancer": ["lung_aca", "lung_n"]}
 

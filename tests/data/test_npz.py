@@ -5,7 +5,7 @@ import pytest
 
 from medclass.data import open_dataset
 from medclass.data.npz import locate_medmnist, parse_medmnist_spec
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 from tests.conftest import write_npz
 
 
@@ -130,7 +130,7 @@ def test_multi_hot_values_other_than_0_and_1_name_the_key(tmp_path):
 def test_retinamnist_grades_are_ordinal_and_the_model_is_scored_by_kappa(tmp_path):
     """MedMNIST describes RetinaMNIST as ordinal regression: its head is ordinal, so evaluation adds quadratic-
     weighted kappa; other sets are not."""
-    from medclass.heads import heads_for
+    from medclass.core.heads import heads_for
 
     retina = open_dataset(str(write_npz(tmp_path / "retinamnist.npz", shape=(10, 28, 28, 3), n_classes=5)))
     assert retina.meta["ordinal"] == ["label"] and heads_for(retina)[0].ordinal

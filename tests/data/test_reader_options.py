@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from medclass.data import open_dataset
 from medclass.data.splits import carve_validation, make_splits, patients_in_several_splits
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 from medclass.training.datamodule import TorchImageDataset
-from medclass.transforms import default_preprocessing
+from medclass.core.preprocessing import default_preprocessing
 from tests.conftest import kermany_like, write_npz
 
 

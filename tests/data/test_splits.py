@@ -12,7 +12,7 @@ import pytest
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.splits import (load_splits, make_splits, patients_in_several_splits, save_splits, select_fold,
                                   split_summary, stratified_split, stratify_keys)
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 
 def dataset(samples, classes=("a", "b", "c")) -> ImageDataset:

@@ -8,7 +8,7 @@ from sklearn.metrics import brier_score_loss
 
 from medclass.evaluation.calibration import (brier_score, calibrated, calibration_events, calibration_report,
                                              expected_calibration_error, fit_temperature)
-from medclass.heads import TaskHead, view_probabilities
+from medclass.core.heads import TaskHead, view_probabilities
 from medclass.inference.predictor import Predictor
 
 

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from medclass.evaluation import evaluate_run
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 
 
 def test_evaluate_scores_the_recorded_test_split_and_writes_a_report(trained_run, tmp_path):
@@ -67,7 +67,7 @@ def test_patients_with_several_images_get_patient_level_metrics_and_resampling(b
 def test_ordinal_grades_are_scored_by_quadratic_weighted_kappa(demo_data, binary_data, tmp_path):
     import pytest
 
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
     from medclass.training import TrainConfig, train
 
     train(TrainConfig(data=str(demo_data), out=str(tmp_path / "run"), model="smallcnn", epochs=1, batch_size=16,

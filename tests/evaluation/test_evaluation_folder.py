@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import medclass.evaluation.evaluate as evaluate_module
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation import evaluate_run
 
 FOREIGN = {"notes.txt": b"my notes", "comparisons/a+b_test/comparison.json": b"{}"}

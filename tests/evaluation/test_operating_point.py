@@ -8,12 +8,13 @@ from sklearn.metrics import roc_curve
 from typer.testing import CliRunner
 
 from medclass.cli import app
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation import evaluate_run
 from medclass.evaluation.operating_point import ThresholdRule, choose_threshold
-from medclass.evaluation.predictions import DatasetImages
+from medclass.inference.split import DatasetImages
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 
 def _scores(seed=0, n=300):
@@ -59,7 +60,7 @@ def test_target_specificity_is_kept_by_the_most_sensitive_threshold():
 
 def _positive_proba(run, split):
     predictor = Predictor.from_run(run)
-    dataset = RunDir(run).dataset(split)
+    dataset = run_dataset(RunDir(run), split)
     head = predictor.heads[0]
     proba = predictor.predict_proba(DatasetImages(dataset))[:, head.positive_index]
     truth = np.array([s.labels["label"] == head.positive_class for s in dataset.samples])
@@ -109,7 +110,7 @@ def test_multiclass_tasks_refuse_an_operating_point(trained_run):
 
 def test_a_finding_without_positives_on_validation_keeps_its_threshold():
     from medclass.evaluation.operating_point import tune_head
-    from medclass.heads import TaskHead
+    from medclass.core.heads import TaskHead
 
     head = TaskHead("findings", "multilabel", ("Mass", "Hernia"), threshold=(0.5, 0.4))
     positive, score = _scores(3, 100)

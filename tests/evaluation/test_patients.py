@@ -3,7 +3,7 @@
 import numpy as np
 
 from medclass.evaluation.patients import aggregate, patient_level
-from medclass.heads import TaskHead
+from medclass.core.heads import TaskHead
 
 PATIENTS = np.array(["a", "a", "b", "c", "c", "c"])
 

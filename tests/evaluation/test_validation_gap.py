@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medclass.evaluation.predictions import SplitOutputs
+from medclass.inference.split import SplitOutputs
 from medclass.evaluation.transfer import gap_lines, validation_gap
-from medclass.heads import TaskHead, view_probabilities
+from medclass.core.heads import TaskHead, view_probabilities
 
 HEAD = TaskHead("label", "binary", ("normal", "pneumonia"), positive_index=1)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.explain.boxes import cam_boxes, otsu_boxes
 
 

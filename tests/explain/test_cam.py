@@ -6,13 +6,13 @@ import torch
 from PIL import Image
 
 from medclass.data.demo import phantom
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.explain import explain_cam, explained_output
 from medclass.explain.cam import CAM_METHODS, cam_maps
 from medclass.explain.localize import inside, random_point
-from medclass.heads import TaskHead
+from medclass.core.heads import TaskHead
 from medclass.models import cam_target_layer, create_model, list_models, model_entry
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 CHEAP = {"smallcnn", "resnet18", "resnet18_small", "efficientnet_lite0"}  # also tried in RGB with two task heads
 

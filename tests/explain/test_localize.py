@@ -9,7 +9,7 @@ from medclass.data.base import Box
 from medclass.explain.boxes import ScoredBox
 from medclass.explain.localize import LocalizationResult, Tally, format_table, inside, iobb, random_box_like, \
     random_point
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 
 def test_iobb_divides_the_overlap_by_the_predicted_box_not_the_union():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medclass.data.demo import phantom
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.explain.boxes import otsu_boxes
 from medclass.explain.options import FLAG_NAMES, FORM_NAMES, ExplainOptions, polarity_for
 

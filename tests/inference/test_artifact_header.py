@@ -15,10 +15,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medclass.cli import app
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.inference import ModelArtifact, Predictor
 from medclass.models import create_model
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 runner = CliRunner()
 

@@ -12,11 +12,11 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.inference import ModelArtifact, Predictor
 from medclass.models import create_model
-from medclass.rundir import RunDir
-from medclass.transforms import Preprocessing
+from medclass.core.rundir import RunDir
+from medclass.core.preprocessing import Preprocessing
 
 
 class Payload:

@@ -6,10 +6,10 @@ from PIL import Image
 from safetensors import safe_open
 from torch.nn import functional as F
 
-from medclass.heads import TaskHead
+from medclass.core.heads import TaskHead
 from medclass.inference import ModelArtifact, Predictor
 from medclass.models import create_model
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 
 

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from medclass.cli import app
 from medclass.data.images import read_image
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.inference import Predictor
 from medclass.inference.batch import expand_inputs, iter_predictions
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 from tests.training.test_ddp import child_environment
 
 runner = CliRunner()
@@ -92,7 +93,7 @@ def test_paths_pil_images_arrays_and_a_dicom_without_suffix_predict_alike(traine
 
 
 def test_sample_draws_only_test_images_and_the_seed_draws_them_again(trained_run, tmp_path):
-    test_sources = {s.source for s in RunDir(trained_run).dataset("test").samples}
+    test_sources = {s.source for s in run_dataset(RunDir(trained_run), "test").samples}
     result = runner.invoke(app, ["sample", str(trained_run), "--n", "5", "--seed", "7", "--out",
                                  str(tmp_path / "grid.png")])
     assert result.exit_code == 0, result.output
@@ -185,7 +186,7 @@ def test_probability_columns_are_safe_names_and_the_guide_keeps_the_class_names(
     threshold behind its `prediction` column."""
     import json
 
-    from medclass.heads import TaskHead
+    from medclass.core.heads import TaskHead
     from medclass.inference.batch import PredictionWriter, column_guide_path
 
     mass = TaskHead("label", "binary", ("no Mass", "Mass"), positive_index=1, threshold=0.31,

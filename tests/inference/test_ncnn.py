@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from medclass.cli import app
-from medclass.errors import MedclassError
-from medclass.heads import TaskHead
+from medclass.core.errors import MedclassError
+from medclass.core.heads import TaskHead
 from medclass.inference import ModelArtifact, Predictor, load_predictor
 from medclass.inference.ncnn_export import export_ncnn
 from medclass.models import list_models

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from medclass.errors import MedclassError
-from medclass.heads import TaskHead
+from medclass.core.errors import MedclassError
+from medclass.core.heads import TaskHead
 from medclass.inference import ModelArtifact, OnnxBackend, Predictor, load_predictor
 from medclass.inference.onnx_export import export_onnx
 from medclass.models import create_model, list_models, model_entry
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 PARITY = 1e-4  # largest probability difference allowed between ONNX Runtime and PyTorch
 

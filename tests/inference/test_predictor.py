@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.inference import ModelArtifact, Predictor
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 
 def test_predict_proba_follows_classes_and_accepts_paths_or_images(trained_run, demo_data):

@@ -4,10 +4,10 @@ import pytest
 import timm
 import torch
 
-from medclass.errors import MedclassError
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.errors import MedclassError
+from medclass.core.artifact import ModelArtifact
 from medclass.models import create_model, list_models, model_entry
-from medclass.transforms import default_preprocessing
+from medclass.core.preprocessing import default_preprocessing
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -158,7 +158,7 @@ def test_packaged_efficientnet_lite0_weights_map_onto_timm(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_task_heads_are_separate_classifiers_on_the_shared_pooled_features(head):
-    from medclass.models.registry import TaskHeads
+    from medclass.core.architectures import TaskHeads
     from medclass.training.feature_cache import classify_features
 
     torch.manual_seed(0)

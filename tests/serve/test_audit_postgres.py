@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from medclass.cli import app as cli
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.serve import create_app
 from medclass.serve.audit import AuditLog
 

@@ -90,7 +90,7 @@ def test_concurrent_uploads_get_the_predictors_answers(evaluated_run, demo_data,
 
 
 def test_max_batch_must_be_positive(evaluated_run, audit_db):
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
 
     with pytest.raises(MedclassError, match="max_batch"):
         create_app({"demo": evaluated_run}, audit_url=audit_db, max_batch=0)

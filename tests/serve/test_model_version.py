@@ -11,7 +11,7 @@ import torch
 from medclass.inference import ModelArtifact, load_predictor
 from medclass.models import create_model
 from medclass.serve.models import load_model
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 
 def saved_run(tmp_path):

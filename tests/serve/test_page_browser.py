@@ -52,10 +52,10 @@ def three_task_model(folder: Path) -> Path:
     every kind of task the page draws; with a description and a modality."""
     import torch
 
-    from medclass.heads import TaskHead
+    from medclass.core.heads import TaskHead
     from medclass.inference import ModelArtifact
     from medclass.models import create_model
-    from medclass.transforms import Preprocessing
+    from medclass.core.preprocessing import Preprocessing
 
     heads = [TaskHead("organ", "multiclass", ("Brain", "Breast", LONG_CLASS), temperature=16.7),
              TaskHead("malignancy", "binary", ("benign", "malignant"), 1, 0.3, "val, youden"),

@@ -195,7 +195,7 @@ def test_inference_does_not_block_the_event_loop(evaluated_run, audit_db, png_pa
 def test_a_run_is_served_on_ncnn_once_exported(evaluated_run, tmp_path, png_path):
     import shutil
 
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
     from medclass.inference.ncnn_export import export_ncnn
     from medclass.serve.models import model_sources
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from medclass.benchmarks.fuzz import fuzz_server
+from medclass.harness.fuzz import fuzz_server
 from medclass.serve import create_app
 
 from .conftest import wait_ready

@@ -86,7 +86,7 @@ def test_decodes_beyond_the_slots_wait_and_all_succeed(evaluated_run, audit_db, 
 
 
 def test_create_app_checks_the_new_limits(evaluated_run):
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
 
     with pytest.raises(MedclassError, match="must hold one decode: at least 512 MiB"):
         create_app({"demo": evaluated_run}, decode_memory_bytes=DECODE_PEAK_BYTES - 1)
@@ -164,7 +164,7 @@ def test_a_model_that_gives_no_finite_answer_is_a_json_reason_and_no_audit_row(t
     """The Predictor refuses outputs that are not finite; the server passes that on as one line, logging nothing."""
     import math
 
-    from medclass.inference.artifact import ModelArtifact
+    from medclass.core.artifact import ModelArtifact
     from medclass.inference.predictor import Predictor
 
     artifact = ModelArtifact.load(trained_run)

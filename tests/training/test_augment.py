@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import TrivialAugmentWide
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training.augment import BatchAugment, PhotometricTrivialAugment
 from medclass.training.augment_policy import MODALITIES, PRESETS, AugmentPolicy, resolve_policy
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 
 def _images(n=6, size=20, mode="L"):

@@ -7,8 +7,8 @@ import pytest
 import timm
 import torch
 
-from medclass.errors import MedclassError
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.errors import MedclassError
+from medclass.core.artifact import ModelArtifact
 from medclass.models import create_model
 from medclass.training import TrainConfig, train
 from medclass.training.batchnorm import feature_problem, recalibrate_batchnorm
@@ -71,7 +71,7 @@ def test_recalibration_needs_pretrained_weights(tmp_path):
 def test_recalibration_uses_a_plain_average_and_restores_the_layers_modes(demo_data):
     from medclass.data import open_dataset
     from medclass.data.splits import stratified_split
-    from medclass.transforms import Preprocessing
+    from medclass.core.preprocessing import Preprocessing
 
     model = create_model("smallcnn", 3, 1)
     momenta = [m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]

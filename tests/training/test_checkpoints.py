@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from medclass.cli import app
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training import TrainConfig, train
 from medclass.training.checkpoints import best_checkpoint_named_in, load_checkpoint
 
@@ -90,7 +90,7 @@ def test_a_frozen_runs_checkpoints_hold_no_frozen_weights_yet_make_the_full_arte
     import timm
     import yaml
 
-    from medclass.inference.artifact import ModelArtifact
+    from medclass.core.artifact import ModelArtifact
     from medclass.training.history import read_history
     from medclass.training.module import ClassifierModule
 

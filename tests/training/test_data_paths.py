@@ -5,12 +5,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from medclass.data import open_dataset
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.models import create_model
 from medclass.training import datamodule as dm
 from medclass.training import speed
 from medclass.training.augment import BatchAugment
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 from tests.conftest import write_npz
 
 

@@ -12,7 +12,7 @@ import yaml
 
 import medclass
 from medclass.data.demo import generate_demo_data
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation import evaluate_run
 from medclass.training import TrainConfig, train
 from medclass.training.checkpoints import load_checkpoint

@@ -11,14 +11,14 @@ import yaml
 from PIL import Image
 
 from medclass.data import open_dataset
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.artifact import ModelArtifact
 from medclass.models import create_model, list_models, model_entry
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
 from medclass.training.module import ClassifierModule
 from medclass.training import TrainConfig, train
 from medclass.training.feature_cache import cached_features, pooled_features
-from medclass.transforms import default_preprocessing
+from medclass.core.preprocessing import default_preprocessing
 
 
 @pytest.fixture

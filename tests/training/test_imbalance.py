@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training import TrainConfig, train
 from medclass.training.imbalance import FocalLoss, OversampleSampler, balanced_class_weights, make_sampler
 

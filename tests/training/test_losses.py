@@ -3,7 +3,7 @@
 import torch
 from torch.nn import functional as F
 
-from medclass.heads import TaskHead, encode_targets
+from medclass.core.heads import TaskHead, encode_targets
 from medclass.data.base import Sample
 from medclass.training.losses import TaskLoss
 

@@ -10,12 +10,13 @@ import yaml
 from typer.testing import CliRunner
 
 from medclass.cli import app
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation import evaluate_run
-from medclass.inference.artifact import ModelArtifact
-from medclass.inference.sample import sample_test_images
-from medclass.rundir import RunDir
+from medclass.core.artifact import ModelArtifact
+from medclass.evaluation.sample import sample_test_images
+from medclass.core.rundir import RunDir
 from medclass.training import TrainConfig, train
+from medclass.data.run_data import run_dataset
 from tests.conftest import multi_cancer_like
 
 runner = CliRunner()
@@ -48,7 +49,7 @@ def test_a_run_trained_with_a_relative_mapping_is_evaluated_and_sampled_from_ano
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     metrics, _ = evaluate_run(run, n_boot=10)
-    assert metrics["n"] == len(RunDir(run).dataset("test"))
+    assert metrics["n"] == len(run_dataset(RunDir(run), "test"))
     sampled, _ = sample_test_images(run, n=4, seed=0)
     assert len(sampled) == 4
 
@@ -62,7 +63,7 @@ def test_a_run_and_its_data_copied_elsewhere_work_when_the_data_path_is_given_ag
                       **QUICK))
     sources = _split_sources(run)
     assert sources and not any(s.startswith("/") for s in sources)  # relative to the data root
-    test_images = len(RunDir(run).dataset("test"))
+    test_images = len(run_dataset(RunDir(run), "test"))
 
     new_run, new_data = tmp_path / "new" / "run", tmp_path / "new" / "data" / "MC"
     shutil.copytree(run, new_run)
@@ -70,11 +71,11 @@ def test_a_run_and_its_data_copied_elsewhere_work_when_the_data_path_is_given_ag
     shutil.rmtree(tmp_path / "old")  # another machine: the old places are gone
 
     with pytest.raises(MedclassError, match=r"data .*Multi Cancer is not there.*--run-data"):
-        RunDir(new_run).dataset("test")
+        run_dataset(RunDir(new_run), "test")
     result = runner.invoke(app, ["evaluate", str(new_run), "--json", "--n-boot", "10"])
     assert result.exit_code != 0 and "--run-data" in result.output
 
-    assert len(RunDir(new_run, data=str(new_data)).dataset("test")) == test_images
+    assert len(run_dataset(RunDir(new_run, data=str(new_data)), "test")) == test_images
     result = runner.invoke(app, ["evaluate", str(new_run), "--run-data", str(new_data), "--json", "--n-boot", "10"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["sample", str(new_run), "--run-data", str(new_data), "--n", "3", "--seed", "1"])
@@ -96,10 +97,10 @@ def test_an_older_run_whose_split_names_absolute_sources_still_loads_and_moves(t
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    expected = len(RunDir(run).dataset("test"))
+    expected = len(run_dataset(RunDir(run), "test"))
     moved = tmp_path / "moved"
     data.rename(moved)
-    assert len(RunDir(run, data=str(moved)).dataset("test")) == expected
+    assert len(run_dataset(RunDir(run, data=str(moved)), "test")) == expected
 
 
 def test_the_config_records_absolute_paths_for_a_weights_file(tmp_path, demo_data, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import yaml
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training import TrainConfig, train
 from medclass.training.history import HistoryWriter, read_history
 

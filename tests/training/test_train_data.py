@@ -9,9 +9,10 @@ import yaml
 from medclass.data import open_dataset
 from medclass.data.sources import data_root, portable_source
 from medclass.data.splits import make_splits, save_splits
-from medclass.errors import DataWarning, MedclassError
-from medclass.rundir import RunDir
+from medclass.core.errors import DataWarning, MedclassError
+from medclass.core.rundir import RunDir
 from medclass.training import TrainConfig, train
+from medclass.data.run_data import run_dataset
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_skip_unreadable_trains_without_them_and_names_every_one(demo_copy, tmp_
     recorded = {row.split(",")[0].rsplit("/", 1)[1]: row.split(",")[1] for row in
                 (run / "splits.csv").read_text().splitlines()[1:]}
     assert recorded["scan_bad.png"] == recorded["scan_empty.png"] == "excluded"  # kept out of training and evaluation
-    assert not any("scan_" in s.source for s in RunDir(run).dataset().samples)  # later commands read the run alike
+    assert not any("scan_" in s.source for s in run_dataset(RunDir(run)).samples)  # later commands read the run alike
     assert yaml.safe_load((run / "config.yaml").read_text())["resolved"]["unreadable_images"] == 2
     with pytest.raises(MedclassError, match="--skip-unreadable needs the audit"):
         _config(demo_copy, run, skip_unreadable=True, audit=False)

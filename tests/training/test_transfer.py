@@ -7,9 +7,9 @@ import torch
 import yaml
 
 from medclass.cli.run_commands import _pretrained
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.inference import Predictor
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.artifact import ModelArtifact
 from medclass.training import TrainConfig, train
 from medclass.training.checkpoints import load_checkpoint
 from medclass.training.module import ClassifierModule

@@ -12,12 +12,12 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
-from medclass.cli import app, user_errors
+from medclass.cli.app import app, user_errors
 from medclass.cli.options import reader_options
 from medclass.data import open_dataset
 from medclass.data.audit import NEAR_MIN_CORRELATION, NEAR_THRESHOLD, audit_dataset
 from medclass.data.masks import PAIRED, is_mask_exclusion
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 EXAMPLES = 10  # examples printed per finding; the JSON report always has all of them
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
+from medclass.cli.app import app, user_errors
 
 benchmark_app = typer.Typer(help="Benchmarks against published numbers, measured on this machine.",
                             no_args_is_help=True)
@@ -26,8 +26,8 @@ def medmnist(
 ):
     """Train medclass's best recipe per dataset on the official splits within --minutes and print ACC and AUC
     (95% bootstrap CIs) beside MedMNIST v2's ResNet-18 (28) and the best published result."""
-    from medclass.benchmarks.medmnist import benchmark_dataset, format_table
-    from medclass.errors import MedclassError
+    from medclass.harness.medmnist import benchmark_dataset, format_table
+    from medclass.core.errors import MedclassError
 
     names = [n.strip().lower() for n in datasets.split(",") if n.strip()]
     if not names:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
+from medclass.cli.app import app, user_errors
 from medclass.cli.options import explain_options, reader_options
 from medclass.explain.options import METHODS
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
+from medclass.cli.app import app, user_errors
 
 FORMATS = ("onnx", "ncnn")
 
@@ -29,9 +29,9 @@ def export(
     """Export the model for ONNX Runtime or ncnn: the network plus its heads, thresholds, preprocessing and TTA, so
     the export alone predicts (`load_predictor("model.onnx")`, `medclass predict RUN --backend ncnn`); checked
     against PyTorch on random inputs."""
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
     from medclass.inference.onnx_export import DEFAULT_OPSET, default_output, export_onnx
-    from medclass.rundir import RunDir
+    from medclass.core.rundir import RunDir
 
     format = format or "onnx"
     if format not in FORMATS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -59,6 +60,7 @@ READER_OPTIONS = {
 
 # A run's own data at a new place (the run or its data moved): read as for training, with the run's recorded split.
 # Unlike --data (other labelled data, scored on its own splits or as a whole), it keeps the run's test split.
+RunFolder = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
 RunData = Annotated[Optional[str], typer.Option(
     "--run-data", help="The run's own data, now at this place (moved, or the run copied to another machine): read "
                        "as for training, with the run's recorded split.")]
@@ -69,7 +71,7 @@ def check_other_data(run_dir, data: str | None, run_data: str | None, reader_opt
     """--data (other labelled images) with its data options, or the run's own data (moved: --run-data), not a mix:
     data options without --data would be silently unused. `without`: what the command uses instead."""
     from medclass.data import cli_flags
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
 
     if reader_options and data is None:
         raise MedclassError(f"{run_dir}: data options ({cli_flags(reader_options)}) apply to --data; without it "

@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
-from medclass.cli.options import RunData, explain_options
-from medclass.cli.run_commands import RunDir
-from medclass.errors import MedclassError
+from medclass.cli.app import app, user_errors
+from medclass.cli.options import RunData, RunFolder, explain_options
+from medclass.core.errors import MedclassError
 from medclass.explain.options import METHODS
 
 
@@ -32,7 +31,7 @@ def _answer_line(heads, row: dict) -> str:
 @user_errors
 @explain_options
 def predict(
-    run_dir: RunDir,
+    run_dir: RunFolder,
     inputs: Annotated[list[Path], typer.Argument(help="Image files (DICOM too), folders of images, CSV lists of "
                                                       "image paths (a 'path' column).")],
     out: Annotated[Optional[Path], typer.Option(help="Write the predictions to this CSV (input order).")] = None,
@@ -125,16 +124,16 @@ def _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator,
 @app.command()
 @user_errors
 def sample(
-    run_dir: RunDir,
+    run_dir: RunFolder,
     n: Annotated[int, typer.Option("--n", help="Images to draw.")] = 16,
     seed: Annotated[Optional[int], typer.Option(help="Draw this batch again (default: a new random batch).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Image grid PNG (default RUN/sample.png).")] = None,
     run_data: RunData = None,
 ):
     """A random batch of the run's TEST images: every task's prediction next to the truth, printed and as a grid."""
-    from medclass.inference.sample import sample_lines, sample_test_images, save_sample_grid
+    from medclass.evaluation.sample import sample_lines, sample_test_images, save_sample_grid
     from medclass.inference import load_predictor
-    from medclass.rundir import RunDir as Run
+    from medclass.core.rundir import RunDir as Run
 
     predictor = load_predictor(run_dir)
     sampled, seed = sample_test_images(Run(run_dir, data=run_data), n, seed, predictor)

@@ -8,10 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
-from medclass.cli.options import RunData, check_other_data, reader_options
-
-RunDir = Annotated[Path, typer.Argument(help="Run folder written by `medclass train`.")]
+from medclass.cli.app import app, user_errors
+from medclass.cli.options import RunData, RunFolder, check_other_data, reader_options
 
 
 def _pretrained(value: Optional[str]):
@@ -24,7 +22,7 @@ def _pretrained(value: Optional[str]):
 
 def _task_weights(text: str) -> dict[str, float]:
     """--task-weights organ=1,malignancy=2 -> {"organ": 1.0, "malignancy": 2.0}."""
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
 
     weights = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -155,7 +153,7 @@ def train(
     folder lists every value used."""
     given = {key: value for key, value in locals().items() if value is not None and key not in (
         "data", "out", "config_file", "pretrained", "resume", "reader_options")}
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
     from medclass.training import TrainConfig
     from medclass.training import train as run_training
     from medclass.training.config import load_recipe
@@ -184,7 +182,7 @@ def train(
 @user_errors
 @reader_options
 def evaluate(
-    run_dir: RunDir,
+    run_dir: RunFolder,
     data: Annotated[Optional[str], typer.Option(help="Other labelled data (default: the run's own).")] = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and report.html.")] = None,
@@ -195,7 +193,7 @@ def evaluate(
 ):
     """Score a trained model: accuracy, balanced accuracy, AUC with CIs, per-class P/R/F1, report.html."""
     from medclass.evaluation import evaluate_run
-    from medclass.rundir import RunDir as Run
+    from medclass.core.rundir import RunDir as Run
 
     check_other_data(run_dir, data, run_data, reader_options, "the run is evaluated on its own data")
     metrics, out_dir = evaluate_run(Run(run_dir, data=run_data), data=data, split=split, out_dir=out,
@@ -214,7 +212,7 @@ def evaluate(
 @user_errors
 @reader_options
 def threshold(
-    run_dir: RunDir,
+    run_dir: RunFolder,
     sensitivity: Annotated[Optional[float], typer.Option(help="The most specific threshold reaching this sensitivity.")
                            ] = None,
     specificity: Annotated[Optional[float], typer.Option(help="The most sensitive threshold keeping this specificity.")
@@ -235,10 +233,10 @@ def threshold(
     """Re-choose the operating point on the run's validation split (or on --data), without retraining; the artefact
     keeps it, and `predict` and `evaluate` apply it."""
     from medclass.data import open_dataset
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
     from medclass.evaluation.calibration import TEMPERATURE_RULES
     from medclass.evaluation.tuning import tune_run, tuning_summary
-    from medclass.rundir import RunDir as Run
+    from medclass.core.rundir import RunDir as Run
     from medclass.training.augment_policy import check_choice
 
     given = [(f"sensitivity:{sensitivity}", sensitivity), (f"specificity:{specificity}", specificity),
@@ -279,7 +277,7 @@ def compare(
     of each AUC difference against the first run (DeLong for binary tasks, paired bootstrap for all); written as
     JSON, CSV, markdown and figures."""
     from medclass.evaluation.compare import compare_runs, comparison_lines
-    from medclass.rundir import RunDir as Run
+    from medclass.core.rundir import RunDir as Run
 
     out = out or Run(run_dirs[0], data=run_data).comparison_dir(run_dirs[1:], split)
     result = compare_runs([Run(r, data=run_data) for r in run_dirs], data=data, split=split,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
+from medclass.cli.app import app, user_errors
 
 
 @app.command()
@@ -38,7 +38,7 @@ def serve(
                                                          "medclass-audit.sqlite here).")] = None,
 ):
     """Serve the models over HTTP: GET /health, GET /models, POST /predict (OpenAPI at /docs)."""
-    from medclass.errors import MedclassError
+    from medclass.core.errors import MedclassError
     from medclass.inference.backends import BACKENDS
     from medclass.serve import create_app
     from medclass.serve.app import DEFAULT_DECODE_MEMORY, DEFAULT_MAX_UPLOAD, DEFAULT_UPLOAD_TIMEOUT, decode_slots

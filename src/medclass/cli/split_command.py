@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medclass.cli import app, user_errors
+from medclass.cli.app import app, user_errors
 from medclass.cli.options import reader_options
 from medclass.data import open_dataset
 from medclass.data.masks import mask_lines

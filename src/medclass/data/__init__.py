@@ -11,7 +11,7 @@ from medclass.data.masks import leave_out_masks
 from medclass.data.nested import NestedFolderReader
 from medclass.data.npz import MedMNISTReader, NpzReader
 from medclass.data.tasks import TASK_OPTIONS, apply_task_options, check_task_options
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 # Tried in order; the first whose can_read() accepts the spec reads it.
 READERS: list[Reader] = [MedMNISTReader(), NpzReader(), CsvReader(), NestedFolderReader(), FolderReader()]

@@ -6,7 +6,6 @@ Pixels are decoded lazily by the dataset's `load_image`, so large folders cost n
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -14,17 +13,14 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from medclass.core.errors import DataError
+from medclass.core.names import KINDS, name_problem, repeated  # noqa: F401  (readers import them from here)
 from medclass.data.images import read_image
-from medclass.errors import DataError
 
 SPLITS = ("train", "val", "test")
 DEFAULT_TASK = "label"
-KINDS = ("binary", "multiclass", "multilabel")
 # In a multi-label task this label means "none of the findings": the empty tuple, not a class of its own.
 NO_FINDING = "No Finding"
-# Unicode categories a task or class name may not hold: control characters (newline, tab, NUL, escape, ...) and line
-# or paragraph separators. Names become CSV columns, JSON keys, lines of reports and of the server's log.
-FORBIDDEN_IN_NAMES = ("Cc", "Zl", "Zp")
 
 
 @dataclass(frozen=True)
@@ -55,24 +51,6 @@ class Sample:
 
     def with_split(self, split: str | None) -> "Sample":
         return replace(self, split=split)
-
-
-def name_problem(name) -> str | None:
-    """Why `name` cannot name a task or a class (a phrase to follow the name), or None when it can: it must be
-    non-empty text without control characters."""
-    if not isinstance(name, str):
-        return f"is a {type(name).__name__}, not text"
-    if not name.strip():
-        return "is empty"
-    bad = next((c for c in name if unicodedata.category(c) in FORBIDDEN_IN_NAMES), None)
-    return None if bad is None else f"holds the control character {bad!r}"
-
-
-def repeated(values: Sequence) -> list:
-    """The values that occur more than once, in order of first occurrence: in linear time, since a header from
-    elsewhere may list 100,000 class names."""
-    counts = Counter(values)
-    return [value for value, n in counts.items() if n > 1]
 
 
 def labels_of(sample: Sample, task: str) -> tuple[str, ...]:

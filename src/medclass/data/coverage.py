@@ -14,7 +14,7 @@ import warnings
 from collections import defaultdict
 
 from medclass.data.base import SPLITS, ImageDataset
-from medclass.errors import DataWarning
+from medclass.core.errors import DataWarning
 
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 

@@ -24,7 +24,7 @@ import re
 import warnings
 from pathlib import Path
 
-from medclass.errors import DataError, DataWarning
+from medclass.core.errors import DataError, DataWarning
 
 FIELD_LIMIT = 131_072  # the csv module's own limit; no path or label cell comes near it
 # longest mark first: UTF-32-LE's mark begins with UTF-16-LE's

@@ -26,7 +26,7 @@ from medclass.data.csv_file import read_csv_table
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.patients import PatientRule
 from medclass.data.tasks import task_names
-from medclass.errors import DataError, DataWarning
+from medclass.core.errors import DataError, DataWarning
 
 IMAGE_COLUMNS = ("filename", "image", "path", "Image Index")
 LABEL_COLUMNS = ("label", "labels", "Finding Labels", "Finding Label")

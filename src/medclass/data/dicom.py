@@ -31,7 +31,7 @@ from pydicom.uid import AllTransferSyntaxes, DeflatedExplicitVRLittleEndian
 
 from medclass.data.dicom_header import MONOCHROME, PixelHeader, element_name, numbers, pixel_header
 from medclass.data.images import BAND_PIXELS, MAX_DECODED_BYTES
-from medclass.errors import DataError, ImageTooLargeError, MedclassError
+from medclass.core.errors import DataError, ImageTooLargeError, MedclassError
 
 # A deflated data set is inflated whole by pydicom, before any header field can be checked: a 143 KB file can
 # inflate to gigabytes. Its inflated size is measured first (streamed, nothing kept), against one largest image

@@ -18,7 +18,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medclass.data.images import check_decoded_size
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")

@@ -12,7 +12,7 @@ from medclass.data.base import DEFAULT_TASK, ImageDataset, Reader, Sample, read_
 from medclass.data.dicom import dicom_patient_id
 from medclass.data.images import is_dicom_file, list_images
 from medclass.data.patients import PatientRule, patients_from_paths
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 SPLIT_ALIASES = {
     "train": "train", "training": "train",

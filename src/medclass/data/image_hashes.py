@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from medclass.data.base import ImageDataset, Sample
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 Progress = Optional[Callable[[int, int], None]]
 THUMB_SIDE = 32

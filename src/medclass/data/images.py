@@ -15,7 +15,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 from PIL import Image, ImageMode, ImageOps
 
-from medclass.errors import DataError, ImageTooLargeError, UnsupportedImageError
+from medclass.core.errors import DataError, ImageTooLargeError, UnsupportedImageError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES

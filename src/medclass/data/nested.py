@@ -15,7 +15,7 @@ from medclass.data.base import ImageDataset, Reader, Sample, read_sample_file
 from medclass.data.folders import SPLIT_ALIASES, with_patients
 from medclass.data.images import is_image_file, list_images
 from medclass.data.patients import PatientRule
-from medclass.errors import DataError, read_yaml
+from medclass.core.errors import DataError, read_yaml
 
 CLASS_TASK, GROUP_TASK = "class", "group"
 # A class folder holding patient or series folders (ROOT/<class>/<patient>/*.png) looks just like this layout;

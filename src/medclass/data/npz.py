@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from medclass.data.base import DEFAULT_TASK, SPLITS, ImageDataset, Reader, Sample
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 MEDMNIST_PREFIX = "medmnist:"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, or the end record of an empty zip

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 PATIENT_FROM = ("name", "path")
 SHOWN_UNMATCHED = 3

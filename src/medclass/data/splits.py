@@ -25,7 +25,7 @@ from medclass.data.groups import PATIENT, split_groups
 from medclass.data.image_hashes import ImageFacts
 from medclass.data.sources import data_root, portable_source, source_lookup
 from medclass.data.tasks import is_multi_label, labels_of
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 # val/test are cut as whole folds of a stratified group k-fold, so fractions are honoured to the nearest 1/20.
 FRACTION_FOLDS = 20

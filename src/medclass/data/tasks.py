@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from medclass.data.base import NO_FINDING, ImageDataset, Sample, labels_of, name_problem
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 
 TASK_OPTIONS = ("target", "positive", "negative", "tasks")  # understood for every format, after the reader
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.metrics import brier_score_loss
 
-from medclass.heads import TaskHead, view_probabilities
+from medclass.core.heads import TaskHead, view_probabilities
 
 N_BINS = 15
 MIN_T, MAX_T = 0.05, 20.0

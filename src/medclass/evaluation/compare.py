@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation.evaluate import evaluation_data
 from medclass.evaluation.metrics import labelled_rows, task_metrics
 from medclass.evaluation.paired import compare_auc, delong_test
-from medclass.evaluation.predictions import predict_split
+from medclass.inference.split import predict_split
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 SHOWN = ("auc", "pr_auc", "accuracy", "label_accuracy", "balanced_accuracy", "sensitivity", "specificity",
          "precision_macro", "recall_macro", "f1_macro")
@@ -41,7 +42,7 @@ def run_dataset(runs: list[RunDir], data: str | None, split: str, reader_options
     """One dataset all runs are scored on: --data, or the runs' own split, which must hold the same images."""
     if data is not None:
         return evaluation_data(runs[0], data, split, reader_options)
-    datasets = [run.dataset(split) for run in runs]
+    datasets = [run_dataset(run, split) for run in runs]
     sources = [sorted(s.source for s in d.samples) for d in datasets]
     for run, own in zip(runs[1:], sources[1:]):
         if own != sources[0]:

@@ -15,20 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from medclass.data import ImageDataset, open_dataset
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation.calibration import calibration_events, calibration_report
 from medclass.evaluation.folder_set import written_as_one_set
 from medclass.evaluation.metrics import labelled_rows, task_metrics
 from medclass.evaluation.patients import patient_level
 from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_error_grid, plot_pr, plot_pr_findings,
                                        plot_reliability, plot_roc, plot_roc_findings)
-from medclass.evaluation.predictions import SplitOutputs, predict_split
+from medclass.inference.split import SplitOutputs, predict_split
 from medclass.evaluation.report import write_report
 from medclass.evaluation.transfer import validation_gap
-from medclass.heads import TaskHead, view_probabilities
+from medclass.core.heads import TaskHead, view_probabilities
 from medclass.inference.batch import prediction_cells, prediction_header, truth_text, write_column_guide
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 ERRORS_SHOWN = 8
 # The set `evaluate` writes, replaced as a whole (evaluation/folder_set.py); anything else in its folder is kept.
@@ -41,7 +42,7 @@ FIGURES = ("confusion_matrix", "roc_curve", "roc_curves", "pr_curve", "pr_curves
 def evaluation_data(run: RunDir, data: str | None, split: str, reader_options: dict) -> ImageDataset:
     """The run's own data with the run's recorded split, or `data` (its `split` if it has splits, else all)."""
     if data is None:
-        return run.dataset(split)
+        return run_dataset(run, split)
     dataset = open_dataset(data, **reader_options)
     return dataset.subset(split) if dataset.has_splits else dataset
 
@@ -84,7 +85,7 @@ def validation_outputs(run: RunDir, predictor: Predictor) -> SplitOutputs | str:
     """The run's validation split, predicted, to set beside the split evaluated; or why it cannot be (a run whose
     data is not here, say, evaluated on other data)."""
     try:
-        return predict_split(predictor, run.dataset("val"))
+        return predict_split(predictor, run_dataset(run, "val"))
     except MedclassError as exc:
         return f"validation split not scored: {exc}"
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 
 @contextmanager

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation.metrics import decision_rates
-from medclass.heads import TaskHead
+from medclass.core.heads import TaskHead
 
 RULES = ("fixed", "youden", "sensitivity", "specificity")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from medclass.evaluation.metrics import task_metrics
-from medclass.heads import TaskHead
+from medclass.core.heads import TaskHead
 
 
 def aggregate(head: TaskHead, y: np.ndarray, proba: np.ndarray, patients: np.ndarray

@@ -14,8 +14,8 @@ import numpy as np
 from medclass.evaluation.bootstrap import bootstrap_draws, percentile_interval
 from medclass.evaluation.calibration import calibration_events, expected_calibration_error
 from medclass.evaluation.metrics import labelled_rows, task_statistics
-from medclass.evaluation.predictions import SplitOutputs
-from medclass.heads import TaskHead
+from medclass.inference.split import SplitOutputs
+from medclass.core.heads import TaskHead
 
 LEVEL = 0.95
 

@@ -8,14 +8,15 @@ import json
 from datetime import datetime, timezone
 
 from medclass.data import ImageDataset
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation.calibration import calibrated, calibration_report
 from medclass.evaluation.metrics import labelled_rows
 from medclass.evaluation.operating_point import (ThresholdRule, check_rule_applies, operating_characteristics,
                                                   tune_head)
-from medclass.evaluation.predictions import predict_split
-from medclass.heads import view_probabilities
-from medclass.rundir import RunDir
+from medclass.inference.split import predict_split
+from medclass.core.heads import view_probabilities
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 SPLIT = "val"
 
@@ -44,7 +45,7 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
                             f"{', '.join(names)}")
     if rule is not None:
         check_rule_applies(rule, artifact.heads, tasks, f"{run}: ")
-    dataset = val_data if val_data is not None else run.dataset(SPLIT)
+    dataset = val_data if val_data is not None else run_dataset(run, SPLIT)
     outputs = predict_split(Predictor(artifact, device=device), dataset)
     heads, record = [], {}
     for head in artifact.heads:

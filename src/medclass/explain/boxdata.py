@@ -15,8 +15,9 @@ from medclass.data.base import ImageDataset, Sample
 from medclass.data.masks import with_mask_boxes
 from medclass.data.csv_reader import (IMAGE_COLUMNS, LABEL_COLUMNS, CsvLayout, box_columns, merge_rows, pick_column,
                                      read_rows)
-from medclass.errors import DataError
-from medclass.rundir import RunDir
+from medclass.core.errors import DataError
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 
 def read_box_file(path: str | Path) -> dict[str, list]:
@@ -59,7 +60,7 @@ def boxed_samples(run: RunDir, data: str | None = None, split: str = "test", box
     if own and reader_options:
         raise DataError(f"{data or run}: data options ({cli_flags(reader_options)}) apply to other data; the run's "
                         "own data is read as it was for training")
-    dataset = run.dataset(split) if own else open_dataset(data, **(reader_options or {}))
+    dataset = run_dataset(run, split) if own else open_dataset(data, **(reader_options or {}))
     if box_file:
         dataset = attach_boxes(dataset, box_file)
     dataset = with_mask_boxes(dataset)

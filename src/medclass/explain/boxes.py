@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.explain.options import CAM_THRESHOLD, POLARITIES
 
 MIN_AREA_FRACTION = 0.002  # regions smaller than this share of the image are noise, not findings

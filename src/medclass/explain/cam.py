@@ -20,12 +20,12 @@ from pytorch_grad_cam import (EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWis
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.explain.boxes import ScoredBox, cam_boxes
 from medclass.explain.options import CAM_METHOD_NAMES, CAM_THRESHOLD
-from medclass.heads import TaskHead, output_slices, probabilities
-from medclass.models.registry import cam_target_layer
-from medclass.transforms import Preprocessing
+from medclass.core.heads import TaskHead, output_slices, probabilities
+from medclass.core.architectures import cam_target_layer
+from medclass.core.preprocessing import Preprocessing
 
 # One forward and one backward pass each (no per-channel re-runs, as Score-CAM or Ablation-CAM need).
 CAM_METHODS = dict(zip(CAM_METHOD_NAMES, (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM,
@@ -140,7 +140,7 @@ def explain_cam(model: nn.Module, heads: Sequence[TaskHead], preprocessing: Prep
                 box_threshold: float = CAM_THRESHOLD, batch_size: int = 16) -> list[Explanation]:
     """Explain each image's output for (task, class_name) (defaults: see the module docstring) with `method`.
 
-    The target layer is the registered model's (`model_name`, models/registry.py `cam_target_layer`) unless
+    The target layer is the registered model's (`model_name`, core/architectures.py `cam_target_layer`) unless
     `layer` is given. Heatmaps and boxes come back at each image's original size.
     """
     heads = list(heads)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 OTSU = "otsu"  # classic boxes without a model: Otsu's threshold and contours (explain/boxes.py)
 # CAMs that need one forward and one backward pass each (explain/cam.py maps each name to its pytorch-grad-cam class)

@@ -13,13 +13,13 @@ import numpy as np
 from PIL import Image
 
 from medclass.data.base import Box, ImageDataset, Sample
-from medclass.errors import DataWarning, MedclassError
+from medclass.core.errors import DataWarning, MedclassError
 from medclass.explain.boxes import otsu_boxes
 from medclass.explain.cam import explain_cam
 from medclass.explain.localize import LocalizationResult, random_box_like, random_point
 from medclass.explain.options import CAM_THRESHOLD, METHODS, OTSU, ExplainOptions
 from medclass.explain.overlay import overlay_image, save_overlay
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 
 DEFAULT_METHODS = ("gradcam", OTSU)
 RESULTS = "localization.json"

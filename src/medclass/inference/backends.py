@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 import torch
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 BACKENDS = ("torch", "onnx", "ncnn")
 

@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from medclass.data.csv_file import read_csv_table
 from medclass.data.images import is_dicom_file, list_images, read_image
-from medclass.errors import DataError, MedclassError
+from medclass.core.errors import DataError, MedclassError
 from medclass.explain.boxes import BOX_COLUMNS, BOX_DESCRIPTIONS, best_box_cells
-from medclass.heads import MISSING, TaskHead, per_task, view_probabilities
+from medclass.core.heads import MISSING, TaskHead, per_task, view_probabilities
 from medclass.inference.predictor import Predictor
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from medclass.errors import DataError
+from medclass.core.errors import DataError
 from medclass.inference.backends import TorchBackend
 from medclass.inference.batch import FrameOf, PredictionWriter, read_input, rows_from_logits
 from medclass.inference.predictor import Predictor

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medclass.errors import MedclassError
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.errors import MedclassError
+from medclass.core.artifact import ModelArtifact
 from medclass.inference.backends import BACKENDS, NcnnBackend, OnnxBackend
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 
 
 def load_predictor(source: str | Path | ModelArtifact, backend: str = "torch", device: str = "cpu",

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from medclass.errors import MedclassError
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.errors import MedclassError
+from medclass.core.artifact import ModelArtifact
 from medclass.inference.backends import NcnnBackend
 from medclass.inference.onnx_export import ExportResult, compare_with_torch, export_source, quiet
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 
 
 def default_ncnn_output(source: str | Path) -> Path:

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medclass.errors import MedclassError
-from medclass.heads import view_probabilities
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.errors import MedclassError
+from medclass.core.heads import view_probabilities
+from medclass.core.artifact import ModelArtifact
 from medclass.inference.backends import OnnxBackend
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 
 METADATA_KEY = "medclass"  # metadata_props entry holding the artefact's JSON
 EXPORTER_KEY = "medclass_exporter"

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from medclass.data.images import read_image
-from medclass.errors import MedclassError
-from medclass.heads import per_task, view_probabilities
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.errors import MedclassError
+from medclass.core.heads import per_task, view_probabilities
+from medclass.core.artifact import ModelArtifact
 from medclass.inference.backends import Backend, TorchBackend
 
 if TYPE_CHECKING:

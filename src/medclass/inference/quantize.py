@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation.metrics import task_scores
-from medclass.evaluation.predictions import DatasetImages, predict_split
+from medclass.inference.split import DatasetImages, predict_split
 from medclass.inference.loading import load_predictor
 from medclass.inference.onnx_export import INPUT_NAME, quiet
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 
 class ImageReader:
@@ -86,7 +87,7 @@ def quantize_int8(run_dir: str | Path, fp32: str | Path | None = None, out: str 
     fp32 = Path(fp32) if fp32 else run.onnx_file
     out = Path(out) if out else run.int8_file
     fp32_predictor = load_predictor(fp32, backend="onnx")
-    data = run.dataset()  # opened once: calibration takes val images, the measurement test (else val)
+    data = run_dataset(run)  # opened once: calibration takes val images, the measurement test (else val)
     val = data.subset("val")
     if not len(val):
         raise MedclassError(f"{run.splits_file}: the run has no 'val' images to calibrate int8 on")

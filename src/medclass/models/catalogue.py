@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from medclass.models.registry import create_model, list_models, model_entry
+from medclass.core.architectures import create_model, list_models, model_entry
 
 
 def parameter_count(name: str, num_classes: int = 2) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medclass.errors import MedclassError
-from medclass.models.registry import register_model
+from medclass.core.errors import MedclassError
+from medclass.core.architectures import register_model
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:

@@ -10,8 +10,8 @@ import timm
 import torch
 from torch import nn
 
-from medclass.errors import MedclassError
-from medclass.models.registry import ModelEntry, classifier_name, register_model, register_prefix
+from medclass.core.errors import MedclassError
+from medclass.core.architectures import ModelEntry, classifier_name, register_model, register_prefix
 from medclass.models.weights import load_weights_file
 
 # short name: (timm architecture, smallest input side, description)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 MIN_LOADED = 0.5  # below this share of the model's tensors loaded, the file is for another architecture

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from medclass.explain.options import METHODS, OTSU, polarity_for
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.artifact import ModelArtifact
 
 # A model whose validation AUC is this close to 0.5 ranks images no better than a coin.
 CHANCE_MARGIN = 0.05

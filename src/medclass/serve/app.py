@@ -33,7 +33,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from medclass.data.images import DECODE_PEAK_BYTES, decode_image_bytes
-from medclass.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
+from medclass.core.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
 from medclass.explain.options import CAM_THRESHOLD, FORM_NAMES, METHODS, POLARITIES, ExplainOptions
 from medclass.inference.predictor import Predictor
 from medclass.serve.audit import AuditLog, AuditUnavailable

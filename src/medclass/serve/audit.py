@@ -19,7 +19,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, in
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 DEFAULT_DB = "medclass-audit.sqlite"
 COLUMNS = ("id", "time", "model", "model_version", "input_sha256", "outputs", "latency_ms", "client")

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.evaluation.report import HEADLINE
 from medclass.explain.options import ExplainOptions
-from medclass.heads import UNTUNED, TaskHead, view_probabilities
+from medclass.core.heads import UNTUNED, TaskHead, view_probabilities
 from medclass.inference.batch import rows_from_logits
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 from medclass.serve.about import about, chance_warnings
 from medclass.serve.batching import MicroBatcher
 DEFAULT_MAX_BATCH = 16  # most requests one forward takes; chosen by benchmarks/serve_load.py (docs/serving.md)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training.augment_policy import AugmentPolicy
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 GEOMETRIC_OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 PRESETS = ("none", "light", "classic", "strong")
 MODALITIES = ("xray", "ultrasound", "histology", "dermoscopy", "mri", "fundus", "other")

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from medclass.data.base import ImageDataset
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
 from medclass.training.datamodule import decode_all
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 RECALIBRATION_IMAGES = 512  # training images drawn (seeded) to re-estimate the statistics
 RECALIBRATION_BATCH = 32

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"

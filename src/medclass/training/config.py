@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from medclass.errors import MedclassError, read_yaml
+from medclass.core.errors import MedclassError, read_yaml
 from medclass.evaluation.calibration import TEMPERATURE_RULES
-from medclass.models.registry import HEADS
+from medclass.core.architectures import HEADS
 from medclass.training.augment_policy import MODALITIES, PRESETS, check_choice
 from medclass.training.distributed import STRATEGIES
 from medclass.training.imbalance import LOSSES, SAMPLERS

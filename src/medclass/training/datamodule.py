@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from medclass.data.base import ImageDataset
-from medclass.errors import MedclassError
-from medclass.heads import TaskHead, encode_targets, heads_for
+from medclass.core.errors import MedclassError
+from medclass.core.heads import TaskHead, encode_targets, heads_for
 from medclass.training.augment import BatchAugment
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 log = logging.getLogger("medclass")
 MAX_AUTO_WORKERS = 8

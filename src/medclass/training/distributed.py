@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 STRATEGIES = ("auto", "ddp")
 # torchrun sets RANK and LOCAL_RANK; srun SLURM_PROCID; Lightning's launcher NODE_RANK and LOCAL_RANK

@@ -28,11 +28,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from medclass.data.base import ImageDataset
-from medclass.heads import TaskHead, encode_targets, heads_for
+from medclass.core.heads import TaskHead, encode_targets, heads_for
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
 from medclass.training.datamodule import decode_all, split_loader
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 log = logging.getLogger("medclass")
 EXTRACT_BATCH = 64

@@ -31,13 +31,13 @@ from medclass.data.masks import mask_lines
 from medclass.data.splits import (carve_validation, exclude, excluded_images, load_splits, save_exclusions, save_splits,
                                   stratified_split)
 from medclass.data.tasks import check_single_label
-from medclass.errors import DataError, DataWarning, MedclassError
+from medclass.core.errors import DataError, DataWarning, MedclassError
 from medclass.evaluation.operating_point import ThresholdRule, check_rule_applies
 from medclass.evaluation.tuning import tune_run, tuning_summary
-from medclass.heads import TaskHead, default_positive, encode_targets, heads_for, per_task
-from medclass.inference.artifact import ModelArtifact
+from medclass.core.heads import TaskHead, default_positive, encode_targets, heads_for, per_task
+from medclass.core.artifact import ModelArtifact
 from medclass.models import model_entry
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import MODALITIES, AugmentPolicy, resolve_policy
 from medclass.training.batchnorm import recalibrate_batchnorm
@@ -51,7 +51,7 @@ from medclass.training.imbalance import balanced_class_weights, make_sampler
 from medclass.training.module import ClassifierModule
 from medclass.training.progress import progress_callback
 from medclass.training.speed import SpeedPlan, on_gpu, prepare_model, resolve_speed
-from medclass.transforms import default_preprocessing
+from medclass.core.preprocessing import default_preprocessing
 
 log = logging.getLogger("medclass")
 MAX_AUTO_SIZE = 224
@@ -454,7 +454,7 @@ def train(config: TrainConfig) -> TrainResult:
         print(f"positive class of task {heads[0].name!r}: {heads[0].positive_class!r} "
               f"({default_positive(heads[0].classes)[1]}); --positive-class names the other", file=sys.stderr,
               flush=True)
-    # several tasks: one head each on the shared backbone (models/registry.py: TaskHeads); the artefact keeps it
+    # several tasks: one head each on the shared backbone (core/architectures.py: TaskHeads); the artefact keeps it
     model_kwargs = config.model_kwargs | ({"task_outputs": [h.outputs for h in heads]} if len(heads) > 1 else {})
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = ClassifierModule(config.model, heads, in_chans, pretrained=config.pretrained, lr=config.lr,

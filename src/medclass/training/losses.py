@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from medclass.heads import TaskHead, output_slices, target_slices
+from medclass.core.heads import TaskHead, output_slices, target_slices
 from medclass.training.imbalance import FocalLoss
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from medclass.errors import DataWarning, MedclassError
+from medclass.core.errors import DataWarning, MedclassError
 from medclass.evaluation.metrics import decision_accuracy, task_scores
-from medclass.heads import TaskHead, per_task, view_probabilities
+from medclass.core.heads import TaskHead, per_task, view_probabilities
 from medclass.models import create_model
 from medclass.training.batchnorm import check_frozen_features
 from medclass.training.checkpoints import FROZEN, leave_out_frozen, put_back_frozen

@@ -17,7 +17,7 @@ from medclass.data.base import ImageDataset
 from medclass.training.config import TrainConfig
 from medclass.training.datamodule import auto_workers, choose_in_memory
 from medclass.training.distributed import local_processes
-from medclass.transforms import Preprocessing
+from medclass.core.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)

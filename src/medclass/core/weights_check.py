@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from medclass.errors import MedclassError
-from medclass.models import create_model
-from medclass.models.registry import classifier_name
+from medclass.core.errors import MedclassError
+from medclass.core.architectures import classifier_name, create_model
 
 if TYPE_CHECKING:
-    from medclass.inference.artifact import ModelArtifact
+    from medclass.core.artifact import ModelArtifact
 
 Layout = dict[str, tuple[tuple[int, ...], str]]  # tensor name -> (shape, dtype as stored: "F32", "torch.int64")
 

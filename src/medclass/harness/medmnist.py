@@ -23,7 +23,7 @@ import numpy as np
 
 from medclass.data import ImageDataset, open_dataset
 from medclass.evaluation.metrics import auc_score, task_metrics
-from medclass.evaluation.predictions import DatasetImages
+from medclass.inference.split import DatasetImages
 from medclass.inference import Predictor
 from medclass.training import TrainConfig, train
 from medclass.training.fit import resolve_model
@@ -86,7 +86,7 @@ def cnn_member(dataset: ImageDataset, name: str, root: str | None, out: Path, se
 
 def feature_member(dataset: ImageDataset, img_size: int = 64) -> Member | None:
     """Frozen EfficientNet-Lite0 (ImageNet) features + logistic regression, C chosen on validation."""
-    from medclass.benchmarks.features import frozen_features, packaged_weights_available
+    from medclass.harness.features import frozen_features, packaged_weights_available
 
     if not packaged_weights_available():
         return None

@@ -13,7 +13,7 @@ translation layer as long as this table. The ranges are generous bounds around w
 Checks between fields that the classes themselves make (a binary task's two classes and its positive class, mean and
 std of in_chans values) stay with those classes (TaskHead, Preprocessing); `ModelArtifact.from_metadata` reports
 them with the field's path too. Whether the weights fit the network the header names is checked against the tensors
-(inference/weights_check.py).
+(core/weights_check.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Iterator
 
 from torchvision.transforms import InterpolationMode
 
-from medclass.data.base import KINDS, name_problem, repeated
-from medclass.models.registry import HEADS
+from medclass.core.names import KINDS, name_problem, repeated
+from medclass.core.architectures import HEADS
 
 MAX_SIDE = 4096  # img_size: 8 (TrainConfig's MIN_IMG_SIZE) to 4096 px; a 4096 px float input is 64 MiB per channel
 MAX_CLASSES = 100_000  # classes (findings) per task

@@ -11,7 +11,7 @@ from medclass.models import create_model
 from medclass.models.timm_models import packaged_lite0_weights
 from medclass.training.datamodule import TorchImageDataset
 from medclass.training.speed import resolve_precision
-from medclass.transforms import default_preprocessing
+from medclass.core.preprocessing import default_preprocessing
 
 
 def packaged_weights_available() -> bool:

@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from medclass.data import ImageDataset
-from medclass.errors import MedclassError
-from medclass.heads import TaskHead, encode_targets, output_slices, per_task, view_probabilities
+from medclass.core.errors import MedclassError
+from medclass.core.heads import TaskHead, encode_targets, output_slices, per_task, view_probabilities
 
 
 class DatasetImages:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from medclass.data.images import decode_image_bytes
-from medclass.errors import MedclassError
+from medclass.core.errors import MedclassError
 
 
 @dataclass

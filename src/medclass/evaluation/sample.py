@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medclass.evaluation.predictions import dataset_tasks
-from medclass.heads import TaskHead
+from medclass.inference.split import dataset_tasks
+from medclass.core.heads import TaskHead
 from medclass.inference.batch import rows_from_logits
 from medclass.inference.predictor import Predictor
-from medclass.rundir import RunDir
+from medclass.core.rundir import RunDir
+from medclass.data.run_data import run_dataset
 
 CORRECT, WRONG = "#1a7f37", "#cf222e"
 
@@ -41,7 +42,7 @@ def sample_test_images(run: str | Path | RunDir, n: int = 16, seed: int | None =
     """`n` images drawn at random from the run's test split, predicted; returns them and the seed used."""
     run = RunDir(run)
     predictor = predictor or Predictor(run.artifact())
-    dataset = run.dataset("test")
+    dataset = run_dataset(run, "test")
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
     chosen = np.random.default_rng(seed).choice(len(dataset), size=min(n, len(dataset)), replace=False)
     images = [dataset.load_image(int(i)) for i in chosen]

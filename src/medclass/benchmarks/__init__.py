@@ -1,1 +1,0 @@
-"""Benchmarks that ship with medclass (`medclass benchmark ...`)."""
