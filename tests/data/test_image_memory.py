@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medclass.data import images
+from medclass.data import decode_limits, images
 from medclass.data.images import MAX_DECODED_BYTES, decode_image_bytes, read_image
 from medclass.core.errors import ImageTooLargeError
 from tests.conftest import sixteen_bit_png
@@ -70,7 +70,7 @@ def test_a_16_bit_png_within_the_bound_decodes_in_under_twice_its_16_bit_bytes(t
 @pytest.fixture
 def small_bound(monkeypatch):
     """MAX_DECODED_BYTES of 64 x 48 RGB pixels, so the bound's cases need only tiny images."""
-    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 64 * 48 * 3)
+    monkeypatch.setattr(decode_limits, "MAX_DECODED_BYTES", 64 * 48 * 3)
 
 
 def jpeg(tmp_path, size, name="photo.jpg"):
@@ -112,7 +112,7 @@ def test_a_jpeg_over_the_bound_decodes_at_a_reduced_scale_and_one_within_it_whol
 
 
 def test_conversions_to_8_bit_band_by_band_match_the_whole_image_rule(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "BAND_PIXELS", 2)  # one row per band
+    monkeypatch.setattr(decode_limits, "BAND_PIXELS", 2)  # one row per band
     Image.fromarray(np.array([[-1.0, 0.0], [1.0, 0.5]], np.float32)).save(tmp_path / "float.tif")
     assert np.asarray(read_image(tmp_path / "float.tif")).tolist() == [[0, 128], [255, 191]]  # min, max: rows 1, 2
     Image.fromarray(np.array([[np.nan, 0.0], [1.0, np.inf]], np.float32)).save(tmp_path / "nan.tif")

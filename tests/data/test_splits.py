@@ -1,14 +1,13 @@
 """Splits: grouped by patient, stratified on the main task, k-fold, dedupe, per-task summaries, and the split CSV
 round trip."""
 
-import sys
-import types
 from collections import Counter
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from medclass.data import splits
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.splits import (load_splits, make_splits, patients_in_several_splits, save_splits, select_fold,
                                   split_summary, stratified_split, stratify_keys)
@@ -107,10 +106,9 @@ def test_dedupe_keeps_one_of_agreeing_groups_and_drops_conflicting(tmp_path):
     assert {s.source for s in reloaded.samples} == kept
 
 
-def test_dedupe_true_asks_the_audit_module(monkeypatch):
-    audit = types.ModuleType("medclass.data.audit")
-    audit.exact_duplicate_groups = lambda ds: [["s0", "s3"]]
-    monkeypatch.setitem(sys.modules, "medclass.data.audit", audit)
+def test_dedupe_true_asks_the_audits_duplicate_finder(monkeypatch):
+    """dedupe drops what the audit's exact-duplicate finder (data/duplicates.py) reports."""
+    monkeypatch.setattr(splits, "exact_duplicate_groups", lambda ds: [["s0", "s3"]])
     out = make_splits(dataset([Sample(f"s{i}", {"label": "abc"[i % 3]}) for i in range(30)]), dedupe=True)
     assert "s3" not in {s.source for s in out.samples} and out.meta["dedupe"]["dropped"] == 1
 

@@ -30,7 +30,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply
 from pydicom.uid import AllTransferSyntaxes, DeflatedExplicitVRLittleEndian
 
 from medclass.data.dicom_header import MONOCHROME, PixelHeader, element_name, numbers, pixel_header
-from medclass.data.images import BAND_PIXELS, MAX_DECODED_BYTES
+from medclass.data.decode_limits import BAND_PIXELS, MAX_DECODED_BYTES
 from medclass.core.errors import DataError, ImageTooLargeError, MedclassError
 
 # A deflated data set is inflated whole by pydicom, before any header field can be checked: a 143 KB file can

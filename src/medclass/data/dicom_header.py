@@ -17,7 +17,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medclass.data.images import check_decoded_size
+from medclass.data.decode_limits import check_decoded_size
 from medclass.core.errors import DataError
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")

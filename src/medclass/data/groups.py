@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from medclass.data.base import ImageDataset
+from medclass.data.duplicates import duplicate_clusters
 from medclass.data.image_hashes import ImageFacts, scan_dataset
 
 PATIENT, DUPLICATES, NONE = "patient", "near-duplicate clusters", "none"
@@ -42,8 +43,6 @@ def split_groups(dataset: ImageDataset, by_patient: bool = True, group_duplicate
     ids = [f"image:{i}" for i in range(len(samples))]
     if not group_duplicates:
         return SplitGroups(NONE, ids)
-    from medclass.data.audit import duplicate_clusters  # lazy: audit imports splits, which imports this module
-
     for number, members in enumerate(duplicate_clusters(scan_dataset(dataset, scanned=scanned))):
         for index in members:
             ids[index] = f"cluster:{number}"

@@ -16,25 +16,12 @@ import numpy as np
 from PIL import Image, ImageMode, ImageOps
 
 from medclass.core.errors import DataError, ImageTooLargeError, UnsupportedImageError
+import medclass.data.decode_limits as limits
+from medclass.data.decode_limits import (BAND_PIXELS, DECODE_PEAK_BYTES, MAX_DECODED_BYTES,  # noqa: F401
+                                         MAX_PIXELS, check_decoded_size, check_pixel_count)
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + DICOM_SUFFIXES
-
-# Largest image medclass decodes (width * height), checked from the header before any pixel is decoded.
-# Routine single-frame medical images are far below it (a full-field mammogram is ~4096 x 5600 = 23 M pixels);
-# whole-slide pathology needs tiling tools, not a classifier's loader. It also sits below Pillow's own hard limit
-# (2 * Image.MAX_IMAGE_PIXELS = 179 M), so the limit a user meets is this one, with this message.
-MAX_PIXELS = 10_000 * 10_000
-# Largest decoded image in bytes (pixels x samples x bytes per sample, one frame), checked from the header too:
-# the pixel count alone does not bound memory, since a 190 KB 16-bit PNG can declare 10000 x 10000 pixels (200 MB
-# decoded, and more in conversions). 128 MiB holds a 16-bit full-field mammogram (~46 MB) and an 8-bit RGB image
-# of 44 M pixels. It is checked from the mode's samples and bytes before decoding; a JPEG over it decodes at 1/2,
-# 1/4 or 1/8 scale instead, when one fits.
-MAX_DECODED_BYTES = 128 * 1024 ** 2
-# Most memory one decode within the bound holds at its peak (measured, Pillow path: a 16-bit image at the bound
-# 1.6 x MAX_DECODED_BYTES, RGB 2.5 x as Pillow keeps 4 bytes a pixel, a colour palette image of MAX_PIXELS 3.7 x as
-# its RGB). The server sizes how many decodes run at once by it.
-DECODE_PEAK_BYTES = 4 * MAX_DECODED_BYTES
 
 # Errors Pillow raises for files it cannot parse; anything else is a bug in medclass and should surface as one.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
@@ -47,9 +34,6 @@ _ALPHA_TO_BASE = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB
 # libjpeg decodes at 1/2, 1/4 or 1/8 of the stored size (DCT scaling): a JPEG too large to decode whole is read at
 # the first of these scales that fits MAX_DECODED_BYTES, instead of being refused.
 _JPEG_SCALES = (2, 4, 8)
-# Conversions to 8-bit (here and in dicom.py) work on bands of rows of about this many pixels, so no full-size wide
-# intermediate (int64, float64) ever exists beside the decoded buffer and the 8-bit result.
-BAND_PIXELS = 1 << 20
 
 
 def is_image_file(path: Path) -> bool:
@@ -129,7 +113,7 @@ def _read_with_pillow(source: Path | BinaryIO, where, formats: tuple[str, ...] |
     except FileNotFoundError:
         raise DataError(f"{where}: file not found") from None
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{where}: image too large ({exc}); medclass reads at most {MAX_PIXELS} "
+        raise ImageTooLargeError(f"{where}: image too large ({exc}); medclass reads at most {limits.MAX_PIXELS} "
                                  "pixels") from None
     except _DECODE_ERRORS as exc:
         raise DataError(f"{where}: not a readable image ({exc.__class__.__name__}: {exc})") from None
@@ -141,14 +125,14 @@ def _fit_decode_bound(img: Image.Image, where) -> None:
     training. Raises ImageTooLargeError when nothing fits."""
     layout = sample_layout(img.mode)
     try:
-        check_decoded_size(where, *img.size, *layout)
+        limits.check_decoded_size(where, *img.size, *layout)
     except ImageTooLargeError:
         scale = _fitting_jpeg_scale(img, layout)
         if scale is None:
             raise
         width, height = img.size
         img.draft(None, (width // scale, height // scale))  # libjpeg picks the largest scale <= the ratio asked
-        check_decoded_size(where, *img.size, *layout)
+        limits.check_decoded_size(where, *img.size, *layout)
 
 
 def _fitting_jpeg_scale(img: Image.Image, layout: tuple[int, int]) -> int | None:
@@ -157,7 +141,7 @@ def _fitting_jpeg_scale(img: Image.Image, layout: tuple[int, int]) -> int | None
     width, height = img.size
     for scale in _JPEG_SCALES:
         reduced = -(-width // scale) * -(-height // scale)  # libjpeg rounds each side up
-        if reduced <= MAX_PIXELS and reduced * layout[0] * layout[1] <= MAX_DECODED_BYTES:
+        if reduced <= limits.MAX_PIXELS and reduced * layout[0] * layout[1] <= limits.MAX_DECODED_BYTES:
             return scale
     return None
 
@@ -167,26 +151,6 @@ def sample_layout(mode: str) -> tuple[int, int]:
     "RGB" (3, 1), "RGBA" (4, 1), "I;16" (1, 2), "I" and "F" (1, 4)."""
     described = ImageMode.getmode(mode)
     return len(described.bands), np.dtype(described.typestr).itemsize
-
-
-def check_pixel_count(path, width: int, height: int) -> None:
-    """Refuse images larger than MAX_PIXELS before decoding, so a hostile or broken header cannot exhaust memory."""
-    pixels = int(width) * int(height)
-    if pixels > MAX_PIXELS:
-        raise ImageTooLargeError(f"{path}: image too large: {width} x {height} = {pixels} pixels; "
-                        f"medclass reads at most {MAX_PIXELS} pixels (MAX_PIXELS)")
-
-
-def check_decoded_size(path, width: int, height: int, samples: int = 1, bytes_per_sample: int = 1) -> None:
-    """Refuse, before decoding, an image whose decoded pixels would exceed MAX_DECODED_BYTES (and MAX_PIXELS):
-    `samples` per pixel (1 gray, 3 RGB, 4 with alpha) of `bytes_per_sample` each (1, 2 for 16-bit, 4, 8)."""
-    check_pixel_count(path, width, height)
-    size = int(width) * int(height) * int(samples) * int(bytes_per_sample)
-    if size > MAX_DECODED_BYTES:
-        raise ImageTooLargeError(f"{path}: image too large: {width} x {height} pixels of {samples} x "
-                                 f"{bytes_per_sample * 8}-bit samples = {size // 1024 ** 2} MiB decoded; medclass "
-                                 f"decodes at most {MAX_DECODED_BYTES // 1024 ** 2} MiB per image "
-                                 "(MAX_DECODED_BYTES)")
 
 
 def to_standard_mode(img: Image.Image) -> Image.Image:
@@ -277,7 +241,7 @@ def _min_max_to_8_bit(img: Image.Image) -> Image.Image:
 def _row_bands(img: Image.Image) -> Iterator[np.ndarray]:
     """The pixels of a one-band image as arrays of a few rows each (about BAND_PIXELS pixels)."""
     width, height = img.size
-    step = max(1, BAND_PIXELS // max(width, 1))
+    step = max(1, limits.BAND_PIXELS // max(width, 1))
     for top in range(0, height, step):
         yield np.asarray(img.crop((0, top, width, min(top + step, height))))
 

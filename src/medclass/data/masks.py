@@ -27,6 +27,7 @@ from pathlib import PurePath
 import numpy as np
 
 from medclass.data.base import Box, ImageDataset, Sample, labels_of
+from medclass.data.exclusions import exclude
 
 MASK_OF = re.compile(r"^(?P<stem>.+?)[ _.-](?:masks?|seg|segmentation)(?:[ _.-]?\d+)?$", re.IGNORECASE)
 MASKS = "masks"  # meta key: {"of_image": {image source: [mask sources]}, "orphans": [...], "kept": bool}
@@ -60,7 +61,6 @@ def leave_out_masks(dataset: ImageDataset, keep_masks: bool = False) -> ImageDat
     dataset = replace(dataset, meta={**dataset.meta, MASKS: found})
     if keep_masks:
         return dataset
-    from medclass.data.splits import exclude  # lazy: the split module imports scikit-learn
 
     # masks without their image first: they are what a user has to look at
     reasons = {mask: f"{REASON}, image missing (no {MASK_OF.match(PurePath(mask).stem)['stem']}.* beside it)"

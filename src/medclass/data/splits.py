@@ -20,6 +20,9 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from medclass.data.base import ImageDataset, Sample
 from medclass.data.coverage import warn_small_classes
 from medclass.data.csv_file import read_csv_table
+from medclass.data.duplicates import exact_duplicate_groups
+from medclass.data.exclusions import (EXCLUDED, EXCLUSION_COLUMNS, exclude, excluded_images,  # noqa: F401
+                                      save_exclusions)
 from medclass.data.folders import SPLIT_ALIASES
 from medclass.data.groups import PATIENT, split_groups
 from medclass.data.image_hashes import ImageFacts
@@ -31,8 +34,6 @@ from medclass.core.errors import DataError
 FRACTION_FOLDS = 20
 # Split of the images left out (duplicates, segmentation masks, unreadable files): a split file still accounts for
 # every image of the data, and says why in its `reason` column (see `exclude`).
-EXCLUDED = "excluded"
-EXCLUSION_COLUMNS = ["source", "split", "label", "reason"]
 # Strata and summary columns of images without a label for a task, and of multi-label images without a finding.
 NO_LABEL, WITHOUT_FINDING = "(no label)", "(no finding)"
 
@@ -47,7 +48,7 @@ def make_splits(dataset: ImageDataset, val: float = 0.15, test: float = 0.15, se
     image once; `scanned` holds or receives the decoded facts by source, for the audit to reuse).
     """
     if dedupe is True:
-        dedupe = _audit_duplicate_groups(dataset)
+        dedupe = exact_duplicate_groups(dataset)
     if dedupe:
         dataset = dedupe_samples(dataset, dedupe)
     _check_fractions(val, test, folds)
@@ -215,48 +216,8 @@ def dedupe_samples(dataset: ImageDataset, groups: list[list[str]]) -> ImageDatas
     return replace(dataset, meta={**dataset.meta, "dedupe": dedupe})
 
 
-def exclude(dataset: ImageDataset, reasons: dict[str, str]) -> ImageDataset:
-    """The dataset without the images named in `reasons` (source -> why), each kept as a record in
-    `meta["excluded"]` (source, split, label, patient, reason; in the order of `reasons`): every split file and run
-    written from it lists them as `excluded`, so it still accounts for every image of the data, and says why each
-    one was left out."""
-    by_source = {s.source: s for s in dataset.samples}
-    records = [{"source": source, "split": by_source[source].split, "patient": by_source[source].patient,
-                "label": "|".join(labels_of(by_source[source], dataset.target)), "reason": reason}
-               for source, reason in reasons.items() if source in by_source]
-    if not records:
-        return dataset
-    kept = [s for s in dataset.samples if s.source not in reasons]
-    return replace(dataset, samples=kept, meta={**dataset.meta, EXCLUDED: excluded_images(dataset) + records})
-
-
-def excluded_images(dataset: ImageDataset) -> list[dict]:
-    """The records of the images left out so far (see `exclude`), in the order they were left out."""
-    return list(dataset.meta.get(EXCLUDED, []))
-
-
-def save_exclusions(dataset: ImageDataset, path: Path) -> int:
-    """Write `source,split,label,reason` of every image left out, named as in splits.csv (split: the one it had,
-    empty when it was left out before splitting); the header alone when none was. Returns how many."""
-    records, root = excluded_images(dataset), data_root(dataset)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EXCLUSION_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(r | {"source": portable_source(r["source"], root)} for r in records)
-    return len(records)
-
-
 def _label_key(sample: Sample) -> tuple:
     return tuple(sorted((task, labels_of(sample, task)) for task in sample.labels))
-
-
-def _audit_duplicate_groups(dataset: ImageDataset) -> list[list[str]]:
-    try:
-        from medclass.data.audit import exact_duplicate_groups  # lazy: the audit module is optional here
-    except ImportError as exc:
-        raise DataError("dedupe needs medclass.data.audit.exact_duplicate_groups, "
-                        f"which is not available ({exc})") from None
-    return exact_duplicate_groups(dataset)
 
 
 def split_summary(dataset: ImageDataset, task: str | None = None) -> list[dict]:
