@@ -22,7 +22,7 @@ from common import data_roots, out_dir
 from medclass.data.demo import generate_demo_data
 from medclass.explain.localize import format_table
 from medclass.explain.references import NIH_ALIASES, WANG2017_IOBB_01, WANG2017_NAME
-from medclass.explain.runner import localize_eval
+from medclass.explain.localization_eval import localize_eval
 from medclass.training import TrainConfig, train
 
 NIH = Path("nih_chestxray14_bbox_512") / "labels.csv"

@@ -80,9 +80,9 @@ def backends(run: Path) -> dict:
     on 64 images of the kind measured; a real run calibrates on its validation images, `medclass export --int8`)
     and ncnn fp32. Exported here; each is loaded only when it is timed and dropped after, so no other runtime's
     idle threads share the cores with it (a live ONNX Runtime session slowed ncnn by about 10%)."""
-    from medclass.inference.ncnn_export import export_ncnn
-    from medclass.inference.onnx_export import export_onnx
-    from medclass.inference.quantize import ImageReader, quantize_onnx
+    from medclass.export.int8 import ImageReader, quantize_onnx
+    from medclass.export.ncnn import export_ncnn
+    from medclass.export.onnx import export_onnx
 
     fp32 = export_onnx(run).path
     rng = np.random.default_rng(2)

@@ -31,3 +31,26 @@ def test_a_weights_file_or_a_flag_is_a_valid_pretrained_value_and_other_types_ar
     (tmp_path / "bad.yaml").write_text("epochs: many\n")
     with pytest.raises(MedclassError, match=r"bad.yaml: epochs must be int; got 'many'"):
         load_recipe(tmp_path / "bad.yaml")
+
+
+def test_every_config_field_is_a_train_option_showing_its_default_and_the_implemented_choices():
+    """TrainConfig declares each option once: `medclass train` offers every field, with TrainConfig's default and
+    the choices of the code that implements them (a new sampler is a new choice everywhere)."""
+    from dataclasses import fields
+
+    from typer.testing import CliRunner
+
+    from medclass.cli import app
+    from medclass.training.imbalance import SAMPLERS
+    from medclass.training.optim import SCHEDULERS
+    from medclass.training.options import option_of
+
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for config_field in fields(TrainConfig):
+        declared = option_of(config_field)
+        if declared.on_command_line:
+            assert (declared.flag or f"--{config_field.name.replace('_', '-')}") in result.output, config_field.name
+    assert "none (shuffle), weighted (classes drawn equally) or oversample" in result.output and len(SAMPLERS) == 3
+    assert f"{', '.join(list(SCHEDULERS)[:-1])} or {list(SCHEDULERS)[-1]}" in result.output
+    assert "(30)" in result.output.split("--epochs", 1)[1].split("--batch-size", 1)[0]  # TrainConfig's default

@@ -4,6 +4,7 @@ breaks the layering, and no module or function of src grows past the size a read
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
@@ -70,3 +71,17 @@ def test_no_module_or_function_outgrows_a_reading():
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{where}:{node.lineno} {node.name}: {length} lines")
     assert not too_long, "over the size limits (modules 400 lines, functions 60):\n" + "\n".join(too_long)
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """Every command's options (train's built from TrainConfig, the backends' and explanation methods' registries)
+    are read without PyTorch, Lightning, timm or the runtimes: they load when a command runs."""
+    heavy = ("torch", "lightning", "timm", "pytorch_grad_cam", "cv2", "onnxruntime", "onnx", "ncnn")
+    code = ("import sys, json; from typer.testing import CliRunner; from medclass.cli import app; "
+            "codes = [CliRunner().invoke(app, args).exit_code for args in (['--help'], ['train', '--help'], "
+            "['export', '--help'], ['serve', '--help'])]; "
+            f"print(json.dumps([codes, [m for m in {heavy!r} if m in sys.modules]]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    codes, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert codes == [0, 0, 0, 0] and loaded == []

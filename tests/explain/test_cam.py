@@ -114,13 +114,15 @@ def test_grad_cam_of_a_trained_lesion_classifier_points_into_the_lesion_more_oft
 
 def test_an_input_size_heatmap_maps_back_to_a_non_square_original_per_axis():
     from medclass.explain.cam import to_explanation
+    from medclass.explain.explainer import Target
 
     heat = np.zeros((32, 32), np.float32)
     heat[8:16, 4:12] = 1  # rows (y) 8-16, columns (x) 4-12 of the 32-px input
     head = TaskHead("findings", "multilabel", ("Mass", "Nodule"))
     original = Image.new("L", (64, 128))  # twice as wide, four times as tall as the input
-    explanation = to_explanation(original, heat, Preprocessing(32, 1, (0.5,), (0.5,)), head, 1, 1, 0.7, "gradcam",
-                                 0.5)
+    explanation = to_explanation(original, heat, Target(head, 1, 1), 0.7,
+                                 preprocessing=Preprocessing(32, 1, (0.5,), (0.5,)), method="gradcam",
+                                 box_threshold=0.5)
     assert explanation.heatmap.shape == (128, 64) and explanation.class_name == "Nodule"
     assert explanation.boxes[0].corners() == (8, 32, 24, 64)
     x, y = explanation.peak

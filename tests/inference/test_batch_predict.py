@@ -153,6 +153,7 @@ def test_predict_otsu_boxes_take_the_runs_modality_and_go_to_the_csv(trained_run
     best box (original pixels) and its score are in the --out CSV, as the Python result holds them."""
     import shutil
 
+    from medclass.explain import explain
     from medclass.inference import ModelArtifact
 
     run = shutil.copytree(trained_run, tmp_path / "ultrasound")
@@ -169,7 +170,7 @@ def test_predict_otsu_boxes_take_the_runs_modality_and_go_to_the_csv(trained_run
         row, = csv.DictReader(open(out))
         explained, = csv.DictReader(open(folder / "explanations.csv"))
         assert explained["polarity"] == polarity
-        expected = Predictor(run).explain([str(image)], "otsu", polarity=None if not flags else polarity)[0]
+        expected = explain(Predictor(run), [str(image)], "otsu", polarity=None if not flags else polarity)[0]
         assert expected.polarity == polarity
         best = expected.boxes[0]
         assert [float(row[f"box_{k}"]) for k in ("x0", "y0", "x1", "y1")] == pytest.approx(best.corners(), abs=0.05)

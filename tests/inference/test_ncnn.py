@@ -12,7 +12,7 @@ from medclass.cli import app
 from medclass.core.errors import MedclassError
 from medclass.core.heads import TaskHead
 from medclass.inference import ModelArtifact, Predictor, load_predictor
-from medclass.inference.ncnn_export import export_ncnn
+from medclass.export.ncnn import export_ncnn
 from medclass.models import list_models
 from tests.inference.test_onnx import PARITY, THREE_CLASSES, artifact_for, images
 

@@ -9,8 +9,8 @@ import torch
 
 from medclass.core.errors import MedclassError
 from medclass.core.heads import TaskHead
-from medclass.inference import ModelArtifact, OnnxBackend, Predictor, load_predictor
-from medclass.inference.onnx_export import export_onnx
+from medclass.export.onnx import OnnxBackend, export_onnx
+from medclass.inference import ModelArtifact, Predictor, load_predictor
 from medclass.models import create_model, list_models, model_entry
 from medclass.core.preprocessing import Preprocessing
 

@@ -69,3 +69,39 @@ def test_artifact_round_trip_keeps_everything_needed_to_predict(tmp_path):
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(loaded.build_model()(x), model(x), atol=1e-6)
+
+
+def test_a_prediction_value_holds_each_tasks_label_probabilities_and_rule(tmp_path):
+    """Findings stay a tuple (a finding named 'A|B' is one finding), the CSV's text and the server's JSON are
+    renderings of the value, and the decisions agree with `predict`."""
+    from medclass.core.heads import TaskHead
+    from medclass.inference.batch import PredictionWriter, rows_from_logits
+    from medclass.models import create_model
+
+    heads = [TaskHead("organ", "multiclass", ("lung", "liver")),
+             TaskHead("findings", "multilabel", ("Mass", "A|B", "Nodule"), threshold=(0.0, 0.0, 1.0),
+                      threshold_source="chosen on val", temperature=2.0)]
+    artifact = ModelArtifact("smallcnn", heads, Preprocessing(16, 1, (0.5,), (0.5,)),
+                             create_model("smallcnn", 5, 1).state_dict())
+    predictor = Predictor(artifact)
+    images = [np.full((20, 20), v, np.uint8) for v in (10, 200)]
+    values = predictor.predictions(images)
+    organ, findings = values[0]["organ"], values[0]["findings"]
+    assert organ.label == predictor.predict(images)["organ"][0] and organ.threshold_source == "argmax"
+    assert findings.label == ("Mass", "A|B") and findings.text == "Mass|A|B" and findings.calibrated
+    assert list(findings.probabilities) == ["Mass", "A|B", "Nodule"]
+    np.testing.assert_allclose(findings.values(), predictor.predict_proba(images)["findings"][0], atol=1e-6)
+    served = values[0].to_dict()["tasks"]["findings"]
+    assert served == {"label": ["Mass", "A|B"], "probabilities": dict(findings.probabilities),
+                      "threshold": {"Mass": 0.0, "A|B": 0.0, "Nodule": 1.0}, "threshold_source": "chosen on val",
+                      "calibrated": True}
+    proba = predictor.probabilities(images)
+    with pytest.warns(DeprecationWarning, match="renamed Predictor.decide_per_task"):
+        old = predictor.decisions(proba)
+    assert all(np.array_equal(old[t], d) for t, d in predictor.decide_per_task(proba).items())
+    row, broken = rows_from_logits(predictor, ["a.png", "b.png"], predictor.logits(images[:1]), [None, "unreadable"])
+    assert row.prediction == values[0] and broken.prediction is None and broken["error"] == "unreadable"
+    with PredictionWriter(tmp_path / "p.csv", heads) as writer:
+        writer.write(row)
+    cells = (tmp_path / "p.csv").read_text().splitlines()[1].split(",")
+    assert cells[0] == "a.png" and cells[4] == "Mass|A|B" and cells[-1] == ""

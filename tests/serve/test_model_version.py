@@ -58,7 +58,7 @@ def test_a_no_op_resave_keeps_the_version_and_a_changed_threshold_changes_it(tmp
 
 
 def test_an_onnx_export_is_versioned_by_its_network_and_metadata(tmp_path):
-    from medclass.inference.onnx_export import export_onnx
+    from medclass.export.onnx import export_onnx
 
     run = saved_run(tmp_path)
     export_onnx(run)

@@ -196,7 +196,7 @@ def test_a_run_is_served_on_ncnn_once_exported(evaluated_run, tmp_path, png_path
     import shutil
 
     from medclass.core.errors import MedclassError
-    from medclass.inference.ncnn_export import export_ncnn
+    from medclass.export.ncnn import export_ncnn
     from medclass.serve.models import model_sources
 
     run = shutil.copytree(evaluated_run, tmp_path / "demo")
@@ -222,6 +222,7 @@ def test_a_run_is_served_on_ncnn_once_exported(evaluated_run, tmp_path, png_path
 def test_explanations_answer_their_boxes_in_the_images_pixels(client, png_path, audit_db):
     """Otsu boxes (any polarity) and CAM boxes come back as coordinates with scores, the same as the Python
     result on the same image, and the audit log keeps them (not the overlay)."""
+    from medclass.explain import explain
     from medclass.explain.options import ExplainOptions
 
     predictor = load_predictor(client.app.state.models["demo"].predictor.artifact)
@@ -232,7 +233,7 @@ def test_explanations_answer_their_boxes_in_the_images_pixels(client, png_path, 
         assert response.status_code == 200, response.text
         explanation = response.json()["explanation"]
         assert explanation["method"] == options.method and explanation["image_size"] == list(image.size)
-        expected = predictor.explain([image], options)[0]
+        expected = explain(predictor, [image], options)[0]
         assert [[b[k] for k in ("x0", "y0", "x1", "y1")] for b in explanation["boxes"]] == \
             [list(np.round(b.corners(), 1)) for b in expected.boxes]
         assert explanation["boxes"] and all(b["score"] >= 0 for b in explanation["boxes"])

@@ -115,7 +115,8 @@ def test_a_frozen_runs_checkpoints_hold_no_frozen_weights_yet_make_the_full_arte
     best = load_checkpoint(best_checkpoint_named_in(load_checkpoint(run / "checkpoints" / "last.ckpt")))
     assert all(torch.equal(artifact.state_dict[k], v) for k, v in source.items() if not k.startswith("fc."))
     assert torch.equal(artifact.state_dict["fc.weight"], best["state_dict"]["model.fc.weight"])
-    module = ClassifierModule("resnet18", 3, 3, pretrained=str(weights), finetune="frozen")
+    module = ClassifierModule(TrainConfig(data="", out=str(run), model="resnet18", pretrained=str(weights),
+                                          finetune="frozen"), 3, 3)
     module.load_trained_state(best)
     images = torch.rand(4, 3, 32, 32)
     with torch.no_grad():

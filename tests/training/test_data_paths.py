@@ -87,9 +87,10 @@ def test_channels_last_and_compile_leave_the_weights_loadable():
 def test_validation_probabilities_stay_valid_under_bf16_autocast():
     """bf16 softmax rows miss 1 by more than sklearn's multi-class AUC allows: validation AUC was NaN (logged 0)."""
     from medclass.evaluation.metrics import auc_score
+    from medclass.training import TrainConfig
     from medclass.training.module import ClassifierModule
 
-    module = ClassifierModule("smallcnn", 5, 1).eval()
+    module = ClassifierModule(TrainConfig(data="", out="", model="smallcnn", hflip=True), 5, 1).eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         proba = module.predict_proba(torch.randn(40, 1, 16, 16))
     assert proba.dtype == torch.float32 and torch.allclose(proba.sum(1), torch.ones(40), atol=1e-6)

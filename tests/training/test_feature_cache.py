@@ -104,8 +104,8 @@ DROPOUT_INSIDE_BACKBONE = {"vgg16_bn"}
 
 @pytest.mark.parametrize("name", sorted(set(list_models()) - DROPOUT_INSIDE_BACKBONE))
 def test_the_head_on_cached_features_is_the_models_own_forward_pass_dropout_included(name):
-    module = ClassifierModule(name, 3, 3, pretrained=False, model_kwargs={"head": "linear", "drop_rate": 0.3},
-                              hflip_tta=False)
+    module = ClassifierModule(TrainConfig(data="", out="", model=name, head="linear", drop_rate=0.3, hflip=False), 3,
+                              3)
     module.freeze_backbone(True)
     module.train()
     size = max(model_entry(name).min_input, 32) if name != "inception_v3" else 75

@@ -6,13 +6,13 @@ import timm
 import torch
 import yaml
 
-from medclass.cli.run_commands import _pretrained
 from medclass.core.errors import MedclassError
 from medclass.inference import Predictor
 from medclass.core.artifact import ModelArtifact
 from medclass.training import TrainConfig, train
 from medclass.training.checkpoints import load_checkpoint
 from medclass.training.module import ClassifierModule
+from medclass.training.options import read_pretrained as _pretrained
 
 
 def test_a_local_weights_file_sets_input_size_and_statistics_and_is_reported(demo_data, tmp_path):
@@ -59,8 +59,8 @@ def test_frozen_backbone_keeps_its_weights_and_batchnorm_statistics(demo_data, t
 
 def test_two_stage_trains_the_head_first_then_the_backbone_at_a_lower_rate(demo_data, tmp_path):
     weights = _random_resnet18_weights(tmp_path / "r18.pth")
-    module = ClassifierModule("resnet18", 3, 3, pretrained=str(weights), lr=1e-3, finetune="two-stage",
-                              head_epochs=2, backbone_lr_scale=0.1)
+    module = ClassifierModule(TrainConfig(data="", out=str(tmp_path), model="resnet18", pretrained=str(weights),
+                                          lr=1e-3, finetune="two-stage", head_epochs=2, backbone_lr_scale=0.1), 3, 3)
     assert [module.backbone_frozen_in(e) for e in range(4)] == [True, True, False, False]
     backbone_group, head_group = module.parameter_groups()
     assert backbone_group["lr"] == pytest.approx(1e-4) and head_group["lr"] == 1e-3

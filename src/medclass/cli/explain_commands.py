@@ -9,7 +9,7 @@ import typer
 
 from medclass.cli.app import app, user_errors
 from medclass.cli.options import explain_options, reader_options
-from medclass.explain.options import METHODS
+from medclass.explain.explainer import method_names
 
 
 @app.command("localize-eval")
@@ -22,7 +22,7 @@ def localize_eval(
                                              "folder with --boxes); the run's own data scores its --split only.")],
     split: Annotated[Optional[str], typer.Option(help="The run's split to score when DATA is its own data.")] = None,
     method: Annotated[Optional[str], typer.Option(
-        help=f"Comma-separated: {', '.join(METHODS)} (default gradcam,otsu).")] = None,
+        help=f"Comma-separated: {', '.join(method_names())} (default gradcam,otsu).")] = None,
     boxes: Annotated[Optional[Path], typer.Option(
         help="CSV of boxes to attach by image path: filename,label,xmin,ymin,xmax,ymax (the demo's boxes.csv).")
     ] = None,
@@ -35,18 +35,18 @@ def localize_eval(
 ):
     """Score where explanations point against ground-truth boxes: IoBB>0.1/0.25/0.5 (Wang et al. 2017) and the
     pointing game, per class, each method beside a random baseline of the same run."""
+    from medclass.explain.localization_eval import DEFAULT_METHODS, RESULTS
+    from medclass.explain.localization_eval import localize_eval as run_localize_eval
     from medclass.explain.localize import format_table
-    from medclass.explain.references import NIH_ALIASES, WANG2017_NAME, nih_reference
-    from medclass.explain.runner import DEFAULT_METHODS, RESULTS
-    from medclass.explain.runner import localize_eval as run_localize_eval
-
     from medclass.explain.options import FLAG_NAMES, ExplainOptions
+    from medclass.explain.references import NIH_ALIASES, WANG2017_NAME, nih_reference
 
     methods = [m.strip() for m in method.split(",") if m.strip()] if method else list(DEFAULT_METHODS)
     shared = ExplainOptions.parse(None, **(explain_options or {}), names=FLAG_NAMES)  # --polarity, --box-threshold
     result, out_dir = run_localize_eval(run_dir, data, split or "test", str(boxes) if boxes else None, methods, out,
-                                        seed or 0, shared.polarity, 6 if overlays is None else overlays,
-                                        reader_options, shared.box_threshold)
+                                        seed or 0, polarity=shared.polarity,
+                                        n_overlays=6 if overlays is None else overlays,
+                                        reader_options=reader_options, box_threshold=shared.box_threshold)
     reference = nih_reference(result.classes)
     polarity = result.settings["otsu_polarity"] if "otsu" in result.methods else None
     from_modality = " (the run's modality)" if polarity and not shared.polarity else ""

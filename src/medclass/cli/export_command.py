@@ -1,4 +1,5 @@
-"""`medclass export`: a run's model for another runtime (ONNX, optionally quantised to int8; ncnn)."""
+"""`medclass export`: a run's model for another runtime, any registered backend with an export (ONNX, optionally
+quantised to int8; ncnn). The formats, their help and what each takes come from inference/backends.py `BACKENDS`."""
 
 from __future__ import annotations
 
@@ -8,55 +9,54 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli.app import app, user_errors
+from medclass.inference.backends import BACKENDS, BackendEntry, spoken_list
 
-FORMATS = ("onnx", "ncnn")
+OPTIONS = ("int8", "opset")  # the options below that only some formats take (their entry's `options`)
+
+
+def formats() -> list[BackendEntry]:
+    """The backends `medclass export` writes for, in registration order: the first is the default."""
+    return [entry for _, entry in BACKENDS if entry.export]
+
+
+def format_help() -> str:
+    first, *others = formats()
+    return spoken_list([f"{first.name} (default; {first.description})"]
+                       + [f"{entry.name} ({entry.description})" for entry in others]) + "."
+
+
+def takers(option: str) -> str:
+    return " or ".join(entry.name for entry in formats() if option in entry.options)
 
 
 @app.command()
 @user_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by `medclass train` (or an artefact file).")],
-    format: Annotated[Optional[str], typer.Option("--format", help="onnx (default; ONNX Runtime) or ncnn "
-                                                                         "(fp32, Winograd convolutions on CPUs).")
-                      ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the model (default RUN/model.onnx or "
-                                                               "RUN/model.ncnn.param).")] = None,
-    opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default 18).")] = None,
-    int8: Annotated[Optional[bool], typer.Option("--int8", help="Also write an int8 model (RUN/model.int8.onnx), "
-                                                                "calibrated on the run's validation images, and "
-                                                                "report its accuracy change.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help=format_help())] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the model (default in the run folder: "
+                                                     f"{spoken_list(f'RUN/{e.run_file}' for e in formats())}).")
+                   ] = None,
+    opset: Annotated[Optional[int], typer.Option(help=f"{takers('opset')}: the ONNX opset (default 18).")] = None,
+    int8: Annotated[Optional[bool], typer.Option("--int8", help=f"{takers('int8')}: also write an int8 model "
+                                                                "(RUN/model.int8.onnx), calibrated on the run's "
+                                                                "validation images, and report its accuracy "
+                                                                "change.")] = None,
 ):
-    """Export the model for ONNX Runtime or ncnn: the network plus its heads, thresholds, preprocessing and TTA, so
-    the export alone predicts (`load_predictor("model.onnx")`, `medclass predict RUN --backend ncnn`); checked
-    against PyTorch on random inputs."""
+    """Export the model for another runtime: the network plus its heads, thresholds, preprocessing and TTA, so the
+    export alone predicts (`load_predictor("model.onnx")`, `medclass predict RUN --backend ncnn`); checked against
+    PyTorch on random inputs."""
     from medclass.core.errors import MedclassError
-    from medclass.inference.onnx_export import DEFAULT_OPSET, default_output, export_onnx
-    from medclass.core.rundir import RunDir
 
-    format = format or "onnx"
-    if format not in FORMATS:
-        raise MedclassError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
-    if format == "ncnn" and (int8 or opset):
-        raise MedclassError("--int8 and --opset are options of --format onnx")
-    run = RunDir(run_dir)
-    if int8 and not run_dir.is_dir():
-        raise MedclassError(f"{run_dir}: --int8 needs the run folder (its validation images calibrate the model)")
-    if format == "ncnn":
-        from medclass.inference.ncnn_export import export_ncnn
-
-        result = export_ncnn(run_dir, out)
-        typer.echo(f"exported {result.path} (+ .bin, .json; pnnx); ncnn vs PyTorch on random inputs: max |logit "
-                   f"diff| {result.max_logit_diff:.2e}, max |probability diff| {result.max_prob_diff:.2e}")
-        return
-    out = out or default_output(run_dir)
-    result = export_onnx(run_dir, out, opset=opset or DEFAULT_OPSET)
-    typer.echo(f"exported {result.path} ({result.exporter} exporter); ONNX Runtime vs PyTorch on random inputs: "
-               f"max |logit diff| {result.max_logit_diff:.2e}, max |probability diff| {result.max_prob_diff:.2e}")
-    if int8:
-        from medclass.inference.quantize import quantize_int8, report_lines
-
-        int8_out = out.with_name(out.name.removesuffix(".onnx") + ".int8.onnx") if out != run.onnx_file else None
-        report = quantize_int8(run, fp32=out, out=int8_out)
-        for line in report_lines(report):
-            typer.echo(line)
-        typer.echo(f"int8 model: {report['files']['int8']} (report: {report['report_file']})")
+    names = [entry.name for entry in formats()]
+    format = format or names[0]
+    if format not in names:
+        raise MedclassError(f"--format must be one of {', '.join(names)}; got {format!r}")
+    entry = BACKENDS.get(format)
+    given = {option: value for option, value in (("int8", int8), ("opset", opset)) if value}
+    if any(option not in entry.options for option in given):
+        raise MedclassError(f"{' and '.join(f'--{o}' for o in OPTIONS)} are options of --format "
+                            f"{' or '.join(sorted({takers(o) for o in OPTIONS}))}")
+    result = entry.export(run_dir, out, **given)
+    for line in result.summary:
+        typer.echo(line)

@@ -8,12 +8,17 @@ accepts the same options and none of them is silently ignored.
 `@explain_options`: how explanations box what they find (--polarity, --box-threshold), handed over as one
 `explain_options` dict for `ExplainOptions.parse(method, **explain_options)` (explain/options.py), which checks
 them as the server does.
+
+`@train_options`: one option per TrainConfig field, built from the field's declaration (training/options.py: its
+help with the choices spelt out, its flag, TrainConfig's default shown), handed over as one `train_options` dict of
+the options given, for `command_line_config` (training/config.py), which lays them over a recipe and checks them.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -111,5 +116,28 @@ def option_group(options: dict, name: str):
     return decorate
 
 
+def _train_option(config_field):
+    """The Typer option of one TrainConfig field. Its default is None, so that the command knows what was given
+    (and a recipe's value is not overridden by a default); the help shows TrainConfig's default instead."""
+    from medclass.training.options import default_of, option_of, value_types
+
+    declared, types = option_of(config_field), value_types(config_field)
+    value_type = str if declared.from_text or str in types else types[0]
+    default = default_of(config_field)
+    shown = False
+    if not declared.flag and default not in (None, "", {}) and default is not MISSING:
+        shown = ("on" if default else "off") if isinstance(default, bool) else str(default)
+    return Annotated[Optional[value_type], typer.Option(*filter(None, [declared.flag]), help=declared.help_text(),
+                                                        show_default=shown)]
+
+
+def _train_options() -> dict:
+    from medclass.training.config import TrainConfig
+    from medclass.training.options import option_of
+
+    return {f.name: _train_option(f) for f in fields(TrainConfig) if option_of(f).on_command_line}
+
+
 reader_options = option_group(READER_OPTIONS, "reader_options")
 explain_options = option_group(EXPLAIN_OPTIONS, "explain_options")
+train_options = option_group(_train_options(), "train_options")

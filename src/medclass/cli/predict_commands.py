@@ -10,20 +10,22 @@ import typer
 from medclass.cli.app import app, user_errors
 from medclass.cli.options import RunData, RunFolder, explain_options
 from medclass.core.errors import MedclassError
-from medclass.explain.options import METHODS
+from medclass.explain.explainer import methods_help
+from medclass.inference.backends import backend_choices
 
 
-def _answer_line(heads, row: dict) -> str:
-    where = row["path"] + (f" (frame {row['frame']})" if row.get("frame") else "")
-    if row["error"]:
-        return f"{where}\tERROR: {row['error']}"
+def _answer_line(row) -> str:
+    """The line printed for one PredictionRow, rendered from its Prediction."""
+    where = row.path + (f" (frame {row.frame})" if row.frame else "")
+    if row.error:
+        return f"{where}\tERROR: {row.error}"
     # one task: "a.png  benign  benign=0.912  malignant=0.088"; several: "organ=Lung  malignancy=benign" and
     # the probabilities as organ:Lung=0.970 ...
-    named = len(heads) > 1
-    answers = "  ".join(("{}=".format(h.name) if named else "") + (row["prediction"][h.name] or "(no finding)")
-                        for h in heads)
-    probs = "  ".join((f"{h.name}:" if named else "") + f"{c}={p:.3f}"
-                      for h in heads for c, p in zip(h.classes, row["proba"][h.name]))
+    tasks = list(row.prediction)
+    named = len(tasks) > 1
+    answers = "  ".join((f"{t.task}=" if named else "") + (t.text or "(no finding)") for t in tasks)
+    probs = "  ".join((f"{t.task}:" if named else "") + f"{c}={p:.3f}"
+                      for t in tasks for c, p in t.probabilities.items())
     return f"{where}\t{answers}\t{probs}"
 
 
@@ -36,7 +38,7 @@ def predict(
                                                       "image paths (a 'path' column).")],
     out: Annotated[Optional[Path], typer.Option(help="Write the predictions to this CSV (input order).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
-    backend: Annotated[str, typer.Option(help="torch, onnx (ONNX Runtime) or ncnn; `medclass export RUN --format F` "
+    backend: Annotated[str, typer.Option(help=f"{backend_choices()}; `medclass export RUN --format F` "
                                               "first.")] = "torch",
     devices: Annotated[int, typer.Option(help="Processes on this machine (Lightning DDP); needs --out.")] = 1,
     num_nodes: Annotated[int, typer.Option(help="Machines, each running --devices processes; needs --out.")] = 1,
@@ -46,15 +48,15 @@ def predict(
              "per frame, with a frame column. Without it a multi-frame file is refused in its row.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print no per-image lines (the CSV still has them).")] = False,
     explain: Annotated[Optional[str], typer.Option(
-        help=f"Explain each prediction: {', '.join(METHODS[:-1])} or otsu (classic boxes); the best box goes to "
-             "the --out CSV (box_x0, box_y0, box_x1, box_y1, box_score).")] = None,
+        help=f"Explain each prediction: {methods_help()}; the best box goes to the --out CSV (box_x0, box_y0, "
+             "box_x1, box_y1, box_score).")] = None,
     explain_dir: Annotated[Path, typer.Option(help="Where --explain writes overlay PNGs and explanations.csv.")]
     = Path("explanations"),
     explain_options: dict | None = None,
 ):
     """Predict the class and every class probability of each image, with the model's own preprocessing."""
     from medclass.inference import load_predictor
-    from medclass.inference.batch import PredictionWriter, expand_inputs, iter_predictions, select_frames
+    from medclass.inference.batch import expand_inputs, select_frames
 
     options = _explain_options(explain, explain_options)
     paths = select_frames(expand_inputs(inputs), frames)
@@ -62,40 +64,53 @@ def predict(
     if options and options.uses_network and predictor.backend.name != "torch":
         raise MedclassError(f"--explain {explain} differentiates through the network: use the torch backend (otsu "
                             "boxes work with any)")
-    if options:
-        from medclass.explain.overlay import ExplanationWriter
-
-        options = options.resolved(predictor.artifact.modality)
-    explainer = ExplanationWriter(explain_dir) if options else None
     if devices * num_nodes > 1:
         if explain:
             raise MedclassError("--explain runs in one process; drop --devices/--num-nodes")
         _predict_distributed(predictor, paths, out, devices, num_nodes, accelerator, batch_size)
         return
-    heads, failed = predictor.heads, 0
-    writer = PredictionWriter(out, heads, boxes=options is not None, frames=frames is not None) if out else None
-    try:
-        for row in iter_predictions(predictor, paths, batch_size, progress=True, explain=options):
-            failed += bool(row["error"])
-            if writer:
-                writer.write(row)
-            if explainer and not row["error"]:
-                explainer.write(row)
-            if not quiet or row["error"]:
-                typer.echo(_answer_line(heads, row))
-    finally:
-        for open_file in (writer, explainer):
-            if open_file:
-                open_file.close()
+    options = options.resolved(predictor.artifact.modality) if options else None
+    failed = _predict_rows(predictor, paths, out, batch_size, quiet, frames is not None, options, explain_dir)
     if out:
         typer.echo(f"predictions: {out}")
-    if explainer:
+    if options:
         polarity = f", polarity {options.polarity}" if not options.uses_network else ""
-        typer.echo(f"explanations ({options.method}{polarity}): {explainer.table}")
+        typer.echo(f"explanations ({options.method}{polarity}): {explain_dir / 'explanations.csv'}")
     if failed:
         typer.echo(f"{failed} of {len(paths)} {'frame' if frames else 'image'}(s) could not be read (listed above)",
                    err=True)
         raise typer.Exit(1)
+
+
+def _predict_rows(predictor, paths, out: Path | None, batch_size: int, quiet: bool, frames: bool, options,
+                  explain_dir: Path) -> int:
+    """Predict (and explain, with `options`) every input in one process: each row to the CSV, the explanations'
+    folder and the screen as it comes. Returns the number of inputs that could not be read."""
+    from medclass.inference.batch import PredictionWriter, iter_predictions
+
+    hook, columns, explainer = None, {}, None
+    if options:
+        from medclass.explain.boxes import BOX_DESCRIPTIONS
+        from medclass.explain.overlay import ExplanationWriter
+        from medclass.explain.predicted import explaining
+
+        hook, columns, explainer = explaining(predictor, options), BOX_DESCRIPTIONS, ExplanationWriter(explain_dir)
+    writer = PredictionWriter(out, predictor.heads, columns=columns, frames=frames) if out else None
+    failed = 0
+    try:
+        for row in iter_predictions(predictor, paths, batch_size, progress=True, on_batch=hook):
+            failed += bool(row.error)
+            if writer:
+                writer.write(row)
+            if explainer and not row.error:
+                explainer.write(row)
+            if not quiet or row.error:
+                typer.echo(_answer_line(row))
+    finally:
+        for open_file in (writer, explainer):
+            if open_file:
+                open_file.close()
+    return failed
 
 
 def _explain_options(explain: str | None, given: dict | None):

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli.app import app, user_errors
+from medclass.inference.backends import backend_choices
 
 
 @app.command()
@@ -19,7 +20,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1: this machine "
                                                      "only).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default 8000).")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="torch (default), onnx or ncnn (`medclass export RUN "
+    backend: Annotated[Optional[str], typer.Option(help=f"{backend_choices()} (default torch; `medclass export RUN "
                                                         "--format F` first).")] = None,
     max_upload_mb: Annotated[Optional[float], typer.Option(help="Largest upload accepted, in MiB (default 32).")
                              ] = None,
@@ -49,7 +50,7 @@ def serve(
 
     backend = backend or "torch"
     if backend not in BACKENDS:
-        raise MedclassError(f"--backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        raise MedclassError(f"--backend must be one of {', '.join(BACKENDS.names())}; got {backend!r}")
     if max_batch is not None and max_batch < 1:
         raise MedclassError(f"--max-batch must be at least 1; got {max_batch}")
     for option, value in (("--max-upload-mb", max_upload_mb), ("--decode-memory-mb", decode_memory_mb),

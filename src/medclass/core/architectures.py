@@ -15,11 +15,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from medclass.core.choices import HEADS, MLP_HIDDEN  # noqa: F401  (imported from here too)
 from medclass.core.errors import MedclassError
 from medclass.core.registry import Registry
 
-HEADS = ("linear", "mlp")
-MLP_HIDDEN = 256
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Iterator
 from torchvision.transforms import InterpolationMode
 
 from medclass.core.names import KINDS, name_problem, repeated
-from medclass.core.architectures import HEADS
+from medclass.core.choices import HEADS
 
 MAX_SIDE = 4096  # img_size: 8 (TrainConfig's MIN_IMG_SIZE) to 4096 px; a 4096 px float input is 64 MiB per channel
 MAX_CLASSES = 100_000  # classes (findings) per task

@@ -8,10 +8,9 @@
                              in splits.csv
     RUN/model.safetensors    the model artefact (core/artifact.py); runs of medclass before format 3 hold
                              model.pt instead, which still loads
-    RUN/model.onnx           `medclass export RUN --format onnx`: the network plus the artefact's metadata;
-                             RUN/model.int8.onnx and RUN/model.int8.json with --int8 (its accuracy change)
-    RUN/model.ncnn.param     `medclass export RUN --format ncnn`: the graph, with model.ncnn.bin (fp32 weights)
-                             and model.ncnn.json (the artefact's metadata) beside it
+    RUN/model.onnx, ...      `medclass export RUN --format F`: the file each backend reads in a run folder (its
+                             `run_file` in inference/backends.py `BACKENDS`; export/*.py write them): model.onnx
+                             (with --int8 also model.int8.onnx and model.int8.json), model.ncnn.param (+ .bin, .json)
     RUN/history.csv          per-epoch metrics; RUN/training_curves.png their plot
     RUN/audit.json           the data audit before training
     RUN/skipped.csv          rows of the data the reader could not use (e.g. a CSV row whose file is missing)
@@ -38,10 +37,6 @@ from medclass.core.errors import MedclassError
 
 CONFIG = "config.yaml"
 SPLITS = "splits.csv"
-ONNX = "model.onnx"
-ONNX_INT8 = "model.int8.onnx"
-NCNN = "model.ncnn.param"
-INT8_REPORT = "model.int8.json"
 HISTORY = "history.csv"
 CURVES = "training_curves.png"
 AUDIT = "audit.json"
@@ -67,10 +62,6 @@ class RunDir:
     config_file = property(lambda self: self.path / CONFIG)
     splits_file = property(lambda self: self.path / SPLITS)
     artifact_file = property(lambda self: self.path / ARTIFACT)  # where a run's artefact is (re)written
-    onnx_file = property(lambda self: self.path / ONNX)
-    int8_file = property(lambda self: self.path / ONNX_INT8)
-    ncnn_file = property(lambda self: self.path / NCNN)
-    int8_report_file = property(lambda self: self.path / INT8_REPORT)
     history_file = property(lambda self: self.path / HISTORY)
     curves_file = property(lambda self: self.path / CURVES)
     audit_file = property(lambda self: self.path / AUDIT)
@@ -94,9 +85,11 @@ class RunDir:
                                 "continues with `medclass train --out RUN --resume`)")
         return self
 
-    def exported_file(self, backend: str) -> Path | None:
-        """The file a runtime other than PyTorch reads: model.onnx (onnx), model.ncnn.param (ncnn); None for torch."""
-        return {"onnx": self.onnx_file, "ncnn": self.ncnn_file}.get(backend)
+    def exported_file(self, run_file: str | None) -> Path | None:
+        """RUN/`run_file`: where a runtime other than PyTorch reads its export, given as the backend's `run_file`
+        (`BACKENDS.get(name).run_file`: core knows no backend); None for None (the torch backend reads the
+        artefact)."""
+        return self.path / run_file if run_file else None
 
     def saved_artifact(self) -> Path | None:
         """The artefact file this run holds: model.safetensors, else an older run's model.pt."""

@@ -15,6 +15,7 @@ import torch
 from sklearn.metrics import brier_score_loss
 
 from medclass.core.heads import TaskHead, view_probabilities
+from medclass.evaluation.rules import TEMPERATURE_RULES  # noqa: F401  (imported from here too)
 
 N_BINS = 15
 MIN_T, MAX_T = 0.05, 20.0
@@ -48,11 +49,6 @@ def fit_temperature(head: TaskHead, logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip(log_t.detach().exp().item(), MIN_T, MAX_T))
 
 
-# How the temperature is chosen on validation (`--temperature-rule`), measured on the saved logits of 75 runs over
-# the 6 shared labelled datasets (benchmarks/shift.py): `fitted` gave the lowest mean test ECE on 4 of them but
-# raised test ECE above the uncalibrated model's in 22 runs (by up to .061), 18 of them with a temperature below 1
-# fitted on small validation splits; `no-sharpening` raised it in 4 (by at most .016), so it is the default.
-TEMPERATURE_RULES = ("no-sharpening", "fitted", "out-of-fold")
 
 
 def calibrated(head: TaskHead, logits: np.ndarray, y: np.ndarray, rule: str = "no-sharpening"

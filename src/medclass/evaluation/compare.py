@@ -38,7 +38,7 @@ def common_tasks(names: list[str], predictors: list[Predictor]) -> list[str]:
     return shared
 
 
-def run_dataset(runs: list[RunDir], data: str | None, split: str, reader_options: dict):
+def shared_dataset(runs: list[RunDir], data: str | None, split: str, reader_options: dict):
     """One dataset all runs are scored on: --data, or the runs' own split, which must hold the same images."""
     if data is not None:
         return evaluation_data(runs[0], data, split, reader_options)
@@ -68,7 +68,7 @@ def compare_runs(run_dirs: list[str | Path], data: str | None = None, split: str
     names = [str(r) for r in runs]
     predictors = [Predictor(r.artifact()) for r in runs]
     tasks = common_tasks(names, predictors)
-    dataset = run_dataset(runs, data, split, reader_options or {})
+    dataset = shared_dataset(runs, data, split, reader_options or {})
     outputs = [predict_split(p, dataset) for p in predictors]
     run_probas = [o.probabilities() for o in outputs]
     result = {"runs": names, "split": split, "data": data or "the runs' own split", "images": len(dataset),

@@ -15,55 +15,9 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from medclass.core.errors import MedclassError
+from medclass.evaluation.rules import RULES, ThresholdRule  # noqa: F401  (imported from here too)
 from medclass.evaluation.metrics import decision_rates
 from medclass.core.heads import TaskHead
-
-RULES = ("fixed", "youden", "sensitivity", "specificity")
-
-
-@dataclass(frozen=True)
-class ThresholdRule:
-    kind: str  # one of RULES
-    value: float | None = None  # fixed: the threshold; sensitivity/specificity: the target
-
-    @classmethod
-    def parse(cls, text: str | float) -> "ThresholdRule":
-        text = str(text).strip().lower()
-        if text in ("argmax", "default"):
-            return cls("fixed", 0.5)
-        if text == "youden":
-            return cls("youden")
-        name, sep, value = text.partition(":")
-        try:
-            if not sep:
-                rule = cls("fixed", float(name))
-            elif name in ("sensitivity", "specificity"):
-                rule = cls(name, float(value))
-            else:
-                raise ValueError
-        except ValueError:
-            raise MedclassError(f"operating point: expected 0.5 (or another fixed threshold), youden, "
-                                f"sensitivity:TARGET or specificity:TARGET (e.g. sensitivity:0.95); got {text!r}"
-                                ) from None
-        if not 0 <= rule.value <= 1:
-            raise MedclassError(f"operating point {text!r}: the value must lie in [0, 1]")
-        return rule
-
-    @property
-    def tunes(self) -> bool:
-        return self.kind != "fixed"
-
-    def describe(self, split: str, n: int) -> str:
-        if self.kind == "fixed":
-            return f"fixed {self.value:g}" + (" (not tuned)" if self.value == 0.5 else "")
-        what = "Youden's J" if self.kind == "youden" else f"{self.kind} >= {self.value:g}"
-        return f"{what} on the {split} split ({n} images)"
-
-    def __str__(self) -> str:
-        if self.kind == "youden":
-            return "youden"
-        return f"{self.value:g}" if self.kind == "fixed" else f"{self.kind}:{self.value:g}"
-
 
 def choose_threshold(positive: np.ndarray, score: np.ndarray, rule: ThresholdRule) -> float:
     """The threshold `rule` picks on these labels (bool) and positive-class scores; decisions are score >= it."""

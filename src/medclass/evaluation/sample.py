@@ -53,7 +53,7 @@ def sample_test_images(run: str | Path | RunDir, n: int = 16, seed: int | None =
                                                               [None] * len(images))):
         sample = dataset.samples[int(i)]
         truth = {head: truth_label(sample.labels.get(task)) for head, task in tasks.items()}
-        sampled.append(SampledImage(sample.source, image, truth, row["prediction"], row["proba"]))
+        sampled.append(SampledImage(sample.source, image, truth, row.prediction.texts(), row.prediction.proba()))
     return sampled, seed
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 from medclass.data import ImageDataset
 from medclass.core.errors import MedclassError
@@ -13,7 +14,8 @@ from medclass.evaluation.calibration import calibrated, calibration_report
 from medclass.evaluation.metrics import labelled_rows
 from medclass.evaluation.operating_point import (ThresholdRule, check_rule_applies, operating_characteristics,
                                                   tune_head)
-from medclass.inference.split import predict_split
+from medclass.inference.split import SplitOutputs, predict_split
+from medclass.core.artifact import ModelArtifact
 from medclass.core.heads import view_probabilities
 from medclass.core.rundir import RunDir
 from medclass.data.run_data import run_dataset
@@ -47,6 +49,18 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
         check_rule_applies(rule, artifact.heads, tasks, f"{run}: ")
     dataset = val_data if val_data is not None else run_dataset(run, SPLIT)
     outputs = predict_split(Predictor(artifact, device=device), dataset)
+    record = tune_artifact(artifact, outputs, rule, calibrate, tasks, source, temperature_rule)
+    save_tuned(run, artifact, record)
+    return record
+
+
+def tune_artifact(artifact: ModelArtifact, outputs: SplitOutputs, rule: ThresholdRule | str | None = None,
+                  calibrate: bool | None = None, tasks: list[str] | None = None, source: str = SPLIT,
+                  temperature_rule: str = "no-sharpening") -> dict:
+    """`artifact`'s heads calibrated and thresholded as tune_run says, on `outputs` (the artefact's predictions of
+    the images to choose on); returns the record. Nothing is written: training tunes the artefact it has just
+    built, on the validation predictions it already has, and saves it once (training/tuning.py)."""
+    rule = ThresholdRule.parse(rule) if isinstance(rule, str) else rule
     heads, record = [], {}
     for head in artifact.heads:
         y = outputs.targets[head.name]
@@ -66,12 +80,15 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
         if head.kind != "multiclass":
             record[head.name]["operating_point"] = operating_characteristics(head, y, proba)
     artifact.heads = heads
-    artifact.save(run.artifact_file)
-    saved = {"split": source, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),
-             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": record}
-    run.calibration_file.write_text(json.dumps(saved, indent=2))
-    return saved
+    return {"split": source, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": record}
 
+
+def save_tuned(run: RunDir, artifact: ModelArtifact, record: dict) -> Path:
+    """The tuned artefact into the run, and the record of its tuning beside it (RUN/calibration.json)."""
+    path = artifact.save(run.artifact_file)
+    run.calibration_file.write_text(json.dumps(record, indent=2))
+    return path
 
 
 def tuning_summary(record: dict) -> list[str]:

@@ -1,19 +1,18 @@
 """The explanation options, declared once: `medclass predict --explain`, `medclass localize-eval`, the Python API
-(`Predictor.explain`) and the server's /predict all take an `ExplainOptions` and refuse the same wrong values with the
-same words. No heavy import here: the command line reads these names for its help text.
+(`medclass.explain.explain`) and the server's /predict all take an `ExplainOptions` and refuse the same wrong values
+with the same words. No heavy import here: the command line reads these names for its help text. The methods
+themselves are those registered in explain/explainer.py `EXPLAINERS`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 from medclass.core.errors import MedclassError
+from medclass.explain.explainer import DEFAULT_METHOD, EXPLAINERS, method_names
 
-OTSU = "otsu"  # classic boxes without a model: Otsu's threshold and contours (explain/boxes.py)
-# CAMs that need one forward and one backward pass each (explain/cam.py maps each name to its pytorch-grad-cam class)
-CAM_METHOD_NAMES = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "eigengradcam",
-                    "gradcam-elementwise")
-METHODS = (*CAM_METHOD_NAMES, OTSU)
+OTSU = "otsu"  # classic boxes without a model (explain/methods/otsu.py): the method of any backend
 POLARITIES = ("auto", "dark", "bright")
 CAM_THRESHOLD = 0.5  # share of the heatmap's maximum a pixel needs to be part of a CAM box
 # Which side of Otsu's threshold a finding lies on, by the modality a model was trained for (`train --modality`,
@@ -37,11 +36,11 @@ FLAG_NAMES = {"method": "--explain", "polarity": "--polarity", "box_threshold": 
 
 @dataclass(frozen=True)
 class ExplainOptions:
-    """How to explain a prediction. `method`: a CAM of the network (see CAM_METHOD_NAMES) or "otsu"; `polarity`:
+    """How to explain a prediction. `method`: a registered method (a CAM of the network, or "otsu"); `polarity`:
     Otsu's side of the threshold, auto/dark/bright, or None for the model's modality (`resolved`); `box_threshold`:
     the share of a CAM's maximum a pixel needs to be inside a box."""
 
-    method: str = "gradcam"
+    method: str = DEFAULT_METHOD
     polarity: str | None = None
     box_threshold: float = CAM_THRESHOLD
 
@@ -53,7 +52,7 @@ class ExplainOptions:
               names: dict[str, str] = FORM_NAMES) -> "ExplainOptions":
         """Options from text as a user types it (command line, form fields): blanks mean the defaults. `names`:
         what the caller calls each option, for the refusals."""
-        method = (method or "gradcam").strip().lower()
+        method = (method or DEFAULT_METHOD).strip().lower()
         polarity = (polarity or "").strip().lower() or None
         threshold = CAM_THRESHOLD if box_threshold in (None, "") else box_threshold
         try:
@@ -67,7 +66,7 @@ class ExplainOptions:
     @property
     def uses_network(self) -> bool:
         """CAMs differentiate through the network (torch backend only); Otsu boxes need only the image."""
-        return self.method != OTSU
+        return EXPLAINERS.get(self.method).uses_network
 
     def resolved(self, modality: str | None) -> "ExplainOptions":
         """These options with the polarity decided: as given, else the one of the model's modality."""
@@ -78,10 +77,21 @@ class ExplainOptions:
 
 
 def check(method: str, polarity: str | None, box_threshold: float, names: dict[str, str]) -> None:
-    if method not in METHODS:
-        raise MedclassError(f"{names['method']} must be one of {', '.join(METHODS)}; got {method!r}")
+    if method not in EXPLAINERS:
+        raise MedclassError(f"{names['method']} must be one of {', '.join(method_names())}; got {method!r}")
     if polarity is not None and polarity not in POLARITIES:
         raise MedclassError(f"{names['polarity']} must be one of {', '.join(POLARITIES)}; got {polarity!r}")
     if isinstance(box_threshold, bool) or not isinstance(box_threshold, (int, float)) or not 0 < box_threshold < 1:
         raise MedclassError(f"{names['box_threshold']} must be a share of the heatmap's maximum, between 0 and 1 "
                             f"(exclusive); got {box_threshold!r}")
+
+
+def __getattr__(name: str):
+    """The method lists that were constants here, read from the registry (it may grow after import)."""
+    lists = {"METHODS": None, "CAM_METHOD_NAMES": True}
+    if name not in lists:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{__name__}.{name} is read from the registry now: call "
+                  f"medclass.explain.explainer.method_names({'uses_network=True' if lists[name] else ''})",
+                  DeprecationWarning, stacklevel=2)
+    return tuple(method_names(lists[name]))

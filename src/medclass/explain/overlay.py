@@ -13,7 +13,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from medclass.data.base import Box
 from medclass.explain.boxes import ScoredBox, best_box_cells
-from medclass.explain.cam import Explanation
+from medclass.explain.explainer import Explanation
 
 PREDICTED = (255, 255, 255)  # RGB: white stands out on the jet colour map
 TRUTH = (0, 255, 0)
@@ -71,12 +71,13 @@ class ExplanationWriter:
         self._csv.writerow(["path", "overlay", "method", "task", "class", "probability", "x0", "y0", "x1", "y1",
                             "score", "peak_x", "peak_y", "polarity"])
 
-    def write(self, row: dict) -> None:
-        """One predicted row of `iter_predictions(..., explain=METHOD)`: its `explanation` and `image`."""
-        explanation, self.count = row["explanation"], self.count + 1
-        overlay = save_overlay(self.folder / f"{self.count:05d}_{Path(row['path']).stem}.png", row["image"],
+    def write(self, row) -> None:
+        """One predicted row (a PredictionRow) of `iter_predictions(..., on_batch=explaining(...))`: its extras'
+        `explanation` and `image`."""
+        explanation, self.count = row.extras["explanation"], self.count + 1
+        overlay = save_overlay(self.folder / f"{self.count:05d}_{Path(row.path).stem}.png", row.extras["image"],
                                explanation)
-        self._csv.writerow([row["path"], overlay, explanation.method, explanation.task, explanation.class_name,
+        self._csv.writerow([row.path, overlay, explanation.method, explanation.task, explanation.class_name,
                             f"{explanation.probability:.6f}", *best_box_cells(explanation.boxes),
                             *(f"{v:.1f}" for v in explanation.peak), explanation.polarity or ""])
 

@@ -14,9 +14,13 @@ Class and task names become safe column names (`column_name`: letters, digits an
 `p_no_Mass`); a name left empty or shared that way falls back to the class index (`p_3`). Beside every CSV,
 `<name>.columns.json` (`column_guide`) gives each column's task and exact class name, and each task's kind,
 classes and the decision rule (threshold and the rule and split that chose it) behind its `prediction` column.
-A multilabel prediction lists the findings present, joined by '|'. With `--explain`, `medclass predict` adds the
-best box of each image's explanation: `box_x0, box_y0, box_x1, box_y1` in the image's own pixels (x1, y1 exclusive)
-and `box_score` (CAM: the heatmap's mass inside; Otsu: see explain/boxes.py), empty where none was found.
+A multilabel prediction lists the findings present, joined by '|'. Layers above add columns of their own from what
+they attach to each row (`PredictionWriter(columns=...)`): `medclass predict --explain` the best box of each image's
+explanation (explain/boxes.py BOX_COLUMNS), empty where none was found.
+
+Each row is a `PredictionRow` holding the image's `Prediction` (inference/prediction.py), rendered here as cells.
+`iter_predictions(on_batch=...)` hands each decoded batch (its images, the preprocessed tensor, the logits) to a
+layer above, which attaches what it computes from them to the batch's rows without decoding anything again.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import csv
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -35,14 +40,12 @@ from tqdm import tqdm
 from medclass.data.csv_file import read_csv_table
 from medclass.data.images import is_dicom_file, list_images, read_image
 from medclass.core.errors import DataError, MedclassError
-from medclass.explain.boxes import BOX_COLUMNS, BOX_DESCRIPTIONS, best_box_cells
-from medclass.core.heads import MISSING, TaskHead, per_task, view_probabilities
+from medclass.core.heads import MISSING, TaskHead, view_probabilities
+from medclass.inference.prediction import Prediction, PredictionRow, predictions_from_probabilities
 from medclass.inference.predictor import Predictor
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from medclass.explain.options import ExplainOptions
 
 PATH_COLUMNS = ("path", "filename", "file", "image")
 FRAME_DESCRIPTION = "the frame of the file (1 = first, as DICOM numbers frames; --frames)"
@@ -147,12 +150,29 @@ def _decode(predictor: Predictor, paths: Sequence[Path | FrameOf]) -> tuple[torc
     return (predictor.preprocess(images) if images else None), errors, images
 
 
-def iter_predictions(predictor: Predictor, paths: Sequence[Path | FrameOf], batch_size: int = 32, progress: bool = False,
-                     explain: ExplainOptions | str | None = None) -> Iterator[dict]:
-    """Rows of {path, frame, prediction: {task: text}, proba: {task: [p per class]}, error} in input order (frame:
-    None unless the input is a `FrameOf`); with `explain`
-    (`ExplainOptions`, or a CAM method or "otsu": see `Predictor.explain`) also {explanation, image} for each
-    readable image."""
+@dataclass(frozen=True)
+class ReadBatch:
+    """One batch of inputs as the network saw it, for `iter_predictions`'s `on_batch`: the rows of the inputs that
+    could be read (in order), their images, the preprocessed tensor, the logits (views, images, outputs) and the
+    probabilities (images x outputs, every head side by side, views averaged: the ones the rows report)."""
+
+    rows: list[PredictionRow]
+    images: list
+    tensor: torch.Tensor
+    logits: np.ndarray
+    proba: np.ndarray
+
+
+# What a layer above computes from a batch: one mapping per readable input, added to its row's `extras`.
+BatchHook = Callable[[ReadBatch], Sequence[Mapping[str, Any]]]
+
+
+def iter_predictions(predictor: Predictor, paths: Sequence[Path | FrameOf], batch_size: int = 32,
+                     progress: bool = False, on_batch: BatchHook | None = None) -> Iterator[PredictionRow]:
+    """A PredictionRow per input, in input order: its Prediction, or the error that kept it from one (frame: None
+    unless the input is a `FrameOf`). `on_batch`: called with each batch that has a readable image
+    (`ReadBatch`); what it returns for each readable input goes to that input's row's `extras`
+    (`medclass.explain.explaining` attaches explanations so)."""
     batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
     bar = tqdm(total=len(paths), unit="image", disable=not progress, leave=False)
     # one decoding thread: Pillow and torchvision release the GIL, so the next batch is read during this forward
@@ -163,32 +183,35 @@ def iter_predictions(predictor: Predictor, paths: Sequence[Path | FrameOf], batc
             if index + 1 < len(batches):
                 pending = pool.submit(_decode, predictor, batches[index + 1])
             logits = predictor.forward(batch) if batch is not None else None
-            rows = list(rows_from_logits(predictor, batches[index], logits, errors))
-            if explain and images:
-                read = [row for row in rows if row["error"] is None]
-                explained = predictor.explain(images, explain, proba=view_probabilities(predictor.heads, logits),
-                                              batch=batch)
-                for row, image, explanation in zip(read, images, explained):
-                    row |= {"explanation": explanation, "image": image}
+            proba = view_probabilities(predictor.heads, logits) if logits is not None else None
+            rows = rows_from_probabilities(predictor, batches[index], proba, errors)
+            if on_batch and images:
+                rows = with_extras(rows, on_batch(ReadBatch([r for r in rows if r.error is None], images, batch,
+                                                            logits, proba)))
             yield from rows
             bar.update(len(errors))
 
 
+def with_extras(rows: list[PredictionRow], extras: Sequence[Mapping[str, Any]]) -> list[PredictionRow]:
+    """`rows` with each readable one's extras added, in order."""
+    added = iter(extras)
+    return [row if row.error else replace(row, extras={**row.extras, **next(added)}) for row in rows]
+
+
 def rows_from_logits(predictor: Predictor, paths: Sequence[Path], logits: np.ndarray | None,
-                     errors: Sequence[str | None]) -> Iterator[dict]:
+                     errors: Sequence[str | None]) -> list[PredictionRow]:
     """Rows of `paths`; `logits` (views, readable images, outputs) holds the images whose error is None, in order."""
-    heads = predictor.heads
-    if logits is not None and logits.shape[1]:
-        proba = per_task(heads, view_probabilities(heads, logits))
-        names = {h.name: h.label_names(h.decide(proba[h.name])) for h in heads}
-    read = 0
-    for path, error in zip(paths, errors):
-        row = {**input_cells(path), "prediction": None, "proba": None, "error": error}
-        if error is None:
-            row |= {"prediction": {task: text[read] for task, text in names.items()},
-                    "proba": {task: [float(v) for v in p[read]] for task, p in proba.items()}}
-            read += 1
-        yield row
+    readable = logits is not None and logits.shape[1]
+    proba = view_probabilities(predictor.heads, logits) if readable else None
+    return rows_from_probabilities(predictor, paths, proba, errors)
+
+
+def rows_from_probabilities(predictor: Predictor, paths: Sequence[Path], proba: np.ndarray | None,
+                            errors: Sequence[str | None]) -> list[PredictionRow]:
+    """Rows of `paths`; `proba` (readable images x outputs) holds the images whose error is None, in order."""
+    predictions = iter(predictions_from_probabilities(predictor.heads, proba) if proba is not None else [])
+    return [PredictionRow(**input_cells(path), prediction=None if error else next(predictions), error=error)
+            for path, error in zip(paths, errors)]
 
 
 def column_name(name: str) -> str:
@@ -268,29 +291,36 @@ def truth_text(head: TaskHead, targets: np.ndarray) -> list[str]:
     return ["" if t == MISSING else head.classes[t] for t in targets[:, 0]]
 
 
+def value_cells(heads: Sequence[TaskHead], prediction: Prediction | None) -> list[str]:
+    """One Prediction's cells in `prediction_header` order (None, an unreadable image: empty cells)."""
+    if prediction is None:
+        return prediction_cells(heads, None, None)
+    return prediction_cells(heads, prediction.texts(), prediction.proba())
+
+
 class PredictionWriter:
     """The predictions CSV, written row by row as predictions arrive (so a long run keeps what it has done).
-    `boxes`: also each row's best explanation box (BOX_COLUMNS; rows of `iter_predictions(..., explain=...)`).
+    `columns`: {name: what it holds} of columns after the tasks' groups, each row's cell taken from its `extras`
+    ('' where it has none), e.g. explain/boxes.py BOX_DESCRIPTIONS for `medclass predict --explain`.
     `frames`: a `frame` column after `path` (inputs chosen by `select_frames`); without, the layout is unchanged."""
 
-    def __init__(self, path: str | Path, heads: Sequence[TaskHead], boxes: bool = False, frames: bool = False):
+    def __init__(self, path: str | Path, heads: Sequence[TaskHead], columns: Mapping[str, str] | None = None,
+                 frames: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.heads, self.boxes, self.frames = heads, boxes, frames
+        self.heads, self.columns, self.frames = heads, dict(columns or {}), frames
         self._file = open(self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         first = {"path": "the input file"} | ({"frame": FRAME_DESCRIPTION} if frames else {})
-        self._writer.writerow([*first, *prediction_header(heads), *(BOX_COLUMNS if boxes else ()), "error"])
+        self._writer.writerow([*first, *prediction_header(heads), *self.columns, "error"])
         write_column_guide(self.path, heads, first=first,
-                           last={**(BOX_DESCRIPTIONS if boxes else {}),
-                                 "error": "why the file could not be read ('' when it was)"})
+                           last={**self.columns, "error": "why the file could not be read ('' when it was)"})
 
-    def write(self, row: dict) -> None:
-        explanation = row.get("explanation")
-        boxes = best_box_cells(explanation.boxes if explanation else ()) if self.boxes else []
-        frame = [row.get("frame") or ""] if self.frames else []
-        self._writer.writerow([row["path"], *frame, *prediction_cells(self.heads, row["prediction"], row["proba"]),
-                               *boxes, row["error"] or ""])
+    def write(self, row: PredictionRow) -> None:
+        frame = [row.frame or ""] if self.frames else []
+        extra = [row.extras.get(name, "") for name in self.columns]
+        self._writer.writerow([row.path, *frame, *value_cells(self.heads, row.prediction), *extra,
+                               row.error or ""])
 
     def close(self) -> None:
         self._file.close()

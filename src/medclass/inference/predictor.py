@@ -1,11 +1,15 @@
-"""Predictor: the scikit-learn-shaped Python API over a model artefact."""
+"""Predictor: the scikit-learn-shaped Python API over a model artefact.
+
+Explanations of its answers are in the explain layer: `medclass.explain.explain(predictor, images, method)`.
+"""
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -16,9 +20,7 @@ from medclass.core.errors import MedclassError
 from medclass.core.heads import per_task, view_probabilities
 from medclass.core.artifact import ModelArtifact
 from medclass.inference.backends import Backend, TorchBackend
-
-if TYPE_CHECKING:
-    from medclass.explain.options import ExplainOptions
+from medclass.inference.prediction import Prediction, predictions_from_logits
 
 ImageInput = str | Path | Image.Image | np.ndarray
 T = TypeVar("T")
@@ -54,7 +56,8 @@ class Predictor:
     multilabel task: a 0/1 matrix, one column per finding in `classes_`, as scikit-learn's multi-label estimators).
     Several tasks: both return a dict keyed by task name holding those same per-task answers, and `classes_` is a
     dict too. Binary tasks decide by thresholding the positive class's probability at the stored operating
-    threshold, never by an argmax over a single output.
+    threshold, never by an argmax over a single output. `predictions` gives each image's whole answer as a
+    `Prediction` value (labels, probabilities by class, thresholds), what the command line and the server render.
     """
 
     def __init__(self, artifact: ModelArtifact | str | Path, device: str = "cpu", batch_size: int = 64,
@@ -80,7 +83,8 @@ class Predictor:
     def from_run(cls, run_dir: str | Path, **kwargs) -> "Predictor":
         return cls(ModelArtifact.load(run_dir), **kwargs)
 
-    def _to_image(self, item: ImageInput) -> Image.Image:
+    def to_image(self, item: ImageInput) -> Image.Image:
+        """A path (DICOM too), a Pillow image or a pixel array as the Pillow image the preprocessing reads."""
         if isinstance(item, Image.Image):
             return item
         if isinstance(item, np.ndarray):
@@ -103,7 +107,7 @@ class Predictor:
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
         """The batch the network sees: each image decoded and resized, then the batch normalised, by the model's own
         preprocessing (the same numbers as `transform` image by image)."""
-        return self._normalise(torch.stack([self._load(self._to_image(item)) for item in images]))
+        return self._normalise(torch.stack([self._load(self.to_image(item)) for item in images]))
 
     def forward(self, batch: torch.Tensor) -> np.ndarray:
         """Raw logits of every test-time view of a preprocessed batch: (views, images, outputs)."""
@@ -124,71 +128,36 @@ class Predictor:
         probabilities at the task's calibrated temperature, averaged over the views."""
         return per_task(self.heads, view_probabilities(self.heads, self.logits(images)))
 
-    def decisions(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{task: decisions}: class indices (binary: thresholded; multiclass: argmax) or a 0/1 finding matrix."""
+    def decide_per_task(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{task: decisions} from {task: probabilities}, whatever the number of tasks: class indices (binary:
+        thresholded; multiclass: argmax) or a 0/1 finding matrix."""
         return {h.name: h.decide(proba[h.name]) for h in self.heads}
+
+    def decisions(self, proba: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Renamed `decide_per_task`; this name goes in the next release."""
+        warnings.warn("Predictor.decisions is renamed Predictor.decide_per_task", DeprecationWarning, stacklevel=2)
+        return self.decide_per_task(proba)
 
     def predict_proba(self, images: Sequence[ImageInput]) -> np.ndarray | dict[str, np.ndarray]:
         """One task: probabilities (n_images, n_classes), columns in `classes_` order. Several: a dict of them."""
         return self._one_or_all(self.probabilities(images))
 
     def decide(self, proba: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
-        """`decisions` for what `predict_proba` returned, in the same shape."""
+        """`decide_per_task` for what `predict_proba` returned, in the same shape."""
         by_task = proba if isinstance(proba, dict) else {self.heads[0].name: proba}
-        return self._one_or_all(self.decisions(by_task))
+        return self._one_or_all(self.decide_per_task(by_task))
 
     def predict(self, images: Sequence[ImageInput]) -> np.ndarray | dict[str, np.ndarray]:
         """Class names per image (multilabel: the 0/1 finding matrix); several tasks: a dict of them."""
-        decided = self.decisions(self.probabilities(images))
+        decided = self.decide_per_task(self.probabilities(images))
         labels = {h.name: decided[h.name] if h.kind == "multilabel" else np.array(h.classes)[decided[h.name]]
                   for h in self.heads}
         return self._one_or_all(labels)
 
-    def explain(self, images: Sequence[ImageInput], method: str | ExplainOptions = "gradcam",
-                task: str | None = None, class_name: str | None = None, polarity: str | None = None,
-                proba: np.ndarray | None = None, batch: torch.Tensor | None = None) -> list:
-        """One `medclass.explain.Explanation` per image, heatmap and boxes at the image's own size; each box
-        (`Explanation.boxes`, best first) holds x0, y0, x1, y1 in the image's own pixels and its score.
-
-        `method`: an `ExplainOptions` (method, polarity, CAM box threshold) or a method's name: a CAM of the network
-        (gradcam, gradcam++, ... see `medclass.explain.options.CAM_METHOD_NAMES`; torch backend) for
-        `task`/`class_name` (default: the main task; a binary task's positive class, a multiclass task's predicted
-        class, a multilabel task's most probable finding), or "otsu": the classic boxes of Otsu's threshold,
-        labelled with the prediction they sit beside. `polarity` (with a name): dark/bright/auto; unset, the one of
-        the model's modality (ultrasound: dark). `proba`: the images' probabilities (every head side by side), and
-        `batch`: their preprocessed batch, when the caller has them."""
-        from medclass.explain.options import ExplainOptions
-
-        options = method if isinstance(method, ExplainOptions) else ExplainOptions(method, polarity)
-        options = options.resolved(self.artifact.modality)
-        pictures = [self._to_image(item) for item in images]
-        if batch is None and (proba is None or options.uses_network):
-            batch = self.preprocess(pictures)
-        # the class to explain follows this Predictor's answer (test-time views averaged, calibrated), and the
-        # probability shown is the one it reports
-        if proba is None:
-            proba = view_probabilities(self.heads, self.forward(batch))
-        if options.uses_network:
-            from medclass.explain.cam import cam_explanations
-
-            return cam_explanations(self.model, self.heads, self.artifact.preprocessing, pictures, batch,
-                                    options.method, proba, task, class_name, model_name=self.artifact.model_name,
-                                    box_threshold=options.box_threshold)
-        return self._otsu_explanations(pictures, proba, task, class_name, options.polarity)
-
-    def _otsu_explanations(self, pictures: list[Image.Image], proba: np.ndarray, task: str | None,
-                           class_name: str | None, polarity: str) -> list:
-        from medclass.explain import otsu_boxes
-        from medclass.explain.cam import Explanation, explained_output
-
-        explained = []
-        for picture, row in zip(pictures, proba):
-            head, index, output = explained_output(self.heads, row, task, class_name)
-            boxes = otsu_boxes(picture, polarity, label=head.classes[index])
-            peak = boxes[0].centre if boxes else (picture.width / 2, picture.height / 2)
-            explained.append(Explanation(None, head.name, head.classes[index], output, float(row[output]), "otsu",
-                                         boxes, peak, polarity))
-        return explained
+    def predictions(self, images: Sequence[ImageInput]) -> list[Prediction]:
+        """Each image's whole answer: per task its label (multilabel: the findings present), its probability of
+        every class, the threshold and where it came from, and whether the probabilities are calibrated."""
+        return predictions_from_logits(self.heads, self.logits(images))
 
     def _one_or_all(self, by_task: dict):
         return by_task if self.multi_task else by_task[self.heads[0].name]

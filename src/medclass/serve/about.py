@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from medclass.explain.options import METHODS, OTSU, polarity_for
+from medclass.explain.explainer import method_names
+from medclass.explain.options import polarity_for
 from medclass.core.artifact import ModelArtifact
 
 # A model whose validation AUC is this close to 0.5 ranks images no better than a coin.
@@ -20,7 +21,8 @@ FLAT_TEMPERATURE = 5.0
 def about(artifact: ModelArtifact, backend: str = "torch") -> dict:
     """{description, data, modality, input, explain}: what the model is for and which explanations it offers."""
     data = artifact.provenance.get("data")
-    methods = list(METHODS) if backend == "torch" else [OTSU]  # CAMs differentiate through the PyTorch network
+    # CAMs differentiate through the PyTorch network; other backends offer the methods that use none
+    methods = method_names() if backend == "torch" else method_names(uses_network=False)
     return {"description": artifact.description, "data": Path(str(data)).name if data else None,
             "modality": artifact.modality,
             "input": {"size": artifact.preprocessing.img_size, "channels": artifact.preprocessing.in_chans},

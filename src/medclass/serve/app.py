@@ -34,7 +34,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from medclass.data.images import DECODE_PEAK_BYTES, decode_image_bytes
 from medclass.core.errors import DataError, ImageTooLargeError, MedclassError, UnsupportedImageError
-from medclass.explain.options import CAM_THRESHOLD, FORM_NAMES, METHODS, POLARITIES, ExplainOptions
+from medclass.explain.explainer import method_names
+from medclass.explain.options import CAM_THRESHOLD, FORM_NAMES, POLARITIES, ExplainOptions
 from medclass.inference.predictor import Predictor
 from medclass.serve.audit import AuditLog, AuditUnavailable
 from medclass.serve.headers import SecurityHeaders
@@ -51,22 +52,27 @@ PAGE_DIR = Path(__file__).parent / "page"
 CLOSE = {"Connection": "close"}  # sent when the request's body is left unread: the connection cannot carry another
 log = logging.getLogger("medclass.serve")
 
-UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "A PNG, JPEG or DICOM image (told by its "
-                                                                      "bytes, not its name)."},
-        "model": {"type": "string", "description": "Model name (see /models); optional when one is served."},
-        "explain": {"type": "string", "enum": list(METHODS),
-                    "description": "Also explain the prediction: a CAM (torch backend) or otsu (classic boxes); the "
-                                   "answer's `explanation` holds its boxes (x0, y0, x1, y1 in the image's pixels, "
-                                   "score) and an overlay PNG."},
-        "polarity": {"type": "string", "enum": list(POLARITIES),
-                     "description": "Otsu: which side of the threshold a finding lies on (default: the model's "
-                                    "modality's: ultrasound dark, xray bright, else auto)."},
-        "box_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": CAM_THRESHOLD,
-                          "description": "CAM boxes: share of the heatmap's maximum a pixel needs to be inside."},
-        "preview": {"type": "boolean", "description": "Also return the decoded image as base64 PNG (for DICOM, "
-                                                      "which browsers cannot show)."}}}}}}}
+
+
+def upload_schema() -> dict:
+    """The OpenAPI description of POST /predict's form; its `explain` enum lists the registered methods."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": "A PNG, JPEG or DICOM image (told by its "
+                                                                          "bytes, not its name)."},
+            "model": {"type": "string", "description": "Model name (see /models); optional when one is served."},
+            "explain": {"type": "string", "enum": method_names(),
+                        "description": "Also explain the prediction: a CAM (torch backend) or otsu (classic boxes); "
+                                       "the answer's `explanation` holds its boxes (x0, y0, x1, y1 in the image's "
+                                       "pixels, score) and an overlay PNG."},
+            "polarity": {"type": "string", "enum": list(POLARITIES),
+                         "description": "Otsu: which side of the threshold a finding lies on (default: the model's "
+                                        "modality's: ultrasound dark, xray bright, else auto)."},
+            "box_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                              "default": CAM_THRESHOLD,
+                              "description": "CAM boxes: share of the heatmap's maximum a pixel needs to be inside."},
+            "preview": {"type": "boolean", "description": "Also return the decoded image as base64 PNG (for DICOM, "
+                                                          "which browsers cannot show)."}}}}}}}
 
 
 class HTTPProblem(Exception):
@@ -96,6 +102,24 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
     hold, each counted at DECODE_PEAK_BYTES (uploads beyond wait for a slot). `upload_timeout`: seconds a client has
     to send its whole upload (then 408).
     Paths load in the background at start-up: /health answers 503 until every model is ready."""
+    slots = checked_settings(models, max_upload_bytes, max_batch, decode_memory_bytes, upload_timeout)
+    audit = AuditLog(audit_url)
+    loader = ModelLoader(models, backend, max_batch, on_loaded)
+    app = FastAPI(title="medclass", summary="Medical image classifiers: predictions with calibrated "
+                                            "probabilities, thresholds and Grad-CAM explanations.",
+                  lifespan=lifespan_of(loader, audit))
+    app.state.audit, app.state.models = audit, loader.served
+    app.state.decode_slots, app.state.upload_timeout = slots, upload_timeout
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(HTTPProblem, problem)
+    add_page_routes(app, loader, api_key)
+    add_model_routes(app, loader, audit, require_key(api_key), max_upload_bytes, upload_timeout)
+    return app
+
+
+def checked_settings(models: Mapping, max_upload_bytes: int, max_batch: int, decode_memory_bytes: int,
+                     upload_timeout: float) -> int:
+    """`create_app`'s settings refused when wrong, in the order given; returns the decode slots."""
     if not models:
         raise MedclassError("no model to serve; give at least one run folder")
     if max_batch < 1:
@@ -105,61 +129,76 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
     slots = decode_slots(decode_memory_bytes)
     if not upload_timeout > 0:
         raise MedclassError(f"the upload timeout must be positive; got {upload_timeout}")
-    audit = AuditLog(audit_url)
-    served: dict[str, ServedModel] = {}
-    status = {"state": "loading", "error": None}
+    return slots
 
-    def load_all() -> None:
+
+class ModelLoader:
+    """The served models, loaded in the background at start-up: `state` is loading, ready or failed (`error`
+    says why), and what /health reports."""
+
+    def __init__(self, models: Mapping[str, Predictor | str | Path], backend: str, max_batch: int,
+                 on_loaded: Callable[[ServedModel], None] | None):
+        self.models, self.backend, self.max_batch, self.on_loaded = models, backend, max_batch, on_loaded
+        self.served: dict[str, ServedModel] = {}
+        self.state, self.error = "loading", None
+
+    def load_all(self) -> None:
         try:
-            for name, source in models.items():
-                served[name] = load_model(name, source, backend, max_batch)
-                if on_loaded:
-                    on_loaded(served[name])
-            status["state"] = "ready"
+            for name, source in self.models.items():
+                self.served[name] = load_model(name, source, self.backend, self.max_batch)
+                if self.on_loaded:
+                    self.on_loaded(self.served[name])
+            self.state = "ready"
         except MedclassError as exc:
-            status.update(state="failed", error=str(exc))
+            self.state, self.error = "failed", str(exc)
         except Exception as exc:  # any failure must show in /health, not leave it "loading" for ever
-            status.update(state="failed", error=f"{exc.__class__.__name__}: {exc}")
+            self.state, self.error = "failed", f"{exc.__class__.__name__}: {exc}"
 
+    def require_ready(self) -> None:
+        """A route's dependency: 503 until every model is loaded."""
+        if self.state != "ready":
+            raise HTTPProblem(503, f"models {self.state}" + (f": {self.error}" if self.error else ""))
+
+
+def lifespan_of(loader: ModelLoader, audit: AuditLog):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.decoding = asyncio.Semaphore(app.state.decode_slots)  # made on the loop that serves
-        loading = asyncio.get_running_loop().run_in_executor(None, load_all)
+        loading = asyncio.get_running_loop().run_in_executor(None, loader.load_all)
         yield
         await loading
-        for model in served.values():
+        for model in loader.served.values():
             model.batcher.close()
         audit.dispose()
 
-    app = FastAPI(title="medclass", summary="Medical image classifiers: predictions with calibrated "
-                                            "probabilities, thresholds and Grad-CAM explanations.",
-                  lifespan=lifespan)
-    app.state.audit, app.state.models = audit, served
-    app.state.decode_slots, app.state.upload_timeout = slots, upload_timeout
-    app.add_middleware(SecurityHeaders)
+    return lifespan
 
-    @app.exception_handler(HTTPProblem)
-    async def problem(request: Request, exc: HTTPProblem) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
-    def require_key(request: Request) -> None:
+async def problem(request: Request, exc: HTTPProblem) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+
+def require_key(api_key: str | None) -> Callable[[Request], None]:
+    """A route's dependency: 401 unless the request carries `api_key` (none: every request passes)."""
+    def check(request: Request) -> None:
         if api_key is None:
             return
         given = request.headers.get(API_KEY_HEADER)
         if given is None or not secrets.compare_digest(given.encode(), api_key.encode()):
             raise HTTPProblem(401, f"missing or wrong API key (header {API_KEY_HEADER})")
 
-    def require_ready() -> None:
-        if status["state"] != "ready":
-            raise HTTPProblem(503, f"models {status['state']}" + (f": {status['error']}" if status["error"] else ""))
+    return check
 
+
+def add_page_routes(app: FastAPI, loader: ModelLoader, api_key: str | None) -> None:
+    """GET /health, the page at / and its files under /page: open to all, no key needed."""
     @app.get("/health", summary="200 once every model is loaded; 503 while loading or after a failed load")
     async def health() -> JSONResponse:
-        ready = status["state"] == "ready"
-        body = {"status": status["state"], "models": sorted(served) if ready else [],
+        ready = loader.state == "ready"
+        body = {"status": loader.state, "models": sorted(loader.served) if ready else [],
                 "api_key_required": api_key is not None}
-        if status["error"]:
-            body["error"] = status["error"]
+        if loader.error:
+            body["error"] = loader.error
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/", include_in_schema=False)
@@ -168,13 +207,20 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
 
     app.mount("/page", StaticFiles(directory=PAGE_DIR), name="page")
 
+
+def add_model_routes(app: FastAPI, loader: ModelLoader, audit: AuditLog, key_check: Callable[[Request], None],
+                     max_upload_bytes: int, upload_timeout: float) -> None:
+    """GET /models and POST /predict, behind the key and the models being ready."""
+    guarded = [Depends(key_check), Depends(loader.require_ready)]
+    served = loader.served
+
     @app.get("/models", summary="Served models: tasks, classes, thresholds, calibration, test metrics, version",
-             dependencies=[Depends(require_key), Depends(require_ready)])
+             dependencies=guarded)
     async def list_models() -> dict:
         return {"models": [model.card() for model in served.values()]}
 
-    @app.post("/predict", summary="Classify one uploaded image (multipart field 'file')", openapi_extra=UPLOAD_SCHEMA,
-              dependencies=[Depends(require_key), Depends(require_ready)])
+    @app.post("/predict", summary="Classify one uploaded image (multipart field 'file')",
+              openapi_extra=upload_schema(), dependencies=guarded)
     async def predict(request: Request) -> dict:
         form = await read_form(request, max_upload_bytes, upload_timeout)
         upload = form.get("file")
@@ -194,8 +240,6 @@ def create_app(models: Mapping[str, Predictor | str | Path], audit_url: str | Pa
         async with request.app.state.decoding:  # waits, holding no thread, while the slots are taken
             image = await run_in_threadpool(decode_upload, data, upload.filename or "upload")
         return await run_in_threadpool(answer, model, audit, data, image, explain, client, started, preview)
-
-    return app
 
 
 def decode_slots(memory_bytes: int) -> int:

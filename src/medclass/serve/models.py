@@ -1,7 +1,8 @@
 """The models a server answers with: each Predictor with its name, version, test metrics and one lock.
 
-Predictions go through `rows_from_logits`, the postprocessing of `medclass predict`, so the server's labels and
-probabilities are exactly those of the command line for the same file.
+Answers are `Prediction` values (inference/prediction.py) made from the logits as `medclass predict` makes them, so
+the server's labels and probabilities are exactly those of the command line for the same file; the JSON is the
+value's own rendering (`Prediction.to_dict`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from PIL import Image
 from medclass.core.errors import MedclassError
 from medclass.evaluation.report import HEADLINE
 from medclass.explain.options import ExplainOptions
-from medclass.core.heads import UNTUNED, TaskHead, view_probabilities
-from medclass.inference.batch import rows_from_logits
+from medclass.explain.predicted import explain as explain_images
+from medclass.core.heads import TaskHead, view_probabilities
+from medclass.inference.backends import BACKENDS
+from medclass.inference.prediction import predictions_from_logits, threshold_of, threshold_source
 from medclass.inference.predictor import Predictor
 from medclass.core.rundir import RunDir
 from medclass.serve.about import about, chance_warnings
@@ -67,11 +70,10 @@ class ServedModel:
         explanation = None
         if explain:
             with self.lock:  # Grad-CAM's hooks live on the shared network; the probabilities are the ones just computed
-                explanation = predictor.explain([image], explain,
-                                                proba=view_probabilities(predictor.heads, logits))[0]
-        row, = rows_from_logits(predictor, ["upload"], logits, [None])
-        answer = {"tasks": {h.name: task_answer(h, row["prediction"][h.name], row["proba"][h.name])
-                            for h in predictor.heads}}
+                explanation = explain_images(predictor, [image], explain,
+                                             proba=view_probabilities(predictor.heads, logits))[0]
+        prediction, = predictions_from_logits(predictor.heads, logits)
+        answer = prediction.to_dict()
         if explanation is not None:
             answer["explanation"] = explanation.to_dict() | {"image_size": list(image.size),
                                                              "overlay_png": overlay_png(image, explanation)}
@@ -83,23 +85,6 @@ def task_card(head: TaskHead) -> dict:
             "threshold": threshold_of(head), "threshold_source": threshold_source(head),
             "temperature": head.temperature, "calibrated": head.temperature != 1.0,
             "decision": head.describe_decision()}
-
-
-def task_answer(head: TaskHead, label: str, proba: list[float]) -> dict:
-    labels = [c for c in label.split("|") if c] if head.kind == "multilabel" else label
-    return {"label": labels, "probabilities": dict(zip(head.classes, proba)), "threshold": threshold_of(head),
-            "threshold_source": threshold_source(head), "calibrated": head.temperature != 1.0}
-
-
-def threshold_of(head: TaskHead):
-    """Binary: the positive class's threshold; multilabel: {finding: threshold}; multiclass: None (argmax)."""
-    if head.kind == "multilabel":
-        return dict(zip(head.classes, head.threshold))
-    return head.threshold if head.kind == "binary" else None
-
-
-def threshold_source(head: TaskHead) -> str:
-    return "argmax" if head.kind == "multiclass" else head.threshold_source or UNTUNED
 
 
 def overlay_png(image: Image.Image, explanation) -> str:
@@ -181,7 +166,7 @@ def model_sources(runs: list[Path] | None, models_dir: Path | None, backend: str
             raise MedclassError(f"{run}: model name {name!r} is taken by {sources[name]}; rename a run folder")
         if run.is_dir():
             RunDir(run).check()
-            exported = RunDir(run).exported_file(backend)
+            exported = RunDir(run).exported_file(BACKENDS.get(backend).run_file)
             if exported and not exported.is_file():
                 raise MedclassError(f"{run}: holds no {exported.name}; export it first with `medclass export {run} "
                                     f"--format {backend}`")

@@ -9,7 +9,6 @@ Both hand the model the same thing: `BatchAugment` in `on_after_batch_transfer` 
 
 from __future__ import annotations
 
-import logging
 import os
 
 import lightning as L
@@ -23,7 +22,6 @@ from medclass.core.heads import TaskHead, encode_targets, heads_for
 from medclass.training.augment import BatchAugment
 from medclass.core.preprocessing import Preprocessing
 
-log = logging.getLogger("medclass")
 MAX_AUTO_WORKERS = 8
 
 

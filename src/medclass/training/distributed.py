@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from medclass.core.errors import MedclassError
 
 STRATEGIES = ("auto", "ddp")
@@ -32,6 +30,8 @@ def local_processes(devices: str, accelerator: str) -> int:
         return max(int(devices), 1)
     if "," in devices:
         return len([d for d in devices.split(",") if d.strip()])
+    import torch  # here: config.py imports this module for STRATEGIES, cheaply
+
     on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return torch.cuda.device_count() if on_gpu else 1
 

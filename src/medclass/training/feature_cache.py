@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ from medclass.core.heads import TaskHead, encode_targets, heads_for
 from medclass.training.augment import BatchAugment
 from medclass.training.augment_policy import resolve_policy
 from medclass.training.datamodule import decode_all, split_loader
+from medclass.training.progress import report
 from medclass.core.preprocessing import Preprocessing
 
-log = logging.getLogger("medclass")
 EXTRACT_BATCH = 64
 
 
@@ -133,7 +132,7 @@ class FeatureStore:
         try:
             return torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged cache costs a recomputation, never the run
-            log.warning("feature cache %s unreadable (%s); recomputing", self.path, exc)
+            report(f"feature cache {self.path} unreadable ({exc}); recomputing")
             return {}
 
     def save(self, features: dict[str, torch.Tensor]) -> None:

@@ -15,8 +15,11 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler, WeightedRandomSampler
 
-SAMPLERS = ("none", "weighted", "oversample")
-LOSSES = ("ce", "focal")
+from medclass.core.errors import MedclassError
+from medclass.core.heads import TaskHead, encode_targets, per_task
+from medclass.data.base import ImageDataset
+from medclass.training.choices import CLASS_WEIGHTS, LOSSES, SAMPLERS  # noqa: F401  (imported from here too)
+
 
 
 def balanced_class_weights(targets: np.ndarray, n_classes: int) -> list[float]:
@@ -43,6 +46,36 @@ class OversampleSampler(Sampler[int]):
             copies, rest = divmod(self.per_class, len(ix))
             drawn += [np.tile(ix, copies), self.rng.permutation(ix)[:rest]]
         return iter(self.rng.permutation(np.concatenate(drawn)).tolist())
+
+
+def loss_class_weights(kind: str, dataset: ImageDataset, task_heads: list[TaskHead]) -> dict[str, list[float]]:
+    """`balanced`, per task, from its labelled training images: inverse class frequency (single-label), or each
+    finding's negatives / positives as the weight of its positives (multi-label). `none`: no weights."""
+    if kind == "none":
+        return {}
+    train = dataset.subset("train")
+    targets = per_task(task_heads, encode_targets(task_heads, train.samples, where=train.name), "targets")
+    weights = {}
+    for task in task_heads:
+        labelled = targets[task.name][(targets[task.name] >= 0).all(1)]
+        if task.kind == "multilabel":
+            positives = labelled.sum(0)
+            weights[task.name] = ((len(labelled) - positives) / np.maximum(positives, 1)).tolist()
+        else:
+            weights[task.name] = balanced_class_weights(labelled[:, 0], len(task.classes))
+    return weights
+
+
+def train_sampler(kind: str, dataset: ImageDataset, main_task: TaskHead, seed: int) -> Sampler | None:
+    """Samplers balance the main task's classes, so they need one class per training image."""
+    if kind == "none":
+        return None
+    targets = dataset.subset("train").targets() if main_task.kind != "multilabel" else None
+    if targets is None or (targets < 0).any():
+        why = "it is multi-label" if targets is None else "some have no label"
+        raise MedclassError(f"--sampler {kind} balances the classes of the main task {main_task.name!r}, which "
+                            f"needs one class per training image ({why}); use --class-weights balanced instead")
+    return make_sampler(kind, targets, seed)
 
 
 def make_sampler(kind: str, targets: np.ndarray, seed: int) -> Sampler | None:

@@ -17,8 +17,10 @@ from medclass.core.heads import TaskHead, per_task, view_probabilities
 from medclass.models import create_model
 from medclass.training.batchnorm import check_frozen_features
 from medclass.training.checkpoints import FROZEN, leave_out_frozen, put_back_frozen
+from medclass.training.config import TrainConfig
 from medclass.training.feature_cache import classify_features, hash_tensors
 from medclass.training.losses import TaskLoss
+from medclass.training.optim import optimization
 
 
 def as_heads(heads: int | list) -> list[TaskHead]:
@@ -29,22 +31,29 @@ def as_heads(heads: int | list) -> list[TaskHead]:
 
 
 class ClassifierModule(L.LightningModule):
-    """`heads`: the tasks (TaskHead or their dicts), main task first, or a class count for one task. With several,
-    `model_kwargs["task_outputs"]` must give each task's outputs (fit.py sets it; the artefact keeps it)."""
+    """The network `config` describes, trained as it says: one output block per task of `task_heads` (TaskHead or
+    their dicts, main task first; or a class count for one task), on `in_chans`-channel images. `config` comes
+    resolved (fit.py: its model named, its hflip chosen); `class_weights`: each task's class weights in the loss,
+    from the training images (imbalance.py: loss_class_weights). Every setting is read from `config`, so the
+    module has no defaults of its own to drift from TrainConfig's."""
 
-    def __init__(self, model_name: str, heads: int | list, in_chans: int, pretrained=False, lr: float = 2e-3,
-                 weight_decay: float = 0.05, optimizer: str = "adamw", scheduler: str = "onecycle",
-                 label_smoothing: float = 0.1, class_weights: dict[str, list[float]] | None = None,
-                 hflip_tta: bool = True, model_kwargs: dict | None = None, finetune: str = "full",
-                 head_epochs: int = 0, backbone_lr_scale: float = 1.0, loss: str = "ce", focal_gamma: float = 2.0,
-                 task_weights: dict[str, float] | None = None, monitor_task: str | None = None):
+    def __init__(self, config: TrainConfig, task_heads: int | list, in_chans: int,
+                 class_weights: dict[str, list[float]] | None = None):
         super().__init__()
-        self.heads = as_heads(heads)
-        self.save_hyperparameters(ignore=["heads"])
-        self.hparams["heads"] = [h.to_dict() for h in self.heads]  # plain data: checkpoints load weights-only
-        self.model = create_model(model_name, sum(h.outputs for h in self.heads), in_chans, pretrained=pretrained,
-                                  **(model_kwargs or {}))
-        self.loss = TaskLoss(self.heads, task_weights, class_weights, label_smoothing, loss, focal_gamma)
+        self.config = config
+        self.task_heads = as_heads(task_heads)
+        # several tasks: one output block each on the shared backbone (core/architectures.py: TaskHeads); the
+        # artefact keeps these to rebuild the network
+        self.model_kwargs = config.model_kwargs | (
+            {"task_outputs": [h.outputs for h in self.task_heads]} if len(self.task_heads) > 1 else {})
+        # what checkpoints and experiment loggers record; plain data, as checkpoints load weights-only
+        self.save_hyperparameters({**config.to_dict(), "task_heads": [h.to_dict() for h in self.task_heads],
+                                   "in_chans": in_chans, "model_kwargs": self.model_kwargs,
+                                   "loss_class_weights": class_weights or {}})
+        self.model = create_model(config.model, sum(h.outputs for h in self.task_heads), in_chans,
+                                  pretrained=config.pretrained, **self.model_kwargs)
+        self.loss = TaskLoss(self.task_heads, config.task_weights, class_weights, config.label_smoothing,
+                             config.loss, config.focal_gamma)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._backbone_frozen = False
         self._frozen_digest: str | None = None  # hash of the frozen weights, computed once (they never change)
@@ -52,41 +61,41 @@ class ClassifierModule(L.LightningModule):
         self.on_features = False
 
     # Fine-tuning: `full` trains everything; `frozen` only the classifier; `two-stage` the classifier alone for
-    # `head_epochs`, then everything, the backbone at `backbone_lr_scale` x the learning rate (a new head's large
-    # early gradients would otherwise wreck the pretrained features).
+    # `head_epochs`, then everything, the backbone at `backbone_lr_scale` x the learning rate (a new classifier's
+    # large early gradients would otherwise wreck the pretrained features).
     def backbone_frozen_in(self, epoch: int) -> bool:
-        hp = self.hparams
-        return hp.finetune == "frozen" or (hp.finetune == "two-stage" and epoch < hp.head_epochs)
+        finetune = self.config.finetune
+        return finetune == "frozen" or (finetune == "two-stage" and epoch < self.config.head_epochs)
 
-    def backbone_and_head(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        head = {id(p) for p in self.model.get_classifier().parameters()}
+    def backbone_and_classifier(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        classifier = {id(p) for p in self.model.get_classifier().parameters()}
         params = list(self.model.parameters())
-        return [p for p in params if id(p) not in head], [p for p in params if id(p) in head]
+        return [p for p in params if id(p) not in classifier], [p for p in params if id(p) in classifier]
 
     def freeze_backbone(self, frozen: bool) -> None:
-        for p in self.backbone_and_head()[0]:
+        for p in self.backbone_and_classifier()[0]:
             p.requires_grad_(not frozen)
         self._backbone_frozen = frozen
         self.train(self.training)
 
     def train(self, mode: bool = True):
         """A frozen backbone keeps its BatchNorm statistics (eval mode) on purpose: they are the pretrained
-        network's, and updating them under frozen weights would shift every feature the head learns from."""
+        network's, and updating them under frozen weights would shift every feature the classifier learns from."""
         super().train(mode)
         if mode and self._backbone_frozen:
-            head = set(self.model.get_classifier().modules())
+            classifier = set(self.model.get_classifier().modules())
             for m in self.model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in head:
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in classifier:
                     m.eval()
         return self
 
     # Checkpoints of a backbone frozen for the whole run hold what trains only (training/checkpoints.py: FROZEN).
     def frozen_tensors(self) -> list[str]:
         """State-dict names of the parameters that never train (`frozen`: the backbone's); none otherwise."""
-        if self.hparams.finetune != "frozen":
+        if self.config.finetune != "frozen":
             return []
-        head = {id(p) for p in self.model.get_classifier().parameters()}
-        return [f"model.{name}" for name, p in self.model.named_parameters() if id(p) not in head]
+        classifier = {id(p) for p in self.model.get_classifier().parameters()}
+        return [f"model.{name}" for name, p in self.model.named_parameters() if id(p) not in classifier]
 
     def frozen_digest(self) -> str:
         if self._frozen_digest is None:
@@ -102,7 +111,7 @@ class ClassifierModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if checkpoint.get(FROZEN):
-            put_back_frozen(checkpoint, self.state_dict(), self.frozen_digest(), self.hparams.pretrained)
+            put_back_frozen(checkpoint, self.state_dict(), self.frozen_digest(), self.config.pretrained)
 
     def load_trained_state(self, checkpoint: dict) -> None:
         """The weights of a checkpoint medclass wrote (the frozen backbone put back where it was left out)."""
@@ -122,21 +131,21 @@ class ClassifierModule(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.on_features:
-            return classify_features(self.model, x, self.training, (self.hparams.model_kwargs or {}).get("drop_rate"))
+            return classify_features(self.model, x, self.training, self.model_kwargs.get("drop_rate"))
         return self.model(x)
 
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
         """What flip TTA averages over: the image and, when on, its mirror (cached features hold both already)."""
         if self.on_features:
             return list(x.unbind(1))
-        return [x, x.flip(-1)] if self.hparams.hflip_tta else [x]
+        return [x, x.flip(-1)] if self.config.hflip else [x]
 
     def predict_proba(self, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Every head's probabilities averaged over the views (as the Predictor does); `logits`: the first view's,
+        """Every task's probabilities averaged over the views (as the Predictor does); `logits`: the first view's,
         when already run."""
         first, *others = self.views(x)
         logits = [self(first) if logits is None else logits, *map(self, others)]
-        return view_probabilities(self.heads, torch.stack(logits))
+        return view_probabilities(self.task_heads, torch.stack(logits))
 
     def _training_input(self, x: torch.Tensor) -> torch.Tensor:
         """Cached features: one view per image, drawn at random (the mirrored one half of the time when flips are
@@ -161,7 +170,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         if self.global_step == 0 and batch_idx == 0 and self._backbone_frozen:  # a fresh start, not a resume
-            warning = check_frozen_features(self.frozen_features(x), stops=self.hparams.finetune == "frozen")
+            warning = check_frozen_features(self.frozen_features(x), stops=self.config.finetune == "frozen")
             if warning:
                 warnings.warn(warning, DataWarning, stacklevel=2)
         logits = self(self._training_input(x))
@@ -179,10 +188,10 @@ class ClassifierModule(L.LightningModule):
 
     def batch_accuracy(self, logits: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy on a training batch as it was trained (augmented, dropout on; cached features: the view drawn),
-        at each head's decision, averaged over tasks as val_acc is: the training curve beside val_acc."""
-        proba = view_probabilities(self.heads, logits.detach().float()[None]).cpu().numpy()
-        targets, probas = per_task(self.heads, y.cpu().numpy(), "targets"), per_task(self.heads, proba)
-        accuracies = [decision_accuracy(h, targets[h.name], probas[h.name]) for h in self.heads]
+        at each task's decision, averaged over tasks as val_acc is: the training curve beside val_acc."""
+        proba = view_probabilities(self.task_heads, logits.detach().float()[None]).cpu().numpy()
+        targets, probas = per_task(self.task_heads, y.cpu().numpy(), "targets"), per_task(self.task_heads, proba)
+        accuracies = [decision_accuracy(h, targets[h.name], probas[h.name]) for h in self.task_heads]
         return float(np.nanmean(accuracies)) if np.isfinite(accuracies).any() else 0.0
 
     def validation_step(self, batch, batch_idx):
@@ -200,8 +209,9 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.world_size > 1:  # every rank holds part of the validation set under DDP
             proba, y = self.gather_validation(proba), self.gather_validation(y)
         proba_np, y_np = proba.float().cpu().numpy(), y.cpu().numpy()
-        scores = task_scores(self.heads, per_task(self.heads, y_np, "targets"), per_task(self.heads, proba_np))
-        monitor = self.hparams.monitor_task
+        scores = task_scores(self.task_heads, per_task(self.task_heads, y_np, "targets"),
+                             per_task(self.task_heads, proba_np))
+        monitor = self.config.monitor_task
         aucs = [scores[monitor]["auc"]] if monitor else [s["auc"] for s in scores.values()]
         auc = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
         # NaN AUC (a class missing from a tiny validation set) must not win checkpoint selection.
@@ -209,7 +219,7 @@ class ClassifierModule(L.LightningModule):
         self.log("val_auc", auc if np.isfinite(auc) else 0.0, prog_bar=True, sync_dist=True)
         self.log("val_acc", float(np.nanmean([s["accuracy"] for s in scores.values()])), prog_bar=True,
                  sync_dist=True)
-        if len(self.heads) > 1:  # each task's own AUC, in history.csv beside the mean that selects
+        if len(self.task_heads) > 1:  # each task's own AUC, in history.csv beside the mean that selects
             for name, score in scores.items():
                 self.log(f"val_auc_{name}", score["auc"] if np.isfinite(score["auc"]) else 0.0, sync_dist=True)
 
@@ -227,29 +237,13 @@ class ClassifierModule(L.LightningModule):
     def parameter_groups(self) -> list[dict]:
         """Classifier at the learning rate, backbone at `backbone_lr_scale` x it (1 unless two-stage). Frozen
         parameters stay in the optimizer: they get no gradient, so no update, until a second stage thaws them."""
-        hp = self.hparams
-        backbone, head = self.backbone_and_head()
-        scale = hp.backbone_lr_scale if hp.finetune == "two-stage" else 1.0
-        return [{"params": backbone, "lr": hp.lr * scale}, {"params": head, "lr": hp.lr}]
+        config = self.config
+        backbone, classifier = self.backbone_and_classifier()
+        scale = config.backbone_lr_scale if config.finetune == "two-stage" else 1.0
+        return [{"params": backbone, "lr": config.lr * scale}, {"params": classifier, "lr": config.lr}]
 
     def configure_optimizers(self):
-        hp = self.hparams
-        groups = self.parameter_groups()
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay, nesterov=True)
-        else:
-            opt_class = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-            opt = opt_class(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.scheduler == "none":
-            return opt
-        epochs = self.trainer.max_epochs
-        if hp.scheduler == "onecycle":
-            steps = int(self.trainer.estimated_stepping_batches)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
-                                                        total_steps=max(steps, 1))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        if hp.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
-        else:  # "step": MedMNIST's baseline schedule, x0.1 at 50% and 75% of the epochs
-            sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 2, epochs * 3 // 4], gamma=0.1)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        config = self.config
+        return optimization(config.optimizer, config.scheduler, self.parameter_groups(), config.lr,
+                            config.weight_decay, self.trainer.max_epochs,
+                            lambda: int(self.trainer.estimated_stepping_batches))

@@ -6,23 +6,28 @@ convolutional, and dynamic quantisation only converts weights ahead of time and 
 which speeds up MatMul-heavy transformers but leaves convolutions slow (ConvInteger). Dynamic is the fallback when
 static calibration fails on a graph. The change is reported on the test split where the run has one (the
 calibration images come from validation), else on validation: both models' AUC and accuracy per task, the largest
-and mean probability change and the share of images whose decision changed."""
+and mean probability change and the share of images whose decision changed.
+
+The run's data and the evaluation code are imported inside `quantize_int8`: looking the backend registry up
+imports every module of medclass.export, this one too."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medclass.core.errors import MedclassError
-from medclass.evaluation.metrics import task_scores
-from medclass.inference.split import DatasetImages, predict_split
-from medclass.inference.loading import load_predictor
-from medclass.inference.onnx_export import INPUT_NAME, quiet
-from medclass.core.rundir import RunDir
-from medclass.data.run_data import run_dataset
+from medclass.export.common import INPUT_NAME, quiet
+
+if TYPE_CHECKING:
+    from medclass.core.rundir import RunDir
+
+INT8_FILE = "model.int8.onnx"  # in the run folder, beside model.onnx
+INT8_REPORT = "model.int8.json"
 
 
 class ImageReader:
@@ -83,9 +88,17 @@ def quantize_int8(run_dir: str | Path, fp32: str | Path | None = None, out: str 
                  calibration_images: int = 128, seed: int = 0) -> dict:
     """Quantise the run's exported model (default RUN/model.onnx) to int8 (default RUN/model.int8.onnx) and
     measure the change; the report is also written to RUN/model.int8.json (beside `out` when given)."""
+    from medclass.core.rundir import RunDir
+    from medclass.data.run_data import run_dataset
+    from medclass.evaluation.metrics import task_scores
+    from medclass.inference.backends import BACKENDS
+    from medclass.inference.loading import load_predictor
+    from medclass.inference.split import DatasetImages, predict_split
+
     run = RunDir(run_dir)
-    fp32 = Path(fp32) if fp32 else run.onnx_file
-    out = Path(out) if out else run.int8_file
+    # the registry, not medclass.export.onnx: that module imports this one (export_onnx(int8=True))
+    fp32 = Path(fp32) if fp32 else run.exported_file(BACKENDS.get("onnx").run_file)
+    out = Path(out) if out else run.path / INT8_FILE
     fp32_predictor = load_predictor(fp32, backend="onnx")
     data = run_dataset(run)  # opened once: calibration takes val images, the measurement test (else val)
     val = data.subset("val")
@@ -110,7 +123,7 @@ def quantize_int8(run_dir: str | Path, fp32: str | Path | None = None, out: str 
               "changed_decisions": changed,
               "megabytes": {"fp32": fp32.stat().st_size / 2 ** 20, "int8": out.stat().st_size / 2 ** 20},
               "files": {"fp32": str(fp32), "int8": str(out)}}
-    report_file = run.int8_report_file if out == run.int8_file else out.with_suffix(".json")
+    report_file = run.path / INT8_REPORT if out == run.path / INT8_FILE else out.with_suffix(".json")
     report_file.write_text(json.dumps(report, indent=2))
     report["report_file"] = str(report_file)
     return report
