@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from medclass.cli.app import app, user_errors
-from medclass.inference.backends import BACKENDS, BackendEntry, spoken_list
+from medclass.core.wording import either
+from medclass.inference.backends import BACKENDS, BackendEntry
 
 OPTIONS = ("int8", "opset")  # the options below that only some formats take (their entry's `options`)
 
@@ -21,7 +22,7 @@ def formats() -> list[BackendEntry]:
 
 def format_help() -> str:
     first, *others = formats()
-    return spoken_list([f"{first.name} (default; {first.description})"]
+    return either([f"{first.name} (default; {first.description})"]
                        + [f"{entry.name} ({entry.description})" for entry in others]) + "."
 
 
@@ -35,7 +36,7 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by `medclass train` (or an artefact file).")],
     format: Annotated[Optional[str], typer.Option("--format", help=format_help())] = None,
     out: Annotated[Optional[Path], typer.Option(help="Where to write the model (default in the run folder: "
-                                                     f"{spoken_list(f'RUN/{e.run_file}' for e in formats())}).")
+                                                     f"{either(f'RUN/{e.run_file}' for e in formats())}).")
                    ] = None,
     opset: Annotated[Optional[int], typer.Option(help=f"{takers('opset')}: the ONNX opset (default 18).")] = None,
     int8: Annotated[Optional[bool], typer.Option("--int8", help=f"{takers('int8')}: also write an int8 model "

@@ -11,7 +11,7 @@ import typer
 from medclass.cli.app import app, user_errors
 from medclass.cli.options import RunData, RunFolder, check_other_data, reader_options, train_options
 from medclass.evaluation.rules import TEMPERATURE_RULES
-from medclass.training.options import either
+from medclass.core.wording import either
 
 
 @app.command()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, NamedTuple, 
 
 from medclass.core.errors import MedclassError
 from medclass.core.registry import Registry
+from medclass.core.wording import either
 
 if TYPE_CHECKING:
     import numpy as np
@@ -164,7 +165,7 @@ def method_names(uses_network: bool | None = None) -> list[str]:
 def methods_help() -> str:
     """The methods as help texts list them: "gradcam, gradcam++, ... or otsu (classic boxes)"."""
     names = [f"{name} ({entry.summary})" if entry.summary else name for name, entry in EXPLAINERS]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return either(names)
 
 
 def build_explainer(parts: ModelParts, options: ExplainOptions) -> Explainer:

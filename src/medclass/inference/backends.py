@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 import numpy as np
 
 from medclass.core.registry import Registry
+from medclass.core.wording import either
 
 if TYPE_CHECKING:
     import torch
@@ -72,15 +73,9 @@ def backend_for_file(path: Path) -> BackendEntry | None:
     return max(matches, key=lambda match: match[0])[1] if matches else None
 
 
-def spoken_list(names: Iterable[str]) -> str:
-    """'torch, onnx or ncnn': choices as help text lists them."""
-    names = list(names)
-    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""
-
-
 def backend_choices() -> str:
     """The registered backends for help text, in registration order (torch first)."""
-    return spoken_list(BACKENDS.names())
+    return either(BACKENDS.names())
 
 
 def as_float32(batch: np.ndarray | torch.Tensor) -> np.ndarray:

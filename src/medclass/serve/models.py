@@ -23,7 +23,7 @@ from medclass.explain.options import ExplainOptions
 from medclass.explain.predicted import explain as explain_images
 from medclass.core.heads import TaskHead, view_probabilities
 from medclass.inference.backends import BACKENDS
-from medclass.inference.prediction import predictions_from_logits, threshold_of, threshold_source
+from medclass.inference.prediction import predictions_from_probabilities, threshold_of, threshold_source
 from medclass.inference.predictor import Predictor
 from medclass.core.rundir import RunDir
 from medclass.serve.about import about, chance_warnings
@@ -67,12 +67,12 @@ class ServedModel:
         pixels, best first, peak, polarity (Otsu), image_size: [width, height], overlay_png}."""
         predictor = self.predictor
         logits = self.batcher([image])  # preprocessed and run with the requests waiting beside it
+        proba = view_probabilities(predictor.heads, logits)
         explanation = None
         if explain:
             with self.lock:  # Grad-CAM's hooks live on the shared network; the probabilities are the ones just computed
-                explanation = explain_images(predictor, [image], explain,
-                                             proba=view_probabilities(predictor.heads, logits))[0]
-        prediction, = predictions_from_logits(predictor.heads, logits)
+                explanation = explain_images(predictor, [image], explain, proba=proba)[0]
+        prediction, = predictions_from_probabilities(predictor.heads, proba)
         answer = prediction.to_dict()
         if explanation is not None:
             answer["explanation"] = explanation.to_dict() | {"image_size": list(image.size),

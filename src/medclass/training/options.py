@@ -14,6 +14,7 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any, Callable, Mapping
 
 from medclass.core.errors import MedclassError
+from medclass.core.wording import either
 
 CHOICES = "{choices}"  # where a help text spells out the allowed values
 
@@ -71,12 +72,6 @@ def option(default=MISSING, help: str = "", *, factory: Callable[[], Any] | None
 
 def option_of(config_field: dataclasses.Field) -> Option:
     return config_field.metadata["option"]
-
-
-def either(words) -> str:
-    """'a', 'a or b', 'a, b or c'."""
-    words = list(words)
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def value_types(config_field: dataclasses.Field) -> tuple[type, ...]:
