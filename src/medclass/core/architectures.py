@@ -151,3 +151,32 @@ def replace_classifier(model: nn.Module, new: nn.Module) -> None:
     parent_path, _, attr = classifier_name(model).rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, attr, new)
+
+
+def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits `model(x)` gives in eval mode, and the pooled features its classifier reads (timm's
+    `forward_head(..., pre_logits=True)`): what the input guard scores."""
+    features = model.forward_head(model.forward_features(x), pre_logits=True)
+    return model.get_classifier()(features), features
+
+
+class WithFeatures(nn.Module):
+    """A network whose outputs are (logits, pooled features): what an export carries for the input guard."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return features_and_logits(self.model, x)
+
+
+def main_classifier(model: nn.Module, outputs: int):
+    """The main task's last linear layer on the pooled features as (weight, bias), or None when it is not one
+    (an MLP head): ViM reads it. Several linear heads: the first one's."""
+    classifier = model.get_classifier()
+    if isinstance(classifier, TaskHeads):
+        classifier = classifier.heads[0]
+    if not isinstance(classifier, nn.Linear):
+        return None
+    return classifier.weight.detach()[:outputs], classifier.bias.detach()[:outputs]

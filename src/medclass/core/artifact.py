@@ -46,7 +46,8 @@ ARTIFACT_NAME = "model.safetensors"  # a run folder's artefact (core/rundir.py)
 LEGACY_ARTIFACT = "model.pt"  # formats 1 and 2
 # The metadata that changes an answer, hashed into a served model's version (with the weights): not provenance,
 # modality or description
-VERSIONED_FIELDS = ("model_name", "model_kwargs", "preprocessing", "heads", "tta")
+VERSIONED_FIELDS = ("model_name", "model_kwargs", "preprocessing", "heads", "tta", "guard")
+GUARD_PREFIX = "guard."  # the input guard's tensors beside the weights (inference/guard.py reads them)
 
 
 @dataclass
@@ -63,6 +64,10 @@ class ModelArtifact:
     # load with neither.
     modality: str | None = None
     description: str = ""
+    # The input guard (inference/guard.py): its description as plain JSON, and its tensors, stored under names
+    # starting "guard." beside the weights. Added within format 3: older artefacts load with none.
+    guard: dict | None = None
+    guard_tensors: dict = field(default_factory=dict)
 
     @classmethod
     def single_task(cls, model_name: str, classes: list[str], preprocessing: Preprocessing, state_dict: dict,
@@ -117,8 +122,12 @@ class ModelArtifact:
         the key order of a safetensors header changes from one save to the next, so a `medclass threshold` that
         changed nothing would change them; provenance and description do not answer either."""
         meta = self.metadata()
-        digest = hashlib.sha256(json.dumps({k: meta[k] for k in VERSIONED_FIELDS}, sort_keys=True).encode())
+        # a field absent (no guard) is left out, so older artefacts keep the version they were served under
+        digest = hashlib.sha256(json.dumps({k: meta[k] for k in VERSIONED_FIELDS if k in meta},
+                                           sort_keys=True).encode())
         for chunk in weights_bytes(self.state_dict) if network is None else network:
+            digest.update(chunk)
+        for chunk in weights_bytes(self.guard_tensors):
             digest.update(chunk)
         return digest.hexdigest()
 
@@ -129,6 +138,8 @@ class ModelArtifact:
                 "heads": [h.to_dict() for h in self.heads], "preprocessing": self.preprocessing.to_dict(),
                 "tta": list(self.tta), "model_kwargs": self.model_kwargs, "provenance": self.provenance,
                 "modality": self.modality, "description": self.description}
+        if self.guard is not None:
+            meta["guard"] = self.guard
         try:
             return json_ready(meta, "")
         except TypeError as exc:
@@ -177,6 +188,7 @@ class ModelArtifact:
         meta = self.metadata(path)
         # clone: safetensors refuses tensors that share memory or are not contiguous
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict.items()}
+        tensors |= {GUARD_PREFIX + k: v.detach().cpu().contiguous().clone() for k, v in self.guard_tensors.items()}
         partial = path.with_name(path.name + ".partial")
         partial.write_bytes(save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
                                                     METADATA_KEY: json.dumps(meta)}))
@@ -246,10 +258,16 @@ def read_safetensors(path: Path, weights: bool = True) -> ModelArtifact:
     except json.JSONDecodeError:
         raise MedclassError(f"{path}: medclass metadata is not valid JSON (damaged artefact)") from None
     artifact = ModelArtifact.from_metadata(meta, {}, path)
+    guard_names = [k for k in layout if k.startswith(GUARD_PREFIX)]
     if weights:
-        check_weights_fit(artifact, layout, path)
-        artifact.state_dict = read_safetensors_part(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
+        check_weights_fit(artifact, {k: v for k, v in layout.items() if k not in guard_names}, path)
+        tensors = read_safetensors_part(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
+        artifact.guard_tensors = {k.removeprefix(GUARD_PREFIX): tensors.pop(k) for k in guard_names}
+        artifact.state_dict = tensors
         check_finite(artifact.state_dict, path)
+    elif artifact.guard is not None:  # a description alone still assesses inputs (the guard is small)
+        artifact.guard_tensors = read_safetensors_part(
+            path, lambda f: {k.removeprefix(GUARD_PREFIX): f.get_tensor(k) for k in guard_names})
     return artifact
 
 

@@ -219,13 +219,21 @@ PREPROCESSING = Record(
 # width. Nothing else: another option would reach the network's constructor unchecked.
 MODEL_KWARGS = Record(optional={"head": Choice(HEADS), "drop_rate": Number(0, 1), "width": Integer(1, 512),
                                 "task_outputs": ListOf(Integer(1, MAX_CLASSES), 1, MAX_TASKS, what="output counts")})
+GUARD = Record(
+    required={"detector": Text(MAX_NAME, name=True), "threshold": Number(-1e30, 1e30), "accept": Number(0.5, 1),
+              "stats": Record(required={"colour_trained": Flag()}, optional={"max_aspect": Number(1, 1e6),
+                                                                             "images": Integer(0, 10**9)})},
+    optional={"params": JsonObject(), "record": JsonObject(),
+              "tensors": ListOf(Text(MAX_NAME, name=True), 0, 64, distinct=True, what="tensor names")})
 # format and format_version: ModelArtifact.from_metadata reads them first (a newer format is named as such)
 COMMON = {"format": Choice(("medclass-model",)), "format_version": Integer(1, 1_000), "model_name": Text(200),
           "preprocessing": PREPROCESSING}
 OPTIONAL = {"tta": ListOf(Choice(TTA_VIEWS), 0, len(TTA_VIEWS), distinct=True, what="view names"),
             "model_kwargs": MODEL_KWARGS, "provenance": JsonObject(),
             # added within format 3 (older files read with neither)
-            "modality": Nullable(Text(100, name=True)), "description": Text(10_000)}
+            "modality": Nullable(Text(100, name=True)), "description": Text(10_000),
+            # the input guard (inference/guard.py), added within format 3
+            "guard": GUARD}
 HEADER = Record(required={**COMMON, "heads": ListOf(HEAD, 1, MAX_TASKS, what="tasks")}, optional=OPTIONAL)
 # format 1 (up to November 2026): one task's classes, positive_index and threshold, no head list
 HEADER_FORMAT_1 = Record(required={**COMMON, "classes": CLASSES},

@@ -23,6 +23,7 @@ from medclass.evaluation.patients import patient_level
 from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_error_grid, plot_pr, plot_pr_findings,
                                        plot_reliability, plot_roc, plot_roc_findings)
 from medclass.inference.split import SplitOutputs, predict_split
+from medclass.evaluation.guard_report import guard_metrics
 from medclass.evaluation.report import write_report
 from medclass.evaluation.transfer import validation_gap
 from medclass.core.heads import TaskHead, view_probabilities
@@ -69,7 +70,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     run = RunDir(run_dir).check()
     predictor = Predictor(run.artifact())
     dataset = evaluation_data(run, data, split, reader_options or {})
-    outputs = predict_split(predictor, dataset)
+    outputs = predict_split(predictor, dataset, assess=True)
     fitted_here = data is None and split in ("train", "val")
     reference = None if fitted_here else validation_outputs(run, predictor)
     out = Path(out_dir) if out_dir else run.evaluation_dir(split)
@@ -121,6 +122,11 @@ def write_evaluation(out: Path, run: RunDir, predictor: Predictor, dataset: Imag
     common = {"split": split, "data": data or f"{run.data_spec()} (the run's recorded split)",
               # rows of the data file the reader could not use (e.g. a CSV row whose image is missing), any split
               "skipped": dataset.meta.get("skipped", [])}
+    if outputs.guard is not None:
+        main = heads[0]
+        keep = labelled_rows(outputs.targets[main.name])
+        common["input_guard"] = guard_metrics(outputs.guard, main, outputs.targets[main.name][keep],
+                                              decided[main.name][keep], keep)
     if len(heads) == 1:
         metrics = sections[heads[0].name] | common
     else:

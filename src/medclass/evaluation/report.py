@@ -10,6 +10,7 @@ import html
 from datetime import datetime, timezone
 from pathlib import Path
 
+from medclass.evaluation.guard_report import guard_lines
 from medclass.evaluation.transfer import gap_lines
 
 HEADLINE = {
@@ -181,6 +182,15 @@ def data_section(run, evaluated: dict, n_images: int) -> str:
     return "\n".join(parts)
 
 
+def guard_section(summary: dict | None) -> str:
+    """The input guard on the split evaluated (evaluation/guard_report.py); nothing when it was not assessed."""
+    if summary is None:
+        return ""
+    rows = [[f"<b>{esc(what)}</b>", esc(value)] for what, value in guard_lines(summary)]
+    return ("<h2>Input guard</h2><p>Images the guard would have set apart as unlike the training images, and "
+            "whether those are the model's mistakes.</p>" + table(rows))
+
+
 def model_section(run, artifact) -> str:
     config = run.settings().get("config", {}) if run.config_file.is_file() else {}
     summary = {"model": artifact.model_name,
@@ -214,6 +224,7 @@ def write_report(path: Path, run, artifact, sections: dict[str, dict], figures: 
     several = len(sections) > 1
     body = [f"<h1>medclass evaluation: {esc(run.path.name)}</h1>", pairs(info),
             *(task_section(metrics, figures.get(task, {}), several) for task, metrics in sections.items()),
+            guard_section(evaluated.get("input_guard")),
             data_section(run, evaluated, n_images), model_section(run, artifact),
             "<h2>Training curves</h2>" + (figure(run.curves_file, "loss, accuracy and AUC per epoch")
                                           or "<p>none recorded</p>"),

@@ -19,11 +19,24 @@ def _ci(bounds) -> str:
 
 def summary_lines(metrics: dict) -> list[str]:
     if "tasks" not in metrics:
-        return task_lines(metrics)
+        return task_lines(metrics) + guard_summary(metrics)
     lines = [f"{len(metrics['tasks'])} tasks on {metrics['n']} images; mean AUC {metrics['mean_auc']:.4f}"]
     for name, task in metrics["tasks"].items():
         lines += ["", f"task {name} ({task['kind']}, {task['n']} labelled images)"] + task_lines(task)
-    return lines
+    return lines + guard_summary(metrics)
+
+
+def guard_summary(metrics: dict) -> list[str]:
+    """One line: what the input guard would have accepted here, and the error rates of what it flags and accepts."""
+    guard = metrics.get("input_guard")
+    if not guard:
+        return []
+    accepted, flagged, kept = guard["accepted"], guard["error_rate_flagged"], guard["error_rate_accepted"]
+    who = guard.get("detector", "no detector fitted, cheap checks only")
+    line = f"{'input guard':>36}: {who}; accepts {accepted['count']}/{accepted['n']}"
+    if flagged["n"]:
+        line += f"; error rate {flagged['rate']:.1%} of flagged vs {kept['rate'] or 0:.1%} of accepted images"
+    return [line]
 
 
 def task_lines(metrics: dict) -> list[str]:

@@ -106,6 +106,16 @@ class TorchBackend:
             batch = torch.as_tensor(batch).to(self.device)
             return self.model(batch).float().cpu().numpy()
 
+    def with_features(self, batch: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The logits and the pooled features they are computed from (what the input guard reads)."""
+        import torch
+
+        from medclass.core.architectures import features_and_logits
+
+        with torch.inference_mode():
+            logits, features = features_and_logits(self.model, torch.as_tensor(batch).to(self.device))
+            return logits.float().cpu().numpy(), features.float().cpu().numpy()
+
     def network_bytes(self) -> None:
         return None  # the network is the artefact's weights
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -20,6 +21,8 @@ from medclass.core.errors import MedclassError
 from medclass.core.heads import per_task, view_probabilities
 from medclass.core.artifact import ModelArtifact
 from medclass.inference.backends import Backend, TorchBackend
+from medclass.inference.guard import InputGuard, assessments
+from medclass.inference.input_checks import ImageStats, input_problems
 from medclass.inference.prediction import Prediction, predictions_from_logits
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -49,6 +52,35 @@ def finite_logits(logits: np.ndarray, model_name: str) -> np.ndarray:
     return logits
 
 
+@dataclass(frozen=True)
+class NetworkOutputs:
+    """What one pass over some images gives: the logits of every view (views, images, outputs), the pooled
+    features of the first view (images, D) where the input guard reads them (else None), and each image's
+    findings of the cheap input checks."""
+
+    logits: np.ndarray
+    features: np.ndarray | None
+    problems: list[list[str]]
+
+    def take(self, start: int, stop: int) -> "NetworkOutputs":
+        """The images [start, stop) of these outputs."""
+        features = None if self.features is None else self.features[start:stop]
+        return NetworkOutputs(self.logits[:, start:stop], features, self.problems[start:stop])
+
+    @staticmethod
+    def join(parts: Sequence["NetworkOutputs"], views: int, width: int) -> "NetworkOutputs":
+        if not parts:
+            return NetworkOutputs(np.zeros((views, 0, width), dtype=np.float32), None, [])
+        features = None if parts[0].features is None else np.concatenate([p.features for p in parts])
+        return NetworkOutputs(np.concatenate([p.logits for p in parts], 1), features,
+                              [found for p in parts for found in p.problems])
+
+
+def with_assessments(predictions: list[Prediction], answers: Sequence[dict]) -> list[Prediction]:
+    """`predictions` with each image's input guard answer in its extras (`input_guard`)."""
+    return [replace(p, extras={**p.extras, "input_guard": a}) for p, a in zip(predictions, answers)]
+
+
 class Predictor:
     """Predict with a trained medclass model.
 
@@ -72,6 +104,11 @@ class Predictor:
         self.multi_task = len(self.heads) > 1
         classes = {h.name: np.array(h.classes) for h in self.heads}
         self.classes_ = classes if self.multi_task else classes[self.heads[0].name]
+        meta = self.artifact.guard
+        self.guard = InputGuard.from_metadata(meta, self.artifact.guard_tensors, self.artifact.model_name) \
+            if meta else None
+        # without a fitted guard the cheap checks still run: a one-channel model counts as grayscale-trained
+        self.image_stats = self.guard.stats if self.guard else ImageStats(self.artifact.preprocessing.in_chans == 3)
 
     @cached_property
     def version(self) -> str:
@@ -114,14 +151,44 @@ class Predictor:
         views = [batch] + [batch.flip(-1) for name in self.artifact.tta if name == "hflip"]
         return finite_logits(np.stack([self.backend(v) for v in views]), self.artifact.model_name)
 
+    def forward_outputs(self, batch: torch.Tensor, problems: list[list[str]]) -> NetworkOutputs:
+        """`forward`, plus the first view's pooled features when the input guard reads them."""
+        if self.guard is None or not self.guard.uses_features:
+            return NetworkOutputs(self.forward(batch), None, problems)
+        if not hasattr(self.backend, "with_features"):
+            raise MedclassError(f"the {self.backend.name} backend gives no features for the input guard")
+        first, features = self.backend.with_features(batch)
+        views = [first] + [self.backend(batch.flip(-1)) for name in self.artifact.tta if name == "hflip"]
+        return NetworkOutputs(finite_logits(np.stack(views), self.artifact.model_name), features, problems)
+
+    def input_problems(self, images: Sequence[Image.Image]) -> list[list[str]]:
+        """Each decoded image's findings of the cheap input checks (inference/input_checks.py)."""
+        return [input_problems(image, self.image_stats) for image in images]
+
+    def outputs(self, images: Sequence[ImageInput], assess: bool = True) -> NetworkOutputs:
+        """One pass over `images` in batches: logits, and with `assess` what the input guard reads (features,
+        the cheap checks' findings)."""
+        def load(start: int):
+            decoded = [self.to_image(item) for item in images[start:start + self.batch_size]]
+            problems = self.input_problems(decoded) if assess else [[] for _ in decoded]
+            return self._normalise(torch.stack([self._load(image) for image in decoded])), problems
+
+        batches = prefetched(load, range(0, len(images), self.batch_size))
+        # `images` may decode lazily (evaluation's DatasetImages)
+        out = [self.forward_outputs(batch, problems) if assess else NetworkOutputs(self.forward(batch), None,
+                                                                                   problems)
+               for batch, problems in batches]
+        return NetworkOutputs.join(out, self.views, sum(h.outputs for h in self.heads))
+
     def logits(self, images: Sequence[ImageInput]) -> np.ndarray:
         """The model's raw outputs before any temperature, softmax or sigmoid: (views, n_images, outputs), the heads'
         outputs side by side. What calibration is fitted on; `probabilities` is computed from them."""
-        starts = range(0, len(images), self.batch_size)
-        batches = prefetched(lambda start: self.preprocess(images[start:start + self.batch_size]), starts)
-        out = [self.forward(batch) for batch in batches]  # `images` may decode lazily (evaluation's DatasetImages)
-        width = sum(h.outputs for h in self.heads)
-        return np.concatenate(out, 1) if out else np.zeros((self.views, 0, width), dtype=np.float32)
+        return self.outputs(images, assess=False).logits
+
+    def assess(self, outputs: NetworkOutputs) -> list[dict]:
+        """Each image's input guard answer (inference/guard.py `assessments`) from one pass's outputs."""
+        main = outputs.logits[0][:, :self.heads[0].outputs]
+        return assessments(self.guard, outputs.problems, outputs.features, main)
 
     def probabilities(self, images: Sequence[ImageInput]) -> dict[str, np.ndarray]:
         """{task: probabilities (n_images, its classes)} for every task, whatever their number: each view's
@@ -157,7 +224,8 @@ class Predictor:
     def predictions(self, images: Sequence[ImageInput]) -> list[Prediction]:
         """Each image's whole answer: per task its label (multilabel: the findings present), its probability of
         every class, the threshold and where it came from, and whether the probabilities are calibrated."""
-        return predictions_from_logits(self.heads, self.logits(images))
+        outputs = self.outputs(images)
+        return with_assessments(predictions_from_logits(self.heads, outputs.logits), self.assess(outputs))
 
     def _one_or_all(self, by_task: dict):
         return by_task if self.multi_task else by_task[self.heads[0].name]

@@ -48,6 +48,7 @@ class SplitOutputs:
     dataset: ImageDataset
     logits: np.ndarray  # (views, images, outputs)
     targets: dict[str, np.ndarray]  # task -> (images, target columns), -1 = no label
+    guard: list[dict] | None = None  # each image's input guard answer, when predicted with `assess`
 
     @property
     def patients(self) -> np.ndarray | None:
@@ -68,8 +69,11 @@ class SplitOutputs:
         return per_task(heads, view_probabilities(heads, self.logits))
 
 
-def predict_split(predictor, dataset: ImageDataset) -> SplitOutputs:
+def predict_split(predictor, dataset: ImageDataset, assess: bool = False) -> SplitOutputs:
+    """The split's logits and labels; `assess`: also each image's input guard answer (evaluate reports them)."""
     heads = predictor.heads
     targets = per_task(heads, encode_targets(heads, dataset.samples, dataset_tasks(dataset, heads), dataset.name),
                        "targets")
-    return SplitOutputs(list(heads), dataset, predictor.logits(DatasetImages(dataset)), targets)
+    outputs = predictor.outputs(DatasetImages(dataset), assess=assess)
+    return SplitOutputs(list(heads), dataset, outputs.logits, targets,
+                        predictor.assess(outputs) if assess else None)

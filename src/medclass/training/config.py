@@ -21,6 +21,8 @@ from medclass.training.distributed import STRATEGIES
 from medclass.training.choices import CLASS_WEIGHTS, LOSSES, SAMPLERS
 from medclass.training.loggers import LOGGERS
 from medclass.training.optim import OPTIMIZERS, SCHEDULERS
+from medclass.inference.detectors import DEFAULT_DETECTOR, detector_names
+from medclass.inference.guard import DEFAULT_ACCEPT, check_accept
 from medclass.training.options import (allows_none, option, option_of, read_pretrained, read_task_weights,
                                        value_types)
 
@@ -113,6 +115,12 @@ class TrainConfig:
         meanings={"no-sharpening": "the NLL minimum on validation, never below 1: the default",
                   "fitted": "the NLL minimum",
                   "out-of-fold": "kept only when it holds on validation folds it was not fitted on, else 1"})
+    # After tuning (training/guard.py): the input guard, fitted on the training images' features, its threshold
+    # chosen so that `guard_accept` of the validation images pass. The default detector: benchmarks/ood.py.
+    guard: str = option(DEFAULT_DETECTOR, "Input guard against images unlike the training images: {choices}.",
+                        choices=(*detector_names(), "none"), meanings={"none": "no guard; only the cheap checks"})
+    guard_accept: float = option(DEFAULT_ACCEPT, "Share of the validation images the input guard accepts; its "
+                                                 "threshold is chosen there.", check=check_accept)
     ordinal: bool = option(False, "The main task's classes are ordered grades (adds quadratic-weighted kappa).",
                            flag="--ordinal")
     # Several tasks (data option --tasks): the loss is the sum of each task's loss times its weight (default 1), and

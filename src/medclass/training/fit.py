@@ -50,7 +50,7 @@ from medclass.training.prepare import (check_class_coverage, check_input_size, l
 from medclass.training.progress import progress_callback, report
 from medclass.training.run_records import record_reading, record_splits
 from medclass.training.speed import SpeedPlan, on_gpu, prepare_model, resolve_speed
-from medclass.training.tuning import tune_on_validation
+from medclass.training.tuning import fit_run_guard, tune_on_validation
 
 __all__ = ["TrainResult", "prepare_data", "resolve_model", "train"]  # the last two also for benchmarks, harness
 
@@ -109,7 +109,7 @@ def train(config: TrainConfig) -> TrainResult:
         fit(config, trainer, module, setup.data)
     best_val_auc = _score(checkpoint.best_model_score)
     if writes:  # rank 0 saves the model, from the checkpoint that all ranks chose alike
-        save_model(config, module, checkpoint, setup.preprocessing, dataset.subset("val"))
+        save_model(config, module, checkpoint, setup.preprocessing, dataset.subset("val"), dataset.subset("train"))
     return TrainResult(config.run_dir, run.artifact_file, best_val_auc, trainer.current_epoch)
 
 
@@ -292,17 +292,19 @@ def frozen_backbone_notice(finetune: str):
 
 
 def save_model(config: TrainConfig, module: ClassifierModule, checkpoint: ModelCheckpoint,
-               preprocessing: Preprocessing, val_data: ImageDataset) -> Path:
+               preprocessing: Preprocessing, val_data: ImageDataset, train_data: ImageDataset) -> Path:
     """The best checkpoint's network as the run's artefact: tuned on the validation split (its temperatures and
-    operating points), then written once, with calibration.json beside it; the training curves plotted."""
+    operating points), its input guard fitted (training/guard.py), then written once, with calibration.json beside
+    it; the training curves plotted."""
     run = RunDir(config.run_dir)
     best_path = checkpoint.best_model_path or str(config.run_dir / CHECKPOINT_DIR / LAST)
     module.load_trained_state(load_checkpoint(best_path))  # a frozen backbone: taken from the module itself
     artifact = trained_artifact(config, module, preprocessing, best_path, _score(checkpoint.best_model_score))
     tuned = tune_on_validation(artifact, val_data, config)
+    guard_line = fit_run_guard(artifact, train_data, val_data, config)
     path = save_tuned(run, artifact, tuned)
     plot_history(run.history_file, run.curves_file)
-    for line in tuning_summary(tuned):
+    for line in [*tuning_summary(tuned), guard_line]:
         report(line)
     return path
 

@@ -10,6 +10,7 @@ from medclass.evaluation.tuning import tune_artifact
 from medclass.inference.predictor import Predictor
 from medclass.inference.split import predict_split
 from medclass.training.config import TrainConfig
+from medclass.training.guard import add_guard, guard_for, guard_summary
 from medclass.training.speed import on_gpu
 
 
@@ -20,3 +21,15 @@ def tune_on_validation(artifact: ModelArtifact, val_data: ImageDataset, config: 
     predictor = Predictor(artifact, device="cuda" if on_gpu(config.accelerator) else "cpu")
     return tune_artifact(artifact, predict_split(predictor, val_data), config.operating_point, config.calibrate,
                          temperature_rule=config.temperature_rule)
+
+
+def fit_run_guard(artifact: ModelArtifact, train_data: ImageDataset, val_data: ImageDataset,
+                  config: TrainConfig) -> str:
+    """Fit the input guard `config.guard` of `artifact` (none: store none) and say what it is, in one line."""
+    if config.guard == "none":
+        add_guard(artifact, None)
+        return "input guard: none (--guard none); only the cheap input checks run"
+    guard = guard_for(artifact, train_data, val_data, config.guard, config.guard_accept,
+                      "cuda" if on_gpu(config.accelerator) else "cpu")
+    add_guard(artifact, guard)
+    return guard_summary(guard)
