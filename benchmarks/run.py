@@ -1,9 +1,9 @@
 """`make bench`: every benchmark, each against a reference measured in the same run. Parts can run alone:
 
     python benchmarks/run.py [--parts speed,throughput,recipes,shift,splits,transfer,multitask,compare,localize,
-                             predict,serve,evaluate,fuzz,medmnist] [--minutes 15]
+                             predict,serve,evaluate,fuzz,ood,coverage,medmnist] [--minutes 15]
     python benchmarks/{speed,throughput,recipes,shift,split_leaks,transfer,multitask,compare_busi,localize,
-                       predict_speed,serve_load,evaluate_speed,fuzz}.py
+                       predict_speed,serve_load,evaluate_speed,fuzz,ood,coverage}.py
     medclass benchmark medmnist --root DIR
 
 Data: MedMNIST npz files, BUSI, brain MRI and the NIH ChestX-ray14 boxes under $MEDCLASS_DATA or ../shared/data; a
@@ -20,10 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_busi  # noqa: E402
+import coverage  # noqa: E402
 import evaluate_speed  # noqa: E402
 import fuzz  # noqa: E402
 import localize  # noqa: E402
 import multitask  # noqa: E402
+import ood  # noqa: E402
 import predict_speed  # noqa: E402
 import speed  # noqa: E402
 import split_leaks  # noqa: E402
@@ -50,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts",
                         default="speed,throughput,recipes,shift,splits,transfer,multitask,compare,localize,"
-                                "predict,serve,evaluate,fuzz,medmnist")
+                                "predict,serve,evaluate,fuzz,ood,coverage,medmnist")
     parser.add_argument("--minutes", type=float, default=15)
     args = parser.parse_args()
     parts = {"speed": lambda: speed.main([]), "throughput": lambda: throughput.main([]),
@@ -60,6 +62,7 @@ def main() -> None:
              "compare": lambda: compare_busi.main([]), "localize": lambda: localize.main([]),
              "predict": lambda: predict_speed.main([]), "serve": lambda: serve_load.main([]),
              "evaluate": lambda: evaluate_speed.main([]), "fuzz": lambda: fuzz.main([]),
+             "ood": lambda: ood.main([]), "coverage": lambda: coverage.main([]),
              "medmnist": lambda: medmnist_table(args.minutes)}
     tables = []
     for name in args.parts.split(","):

@@ -199,7 +199,7 @@ def test_probability_columns_are_safe_names_and_the_guide_keeps_the_class_names(
     header = next(csv.reader(open(out)))
     assert header == ["path", "label:prediction", "label:p_no_Mass", "label:p_Mass", "Finding_Labels:prediction",
                       "Finding_Labels:p_0", "Finding_Labels:p_1", "Finding_Labels:p_n", "Finding_Labels:p_3",
-                      "error"]
+                      "in_distribution", "guard_score", "guard_reasons", "error"]
     assert all(" " not in column for column in header)
     guide = json.loads(column_guide_path(out).read_text())
     assert column_guide_path(out).name == "predictions.columns.json"

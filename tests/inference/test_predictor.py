@@ -100,7 +100,7 @@ def test_a_prediction_value_holds_each_tasks_label_probabilities_and_rule(tmp_pa
         old = predictor.decisions(proba)
     assert all(np.array_equal(old[t], d) for t, d in predictor.decide_per_task(proba).items())
     row, broken = rows_from_logits(predictor, ["a.png", "b.png"], predictor.logits(images[:1]), [None, "unreadable"])
-    assert row.prediction == values[0] and broken.prediction is None and broken["error"] == "unreadable"
+    assert row.prediction.tasks == values[0].tasks and broken.prediction is None and broken["error"] == "unreadable"
     with PredictionWriter(tmp_path / "p.csv", heads) as writer:
         writer.write(row)
     cells = (tmp_path / "p.csv").read_text().splitlines()[1].split(",")

@@ -26,7 +26,10 @@ def _answer_line(row) -> str:
     answers = "  ".join((f"{t.task}=" if named else "") + (t.text or "(no finding)") for t in tasks)
     probs = "  ".join((f"{t.task}:" if named else "") + f"{c}={p:.3f}"
                       for t in tasks for c, p in t.probabilities.items())
-    return f"{where}\t{answers}\t{probs}"
+    # an image the input guard (or a cheap check) flags says so at the end of its line: its answer is a guess
+    guard = row.prediction.extras.get("input_guard") or {}
+    flagged = f"\tFLAGGED: {guard['message']}" if guard.get("in_distribution") is False else ""
+    return f"{where}\t{answers}\t{probs}{flagged}"
 
 
 @app.command()

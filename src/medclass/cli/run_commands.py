@@ -87,11 +87,18 @@ def threshold(
     data: Annotated[Optional[str], typer.Option(help="Labelled images to choose on instead of the run's validation "
                                                      "split: a sample from where the model will serve (its val "
                                                      "split if it has splits, else all of it).")] = None,
+    coverage: Annotated[Optional[float], typer.Option(
+        help="Make the single-label tasks' conformal prediction sets again at this coverage (e.g. 0.95; 0: no "
+             "sets); alone, or with an operating point.")] = None,
+    set_score: Annotated[Optional[str], typer.Option(help="With --coverage: aps (default), raps or lac.")] = None,
+    mondrian: Annotated[Optional[bool], typer.Option(
+        "--mondrian/--marginal", help="With --coverage: one quantile per class, or one for all (default: per class "
+                                      "when the validation classes are imbalanced).")] = None,
     run_data: RunData = None,
     reader_options: dict | None = None,
 ):
-    """Re-choose the operating point on the run's validation split (or on --data), without retraining; the artefact
-    keeps it, and `predict` and `evaluate` apply it."""
+    """Re-choose the operating point and/or the prediction sets on the run's validation split (or on --data),
+    without retraining; the artefact keeps them, and `predict` and `evaluate` apply them."""
     from medclass.data import open_dataset
     from medclass.core.errors import MedclassError
     from medclass.evaluation.tuning import tune_run, tuning_summary
@@ -101,16 +108,19 @@ def threshold(
     given = [(f"sensitivity:{sensitivity}", sensitivity), (f"specificity:{specificity}", specificity),
              ("youden", youden or None), (str(value), value)]
     rules = [rule for rule, set_ in given if set_ is not None]
-    if len(rules) != 1:
-        raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T")
+    if len(rules) > 1 or (not rules and coverage is None):
+        raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T (or --coverage C "
+                            "alone)")
     check_other_data(run_dir, data, run_data, reader_options, "the run's own validation split is used")
     chosen_on = None
     if data is not None:
         chosen_on = open_dataset(data, **(reader_options or {}))
         chosen_on = chosen_on.subset("val") if chosen_on.has_splits else chosen_on
     check_choice("temperature_rule", temperature_rule, TEMPERATURE_RULES)
-    record = tune_run(Run(run_dir, data=run_data), rules[0], calibrate=recalibrate or None, tasks=task or None,
-                      val_data=chosen_on, source=data or "val", temperature_rule=temperature_rule)
+    set_options = {k: v for k, v in (("by_class", mondrian), ("score", set_score)) if v is not None}
+    record = tune_run(Run(run_dir, data=run_data), rules[0] if rules else None, calibrate=recalibrate or None,
+                      tasks=task or None, val_data=chosen_on, source=data or "val", temperature_rule=temperature_rule,
+                      coverage=coverage, set_options=set_options)
     for line in tuning_summary(record):
         typer.echo(line)
     typer.echo(f"saved in {Run(run_dir).artifact_file} (record: {Run(run_dir).calibration_file})")

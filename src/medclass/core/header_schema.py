@@ -26,6 +26,7 @@ from torchvision.transforms import InterpolationMode
 
 from medclass.core.names import KINDS, name_problem, repeated
 from medclass.core.choices import HEADS
+from medclass.core.prediction_sets import SCORES
 
 MAX_SIDE = 4096  # img_size: 8 (TrainConfig's MIN_IMG_SIZE) to 4096 px; a 4096 px float input is 64 MiB per channel
 MAX_CLASSES = 100_000  # classes (findings) per task
@@ -205,12 +206,19 @@ class JsonObject(Spec):
 NAME = Text(MAX_NAME, name=True)
 CLASSES = ListOf(NAME, 1, MAX_CLASSES, distinct=True, what="class names")
 PROBABILITY = Number(0, 1)
+# core/prediction_sets.py: the record of a head's conformal sets; a quantile is null where it is +inf (every label)
+PREDICTION_SETS = Record(
+    required={"coverage": Number(0, 1), "score": Choice(SCORES), "by_class": Flag(),
+              "quantiles": ListOf(Nullable(Number(0, 1e6)), 1, MAX_CLASSES, what="quantiles (null: every label)")},
+    optional={"method": Text(MAX_NAME), "images": Integer(0, 10**9), "split": Text(MAX_NAME),
+              "raps_lambda": Number(0, 1e3), "raps_k_reg": Integer(0, MAX_CLASSES)})
 HEAD = Record(
     required={"name": NAME, "kind": Choice(KINDS), "classes": CLASSES},
     # added within format 2, with defaults: older heads lack them
     optional={"positive_index": Nullable(Integer(0, 1)),
               "threshold": Either(PROBABILITY, ListOf(PROBABILITY, 1, MAX_CLASSES, what="probabilities")),
-              "threshold_source": Text(MAX_NAME), "temperature": Number(1e-3, 1e3), "ordinal": Flag()})
+              "threshold_source": Text(MAX_NAME), "temperature": Number(1e-3, 1e3), "ordinal": Flag(),
+              "prediction_sets": PREDICTION_SETS})  # added within format 3
 PREPROCESSING = Record(
     required={"img_size": Integer(8, MAX_SIDE), "in_chans": Choice((1, 3)),
               "mean": ListOf(Number(-1e3, 1e3), 1, 3), "std": ListOf(Number(1e-6, 1e3), 1, 3)},

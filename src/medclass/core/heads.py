@@ -21,6 +21,7 @@ import torch
 
 from medclass.core.errors import DataError, MedclassError
 from medclass.core.names import KINDS, name_problem, repeated
+from medclass.core.prediction_sets import PredictionSets
 
 if TYPE_CHECKING:  # the readers' types, for annotations only: core imports nothing above it
     from medclass.data.base import ImageDataset, Sample
@@ -43,7 +44,8 @@ class TaskHead:
     value (positive when its probability >= it); multilabel heads, one value per finding; `threshold_source` says
     which split and rule chose it. `temperature` divides the logits before the softmax/sigmoid (temperature
     scaling fitted on validation; 1 = uncalibrated). `ordinal`: a multiclass task whose classes are ordered grades
-    (scored also by quadratic-weighted kappa).
+    (scored also by quadratic-weighted kappa). `prediction_sets`: single-label heads, how their conformal
+    prediction sets were calibrated (core/prediction_sets.py; None = no sets; multilabel heads never have them).
     """
 
     name: str
@@ -54,6 +56,7 @@ class TaskHead:
     threshold_source: str = UNTUNED
     temperature: float = 1.0
     ordinal: bool = False
+    prediction_sets: PredictionSets | None = None
 
     def __post_init__(self):
         if isinstance(self.classes, str):  # "abc" would read as three classes a, b, c
@@ -82,6 +85,22 @@ class TaskHead:
             raise MedclassError(f"task {self.name!r}: ordinal grades need a single-label task, not multilabel")
         if not self.temperature > 0:
             raise MedclassError(f"task {self.name!r}: temperature must be positive; got {self.temperature}")
+        self._check_sets()
+
+    def _check_sets(self) -> None:
+        """Sets (a record, or its JSON form) of a single-label head, with one quantile or one per class."""
+        sets = self.prediction_sets
+        if isinstance(sets, dict):
+            sets = PredictionSets.from_dict(sets)
+            object.__setattr__(self, "prediction_sets", sets)
+        if sets is None:
+            return
+        if self.kind == "multilabel":
+            raise MedclassError(f"task {self.name!r}: prediction_sets apply to single-label tasks; this one is "
+                                "multilabel")
+        if sets.by_class and len(sets.quantiles) != len(self.classes):
+            raise MedclassError(f"task {self.name!r}: prediction_sets.quantiles: by class, one per class "
+                                f"({len(self.classes)}); got {len(sets.quantiles)}")
 
     def _check_names(self) -> None:
         """The task's and classes' names become column names, JSON keys and report lines: non-empty text without
@@ -141,6 +160,15 @@ class TaskHead:
             return np.where(proba[:, positive] >= self.threshold, positive, 1 - positive)
         return proba.argmax(1)
 
+    def set_membership(self, proba: np.ndarray) -> np.ndarray | None:
+        """(images, classes) bool: each image's prediction set from this head's probabilities; None without sets."""
+        return None if self.prediction_sets is None else self.prediction_sets.members(proba)
+
+    def set_names(self, proba: np.ndarray) -> list[tuple[str, ...]] | None:
+        """Each image's prediction set as class names, in class order; None without sets."""
+        members = self.set_membership(proba)
+        return None if members is None else [tuple(c for c, on in zip(self.classes, row) if on) for row in members]
+
     def describe_decision(self) -> str:
         if self.kind == "binary":
             return f"{self.positive_class} when its probability >= {self.threshold:.4g} ({self.threshold_source})"
@@ -180,6 +208,10 @@ class TaskHead:
         data["classes"] = list(self.classes)
         if isinstance(self.threshold, tuple):
             data["threshold"] = list(self.threshold)
+        # left out when absent, so a head without sets keeps the header (and served version) it always had
+        sets = data.pop("prediction_sets")
+        if sets is not None:
+            data["prediction_sets"] = self.prediction_sets.to_dict()
         return data
 
     @classmethod

@@ -25,6 +25,7 @@ from medclass.evaluation.plots import (plot_confidence, plot_confusion, plot_err
 from medclass.inference.split import SplitOutputs, predict_split
 from medclass.evaluation.guard_report import guard_metrics
 from medclass.evaluation.report import write_report
+from medclass.evaluation.set_metrics import set_metrics
 from medclass.evaluation.transfer import validation_gap
 from medclass.core.heads import TaskHead, view_probabilities
 from medclass.inference.batch import prediction_cells, prediction_header, truth_text, write_column_guide
@@ -111,6 +112,8 @@ def write_evaluation(out: Path, run: RunDir, predictor: Predictor, dataset: Imag
         # the run's own train split fitted the weights, its val split chose checkpoint, temperature and threshold
         section["fitted_on_this_split"] = data is None and split in ("train", "val")
         section["calibration"] = calibration_report(head, outputs.head_logits(head.name)[:, keep], y)
+        if head.prediction_sets is not None:  # conformal sets: their coverage here (evaluation/set_metrics.py)
+            section["prediction_sets"] = set_metrics(head, y, p)
         if isinstance(reference, SplitOutputs):
             section["validation_gap"] = validation_gap(head, reference, y, p, n_boot, seed, groups)
         elif reference:
@@ -221,12 +224,14 @@ def prediction_rows(outputs: SplitOutputs, heads: list[TaskHead], proba: dict, d
     """The per-image table (header first): source, then per task its decision, probabilities and truth."""
     names = {h.name: h.label_names(decided[h.name]) for h in heads}
     truth = {h.name: truth_text(h, outputs.targets[h.name]) for h in heads}
+    sets = {h.name: ["|".join(s) for s in h.set_names(proba[h.name])] for h in heads if h.prediction_sets}
     rows = [["source", *prediction_header(heads, truth=True)]]
     for i, sample in enumerate(outputs.dataset.samples):
         row_truth = {task: text[i] for task, text in truth.items()}
         row_names = {task: text[i] for task, text in names.items()}
         row_proba = {task: p[i] for task, p in proba.items()}
-        rows.append([sample.source, *prediction_cells(heads, row_names, row_proba, row_truth)])
+        row_sets = {task: text[i] for task, text in sets.items()}
+        rows.append([sample.source, *prediction_cells(heads, row_names, row_proba, row_truth, row_sets)])
     return rows
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from medclass.evaluation.guard_report import guard_lines
+from medclass.evaluation.set_metrics import coverage_text, two_class_example
 from medclass.evaluation.transfer import gap_lines
 
 HEADLINE = {
@@ -191,6 +192,35 @@ def guard_section(summary: dict | None) -> str:
             "whether those are the model's mistakes.</p>" + table(rows))
 
 
+def prediction_sets_section(sections: dict[str, dict], classes: dict[str, list[str]]) -> str:
+    """The tasks' conformal prediction sets on the split evaluated (evaluation/set_metrics.py); nothing when no
+    task has sets."""
+    rows, notes = [], []
+    for task, metrics in sections.items():
+        sets = metrics.get("prediction_sets")
+        if not sets:
+            continue
+        low, high = sets["expected_range"]
+        warn = ' class="warn"' if sets["verdict"] == "below" else ""
+        rows.append([esc(task), f"{sets['target']:.2f}", fmt(coverage_text(sets["coverage"])),
+                     f"<span{warn}>{esc(sets['verdict'])} ({low:.3f}–{high:.3f})</span>",
+                     fmt(sets["mean_size"]), fmt(sets["singletons"]),
+                     "<br>".join(f"{esc(c)}: {esc(coverage_text(b))}" for c, b in sets["per_class"].items()),
+                     esc(("Mondrian (per class), " if sets["by_class"] else "marginal, ") + sets["score"].upper())])
+        notes.append(f"<p><small><b>{esc(task)}</b>: calibrated by {esc(sets['calibration'])}."
+                     + (f" Too few calibration images for a finite quantile: {esc(', '.join(sets['in_every_set']))} "
+                        "in every set." if sets["in_every_set"] else "") + "</small></p>")
+    if not rows:
+        return ""
+    example = two_class_example(next(classes[t] for t, m in sections.items() if m.get("prediction_sets")))
+    return ("<h2>Prediction sets</h2><p>Each image's set holds the classes the model cannot rule out, chosen so that "
+            f"the true class is in the set for the target share of images. {esc(example)} The expected range is "
+            "where the coverage of this many images falls 95% of the time when the sets cover exactly at the "
+            "target; above it is allowed, below it says these images differ from the validation images.</p>"
+            + table(rows, ["task", "target", "coverage (95% CI)", "against the target", "mean set size",
+                           "one-class sets", "coverage per class", "sets"]) + "".join(notes))
+
+
 def model_section(run, artifact) -> str:
     config = run.settings().get("config", {}) if run.config_file.is_file() else {}
     summary = {"model": artifact.model_name,
@@ -225,6 +255,7 @@ def write_report(path: Path, run, artifact, sections: dict[str, dict], figures: 
     body = [f"<h1>medclass evaluation: {esc(run.path.name)}</h1>", pairs(info),
             *(task_section(metrics, figures.get(task, {}), several) for task, metrics in sections.items()),
             guard_section(evaluated.get("input_guard")),
+            prediction_sets_section(sections, {h.name: list(h.classes) for h in artifact.heads}),
             data_section(run, evaluated, n_images), model_section(run, artifact),
             "<h2>Training curves</h2>" + (figure(run.curves_file, "loss, accuracy and AUC per epoch")
                                           or "<p>none recorded</p>"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import textwrap
 
 from medclass.evaluation.report import HEADLINE, summary_rows
+from medclass.evaluation.set_metrics import set_summary_lines
 from medclass.evaluation.transfer import gap_lines
 
 NAME_WIDTH = 36  # longer class names are cut in the terminal table (metrics.json and report.html keep them whole)
@@ -59,6 +60,7 @@ def task_lines(metrics: dict) -> list[str]:
     if patients:
         lines.append(f"{'per patient':>36}: AUC {patients['auc']:.4f}{_ci(patients.get('ci', {}).get('auc'))} over "
                      f"{patients['patients']} patients")
+    lines += set_summary_lines(metrics)
     lines += [""] + classification_report_lines(metrics)
     if metrics["kind"] == "multilabel":
         lines += ["", f"{'finding':<20} {'positives':>9} {'AUC':>7}  95% CI"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from medclass.data import ImageDataset
 from medclass.core.errors import MedclassError
 from medclass.evaluation.calibration import calibrated, calibration_report
+from medclass.evaluation.conformal import check_set_request, recorded_temperature_rule, set_summary_lines, tuned_sets
 from medclass.evaluation.metrics import labelled_rows
 from medclass.evaluation.operating_point import (ThresholdRule, check_rule_applies, operating_characteristics,
                                                   tune_head)
@@ -25,7 +26,8 @@ SPLIT = "val"
 
 def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bool | None = None,
              tasks: list[str] | None = None, val_data: ImageDataset | None = None, device: str = "cpu",
-             source: str = SPLIT, temperature_rule: str = "no-sharpening") -> dict:
+             source: str = SPLIT, temperature_rule: str = "no-sharpening", coverage: float | None = None,
+             set_options: dict | None = None) -> dict:
     """Fit temperatures (`calibrate`) and/or choose thresholds by `rule` for `tasks` (default: every task a rule
     applies to; multiclass tasks keep the argmax) on the validation split; save the artefact; return the record.
 
@@ -34,7 +36,10 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
     0.5 decisions unchanged, but moves any other threshold: retune after recalibrating.)
 
     `val_data` replaces the validation split, named `source` in the record: labelled images from the place the
-    model will serve, when they differ from the training images (evaluation/transfer.py)."""
+    model will serve, when they differ from the training images (evaluation/transfer.py).
+
+    `coverage`: conformal prediction sets made at this coverage (0: none; None: the stored ones kept), with
+    `set_options` (by_class, score; evaluation/conformal.py)."""
     from medclass.inference.predictor import Predictor
 
     run = RunDir(run)
@@ -47,16 +52,20 @@ def tune_run(run: RunDir, rule: ThresholdRule | str | None = None, calibrate: bo
                             f"{', '.join(names)}")
     if rule is not None:
         check_rule_applies(rule, artifact.heads, tasks, f"{run}: ")
+    check_set_request(coverage, (set_options or {}).get("score"))
+    if not calibrate:  # the sets' fold temperatures are refitted by the rule that chose the stored ones
+        temperature_rule = recorded_temperature_rule(run, temperature_rule)
     dataset = val_data if val_data is not None else run_dataset(run, SPLIT)
     outputs = predict_split(Predictor(artifact, device=device), dataset)
-    record = tune_artifact(artifact, outputs, rule, calibrate, tasks, source, temperature_rule)
+    record = tune_artifact(artifact, outputs, rule, calibrate, tasks, source, temperature_rule, coverage, set_options)
     save_tuned(run, artifact, record)
     return record
 
 
 def tune_artifact(artifact: ModelArtifact, outputs: SplitOutputs, rule: ThresholdRule | str | None = None,
                   calibrate: bool | None = None, tasks: list[str] | None = None, source: str = SPLIT,
-                  temperature_rule: str = "no-sharpening") -> dict:
+                  temperature_rule: str = "no-sharpening", coverage: float | None = None,
+                  set_options: dict | None = None) -> dict:
     """`artifact`'s heads calibrated and thresholded as tune_run says, on `outputs` (the artefact's predictions of
     the images to choose on); returns the record. Nothing is written: training tunes the artefact it has just
     built, on the validation predictions it already has, and saves it once (training/tuning.py)."""
@@ -73,12 +82,17 @@ def tune_artifact(artifact: ModelArtifact, outputs: SplitOutputs, rule: Threshol
         proba = view_probabilities([head], logits)  # with the head's (new) temperature
         if chosen and rule is not None and head.kind != "multiclass":
             head = tune_head(head, y, proba, rule, source)
+        groups = outputs.patients[keep] if outputs.patients is not None else None
+        head, sets = tuned_sets(head, logits, y, coverage if chosen else None, rule=temperature_rule, groups=groups,
+                                calibrated_now=bool(calibrate and chosen), source=source, **(set_options or {}))
         heads.append(head)
         record[head.name] = {"kind": head.kind, "images": int(len(y)), "threshold_source": head.threshold_source,
                              "calibration": calibration_report(head, logits, y) | (
                                  {"chosen_by": chosen_by} if chosen_by else {})}
         if head.kind != "multiclass":
             record[head.name]["operating_point"] = operating_characteristics(head, y, proba)
+        if sets:
+            record[head.name]["prediction_sets"] = sets
     artifact.heads = heads
     return {"split": source, "rule": str(rule) if rule else None, "calibrated_now": bool(calibrate),
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": record}
@@ -110,4 +124,4 @@ def tuning_summary(record: dict) -> list[str]:
         elif point:
             line += f"; thresholds per finding ({info['threshold_source']})"
         lines.append(line)
-    return lines
+    return lines + set_summary_lines(record)

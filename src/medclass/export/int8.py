@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medclass.core.errors import MedclassError
-from medclass.export.common import INPUT_NAME, quiet
+from medclass.export.common import INPUT_NAME, guard_file, quiet
 
 if TYPE_CHECKING:
     from medclass.core.rundir import RunDir
@@ -73,6 +73,10 @@ def quantize_onnx(fp32: Path, out: Path, calibration: ImageReader) -> str:
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, metadata | {"medclass_quantization": method})
     onnx.save(proto, str(out))
+    # the int8 graph keeps both outputs (logits, features); the guard's tensors go beside it as beside the fp32 one
+    guard_file(out).unlink(missing_ok=True)
+    if guard_file(fp32).is_file():
+        shutil.copy(guard_file(fp32), guard_file(out))
     return method
 
 

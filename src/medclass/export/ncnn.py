@@ -7,9 +7,12 @@ transforms, which need fewer multiplications for the same sums, and reaches 2x a
 1e-6 of PyTorch (`benchmarks/predict_speed.py`).
 
 Files, beside each other: NAME.param (the graph), NAME.bin (the weights, fp32: pnnx's default fp16 weights moved
-probabilities by 3e-4) and NAME.json (the artefact's metadata, as the ONNX export embeds it, plus the check against
-PyTorch). A run's are RUN/model.ncnn.{param,bin,json}. PyTorch, pnnx and ncnn are imported inside functions:
-looking the backend registry up imports this module.
+probabilities by 3e-4), NAME.json (the artefact's metadata, as the ONNX export embeds it, plus the check against
+PyTorch) and, for a model with an input guard, NAME.guard.safetensors (its tensors). A run's are
+RUN/model.ncnn.{param,bin,json,guard.safetensors}. The graph has two outputs, as the ONNX export: the logits and the
+pooled features the guard reads, which pnnx names after their place in the traced outputs (LOGITS_BLOB,
+FEATURES_BLOB); an export made before the features output has the logits blob alone. PyTorch, pnnx and ncnn are
+imported inside functions: looking the backend registry up imports this module.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from medclass.core.errors import MedclassError
-from medclass.export.common import ExportResult, beside, compare_with_torch, export_source, parity_text, quiet
+from medclass.export.common import ExportResult, beside, compare_with_torch, export_source, parity_text, quiet, \
+    read_guard_file, write_guard_file
 from medclass.inference.backends import BackendEntry, as_float32, register_backend
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from medclass.core.artifact import ModelArtifact
 
 RUN_FILE = "model.ncnn.param"
+LOGITS_BLOB, FEATURES_BLOB = "out0", "out1"  # pnnx's names of the traced network's outputs, in order
 
 
 class NcnnBackend:
@@ -58,7 +63,10 @@ class NcnnBackend:
         self.threads = threads or ncnn.get_cpu_count()
         self.net = self._load(threads=1)
         self._threaded_net = None if self.threads > 1 else self.net
-        self.input_name, self.output_name = self.net.input_names()[0], self.net.output_names()[0]
+        outputs = self.net.output_names()  # not in output order: read by name
+        self.input_name = self.net.input_names()[0]
+        self.output_name = LOGITS_BLOB if LOGITS_BLOB in outputs else outputs[0]
+        self.has_features = FEATURES_BLOB in outputs
         self._pool = None
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -84,15 +92,19 @@ class NcnnBackend:
             raise MedclassError(f"{self.path}: not a loadable ncnn model (with {self.weights.name} beside it)")
         return net
 
-    def _run(self, net, image: np.ndarray, allocators) -> np.ndarray:
+    def _run(self, net, image: np.ndarray, allocators, features: bool = False) -> list[np.ndarray]:
+        """One image's logits, and with `features` its pooled features, from one pass."""
         extractor = net.create_extractor()
         extractor.set_blob_allocator(allocators[0])
         extractor.set_workspace_allocator(allocators[1])
         extractor.input(self.input_name, self._ncnn.Mat(image))
-        status, out = extractor.extract(self.output_name)
-        if status != 0:
-            raise MedclassError(f"{self.path}: ncnn failed on an image (status {status})")
-        return np.array(out, dtype=np.float32).reshape(-1)
+        found = []
+        for blob in (self.output_name, FEATURES_BLOB) if features else (self.output_name,):
+            status, out = extractor.extract(blob)
+            if status != 0:
+                raise MedclassError(f"{self.path}: ncnn failed on an image (status {status})")
+            found.append(np.array(out, dtype=np.float32).reshape(-1))
+        return found
 
     def _pools(self, key: str):
         """Memory pools kept between images, one pair per network per thread: unlocked, so never shared."""
@@ -100,10 +112,11 @@ class NcnnBackend:
             setattr(self._local, key, (self._ncnn.UnlockedPoolAllocator(), self._ncnn.UnlockedPoolAllocator()))
         return getattr(self._local, key)
 
-    def _one(self, image: np.ndarray) -> np.ndarray:
-        return self._run(self.net, image, self._pools("single"))
+    def _one(self, image: np.ndarray, features: bool = False) -> list[np.ndarray]:
+        return self._run(self.net, image, self._pools("single"), features)
 
-    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+    def _batch(self, batch: np.ndarray | torch.Tensor, features: bool) -> list[np.ndarray]:
+        """The batch's logits, and with `features` its pooled features: one (images, width) array per output."""
         from concurrent.futures import ThreadPoolExecutor
 
         images = list(as_float32(batch))  # rows of a contiguous array: each image contiguous too
@@ -111,10 +124,24 @@ class NcnnBackend:
             with self._lock:  # one caller at a time on the threaded copy: it already uses every core
                 if self._threaded_net is None:
                     self._threaded_net = self._load(self.threads)
-                return np.stack([self._run(self._threaded_net, image, self._pools("threaded")) for image in images])
+                outputs = [self._run(self._threaded_net, image, self._pools("threaded"), features)
+                           for image in images]
+            return [np.stack(column) for column in zip(*outputs)]
         if self._pool is None:  # ncnn's extract releases the GIL: Python threads run images in parallel
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ncnn")
-        return np.stack(list(self._pool.map(self._one, images)))
+        outputs = self._pool.map(lambda image: self._one(image, features), images)
+        return [np.stack(column) for column in zip(*outputs)]
+
+    def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
+        return self._batch(batch, features=False)[0]
+
+    def with_features(self, batch: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The logits and the pooled features (what the input guard reads), from one pass of each image."""
+        if not self.has_features:
+            raise MedclassError(f"{self.path}: exported without the pooled features the model's input guard reads "
+                                "(made by an older medclass); export again with `medclass export RUN --format ncnn`")
+        logits, features = self._batch(batch, features=True)
+        return logits, features
 
 
 def default_ncnn_output(source: str | Path) -> Path:
@@ -132,6 +159,8 @@ def export_ncnn(source: ModelArtifact | str | Path, out: str | Path | None = Non
         raise MedclassError("the ncnn export needs the pnnx and ncnn packages: pip install 'medclass[ncnn]'") from None
     import torch
 
+    from medclass.core.architectures import WithFeatures
+
     artifact, param = export_source(source, out, default_ncnn_output, "export_ncnn")
     if param.suffix != ".param":
         raise MedclassError(f"{param}: an ncnn model is named NAME.param (its weights go to NAME.bin beside it)")
@@ -143,8 +172,8 @@ def export_ncnn(source: ModelArtifact | str | Path, out: str | Path | None = Non
         graph, weights = Path(tmp) / "model.ncnn.param", Path(tmp) / "model.ncnn.bin"
         try:
             with quiet(), torch.no_grad():
-                pnnx.export(model, str(Path(tmp) / "model.pt"), (example,), fp16=False, ncnnparam=str(graph),
-                            ncnnbin=str(weights))
+                pnnx.export(WithFeatures(model).eval(), str(Path(tmp) / "model.pt"), (example,), fp16=False,
+                            ncnnparam=str(graph), ncnnbin=str(weights))
         except Exception as exc:  # tracing and the converter raise many types
             raise MedclassError(f"{artifact.model_name}: cannot be converted for ncnn "
                                 f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
@@ -152,12 +181,14 @@ def export_ncnn(source: ModelArtifact | str | Path, out: str | Path | None = Non
             raise MedclassError(f"{artifact.model_name}: pnnx wrote no ncnn model (an operation it cannot convert)")
         graph.replace(param)
         weights.replace(param.with_suffix(".bin"))
-    logit_diff, prob_diff = compare_with_torch(artifact, model, NcnnBackend(param), check_images, seed)
+    guard = write_guard_file(artifact, param.with_suffix(""))
+    logit_diff, prob_diff, feature_diff = compare_with_torch(artifact, model, NcnnBackend(param), check_images, seed)
     meta = {"medclass": artifact.metadata(param), "exporter": f"pnnx {getattr(pnnx, '__version__', '')}".strip(),
-            "max_logit_diff": logit_diff, "max_prob_diff": prob_diff}
+            "max_logit_diff": logit_diff, "max_prob_diff": prob_diff, "max_feature_diff": feature_diff}
     param.with_suffix(".json").write_text(json.dumps(meta, indent=2))
-    result = ExportResult(param, "pnnx", logit_diff, prob_diff)
-    result.summary = [f"exported {param} (+ .bin, .json; pnnx); {parity_text('ncnn', result)}"]
+    result = ExportResult(param, "pnnx", logit_diff, prob_diff, max_feature_diff=feature_diff)
+    beside_it = f", {guard.name}" if guard else ""
+    result.summary = [f"exported {param} (+ .bin, .json{beside_it}; pnnx); {parity_text('ncnn', result)}"]
     return result
 
 
@@ -180,7 +211,7 @@ def artifact_from_ncnn(backend: NcnnBackend) -> ModelArtifact:
 
 def load_ncnn(path: Path, threads: int | None, device: str) -> tuple[NcnnBackend, ModelArtifact]:
     runtime = NcnnBackend(path, threads=threads)  # a CPU runtime: `device` does not apply
-    return runtime, artifact_from_ncnn(runtime)
+    return runtime, read_guard_file(artifact_from_ncnn(runtime), runtime.path.with_suffix(""))
 
 
 register_backend(BackendEntry("ncnn", RUN_FILE, (".param",), "fp32, Winograd convolutions on CPUs",

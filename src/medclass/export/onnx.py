@@ -1,8 +1,10 @@
 """Export a model artefact to ONNX: the network exactly as the artefact's (input (N, C, H, W) float32, already
-normalised; output the logits of every head side by side), a dynamic batch axis, and the artefact's metadata (heads
-with thresholds and temperatures, preprocessing, TTA, model name, provenance, format) as JSON in the ONNX model's
-`metadata_props`, so the .onnx file alone is enough to predict (`load_predictor("model.onnx")`); and the backend
-that runs it in ONNX Runtime.
+normalised; outputs "logits", every head's side by side, and "features", the pooled features the input guard
+scores), a dynamic batch axis, and the artefact's metadata (heads with thresholds and temperatures, preprocessing,
+TTA, the input guard, model name, provenance, format) as JSON in the ONNX model's `metadata_props`, so the .onnx file
+is enough to predict (`load_predictor("model.onnx")`), with the guard's tensors beside it in
+NAME.onnx.guard.safetensors (export/common.py) where the model has a guard; and the backend that runs it in ONNX
+Runtime. An export made before the features output still predicts; only a guard that reads features refuses it.
 
 Two exporters: TorchScript tracing (`dynamo=False`) first, since it takes about a second per model here; it cannot
 export a few operations (adaptive pooling to a size that does not divide the input, as VGG at small inputs; the
@@ -22,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medclass.core.errors import MedclassError
-from medclass.export.common import INPUT_NAME, OUTPUT_NAME, ExportResult, beside, compare_with_torch, \
-    export_source, parity_text, quiet
+from medclass.export.common import FEATURES_NAME, INPUT_NAME, OUTPUT_NAME, ExportResult, beside, \
+    compare_with_torch, export_source, parity_text, quiet, read_guard_file, write_guard_file
 from medclass.inference.backends import BackendEntry, as_float32, register_backend
 
 if TYPE_CHECKING:
@@ -63,9 +65,20 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types for a foreign or damaged file
             raise MedclassError(f"{self.path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
         self.input_name = self.session.get_inputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.logits_name, self.has_features = outputs[0], FEATURES_NAME in outputs
 
     def __call__(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {self.input_name: as_float32(batch)})[0].astype(np.float32, copy=False)
+        return self.session.run([self.logits_name], {self.input_name: as_float32(batch)})[0].astype(np.float32,
+                                                                                                   copy=False)
+
+    def with_features(self, batch: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The logits and the pooled features (what the input guard reads), from one run of the graph."""
+        if not self.has_features:
+            raise MedclassError(f"{self.path}: exported without the pooled features the model's input guard reads "
+                                "(made by an older medclass); export again with `medclass export RUN --format onnx`")
+        logits, features = self.session.run([self.logits_name, FEATURES_NAME], {self.input_name: as_float32(batch)})
+        return logits.astype(np.float32, copy=False), features.astype(np.float32, copy=False)
 
     def network_bytes(self) -> list[bytes]:
         """The graph and its weights; not the model's metadata_props, which also hold provenance (the version hashes
@@ -78,13 +91,16 @@ class OnnxBackend:
 def _export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, dynamo: bool) -> None:
     import torch
 
+    from medclass.core.architectures import WithFeatures
+
+    network, outputs = WithFeatures(model).eval(), [OUTPUT_NAME, FEATURES_NAME]
     if dynamo:
         shapes = ({0: torch.export.Dim("batch", min=1)},)
-        torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        torch.onnx.export(network, (example,), str(path), input_names=[INPUT_NAME], output_names=outputs,
                           opset_version=opset, dynamo=True, dynamic_shapes=shapes, external_data=False)
     else:
-        axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-        torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        axes = {name: {0: "batch"} for name in (INPUT_NAME, *outputs)}
+        torch.onnx.export(network, (example,), str(path), input_names=[INPUT_NAME], output_names=outputs,
                           opset_version=opset, dynamo=False, dynamic_axes=axes)
 
 
@@ -104,9 +120,11 @@ def export_onnx(source: ModelArtifact | str | Path, out: str | Path | None = Non
     artifact, out = export_source(source, out, default_output, "export_onnx")
     model = artifact.build_model()
     exporter = write_onnx(artifact, model, out, opset, seed)
-    logit_diff, prob_diff = compare_with_torch(artifact, model, OnnxBackend(out), check_images, seed)
-    result = ExportResult(out, exporter, logit_diff, prob_diff)
-    result.summary = [f"exported {out} ({exporter} exporter); {parity_text('ONNX Runtime', result)}"]
+    guard = write_guard_file(artifact, out)
+    logit_diff, prob_diff, feature_diff = compare_with_torch(artifact, model, OnnxBackend(out), check_images, seed)
+    result = ExportResult(out, exporter, logit_diff, prob_diff, max_feature_diff=feature_diff)
+    beside_it = f" (+ {guard.name})" if guard else ""
+    result.summary = [f"exported {out}{beside_it} ({exporter} exporter); {parity_text('ONNX Runtime', result)}"]
     if int8:
         from medclass.export.int8 import quantize_int8, report_lines
 
@@ -168,7 +186,7 @@ def artifact_from_onnx(backend: OnnxBackend) -> ModelArtifact:
 
 def load_onnx(path: Path, threads: int | None, device: str) -> tuple[OnnxBackend, ModelArtifact]:
     runtime = OnnxBackend(path, threads=threads, device=device)
-    return runtime, artifact_from_onnx(runtime)
+    return runtime, read_guard_file(artifact_from_onnx(runtime), runtime.path)
 
 
 register_backend(BackendEntry("onnx", RUN_FILE, (".onnx",), "ONNX Runtime", export=export_onnx, load=load_onnx,

@@ -14,13 +14,18 @@ Class and task names become safe column names (`column_name`: letters, digits an
 `p_no_Mass`); a name left empty or shared that way falls back to the class index (`p_3`). Beside every CSV,
 `<name>.columns.json` (`column_guide`) gives each column's task and exact class name, and each task's kind,
 classes and the decision rule (threshold and the rule and split that chose it) behind its `prediction` column.
-A multilabel prediction lists the findings present, joined by '|'. Layers above add columns of their own from what
+A multilabel prediction lists the findings present, joined by '|'. A head with conformal prediction sets
+(core/prediction_sets.py) has one more column after its probabilities, `prediction_set`: the set's classes joined by
+'|'; heads without sets have none, so their layout is unchanged. Layers above add columns of their own from what
 they attach to each row (`PredictionWriter(columns=...)`): `medclass predict --explain` the best box of each image's
 explanation (explain/boxes.py BOX_COLUMNS), empty where none was found.
 
 Each row is a `PredictionRow` holding the image's `Prediction` (inference/prediction.py), rendered here as cells.
 `iter_predictions(on_batch=...)` hands each decoded batch (its images, the preprocessed tensor, the logits) to a
 layer above, which attaches what it computes from them to the batch's rows without decoding anything again.
+
+Every row's Prediction carries the input guard's answer (`extras["input_guard"]`, as `Predictor.predictions` gives
+it; inference/guard.py), which the CSV shows in GUARD_COLUMNS after the task groups.
 """
 
 from __future__ import annotations
@@ -42,13 +47,21 @@ from medclass.data.images import is_dicom_file, list_images, read_image
 from medclass.core.errors import DataError, MedclassError
 from medclass.core.heads import MISSING, TaskHead, view_probabilities
 from medclass.inference.prediction import Prediction, PredictionRow, predictions_from_probabilities
-from medclass.inference.predictor import Predictor
+from medclass.inference.predictor import Predictor, with_assessments
 
 if TYPE_CHECKING:
     from PIL import Image
 
 PATH_COLUMNS = ("path", "filename", "file", "image")
 FRAME_DESCRIPTION = "the frame of the file (1 = first, as DICOM numbers frames; --frames)"
+GUARD_COLUMNS = {
+    "in_distribution": "the input guard's answer: true, false (the image does not look like the training images), "
+                       "'' when unknown (no guard fitted and no cheap input check fired)",
+    "guard_score": "the input guard detector's score, flagged above its threshold ('' without a fitted guard)",
+    "guard_reasons": "why the image was flagged, reasons joined by '; ' ('' when it was not)"}
+SET_DESCRIPTION = ("the conformal prediction set: the classes, joined by '|' in class order, among which the true "
+                   "class lies for the stated share of images; two or more mean the model cannot tell them apart "
+                   "for this image")
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -136,8 +149,9 @@ def input_cells(item) -> dict:
 
 
 def _decode(predictor: Predictor, paths: Sequence[Path | FrameOf]) -> tuple[torch.Tensor | None, list[str | None],
-                                                                           list]:
-    """One batch: the preprocessed images that could be read, each input's error (None when read), the images."""
+                                                                           list, list[list[str]]]:
+    """One batch: the preprocessed images that could be read, each input's error (None when read), the images and
+    their findings of the cheap input checks (computed here, in the decoding thread)."""
     images, errors = [], []
     for path in paths:
         try:
@@ -147,7 +161,7 @@ def _decode(predictor: Predictor, paths: Sequence[Path | FrameOf]) -> tuple[torc
             errors.append(str(exc))
         except MemoryError:  # this file's row says so; the rest of the batch goes on
             errors.append(f"{path}: not enough memory to decode it (close other programs or predict it alone)")
-    return (predictor.preprocess(images) if images else None), errors, images
+    return (predictor.preprocess(images) if images else None), errors, images, predictor.input_problems(images)
 
 
 @dataclass(frozen=True)
@@ -179,17 +193,36 @@ def iter_predictions(predictor: Predictor, paths: Sequence[Path | FrameOf], batc
     with ThreadPoolExecutor(max_workers=1) as pool, bar:
         pending = pool.submit(_decode, predictor, batches[0]) if batches else None
         for index in range(len(batches)):
-            batch, errors, images = pending.result()
+            batch, errors, images, problems = pending.result()
             if index + 1 < len(batches):
                 pending = pool.submit(_decode, predictor, batches[index + 1])
-            logits = predictor.forward(batch) if batch is not None else None
+            outputs = predictor.forward_outputs(batch, problems) if batch is not None else None
+            logits = outputs.logits if outputs is not None else None
             proba = view_probabilities(predictor.heads, logits) if logits is not None else None
             rows = rows_from_probabilities(predictor, batches[index], proba, errors)
+            if outputs is not None:
+                rows = with_guard_answers(rows, predictor.assess(outputs))
             if on_batch and images:
                 rows = with_extras(rows, on_batch(ReadBatch([r for r in rows if r.error is None], images, batch,
                                                             logits, proba)))
             yield from rows
             bar.update(len(errors))
+
+
+def with_guard_answers(rows: list[PredictionRow], answers: Sequence[dict]) -> list[PredictionRow]:
+    """`rows` with each readable one's input guard answer in its Prediction's extras, in order."""
+    assessed = iter(with_assessments([row.prediction for row in rows if row.error is None], answers))
+    return [row if row.error else replace(row, prediction=next(assessed)) for row in rows]
+
+
+def guard_cells(prediction: Prediction | None) -> list[str]:
+    """One row's GUARD_COLUMNS cells (all '' for an unreadable image or a row without the guard's answer)."""
+    answer = prediction.extras.get("input_guard") if prediction is not None else None
+    if not answer:
+        return [""] * len(GUARD_COLUMNS)
+    flag, score = answer["in_distribution"], answer.get("score")
+    return ["" if flag is None else str(bool(flag)).lower(), "" if score is None else f"{score:.6g}",
+            "; ".join(answer["reasons"])]
 
 
 def with_extras(rows: list[PredictionRow], extras: Sequence[Mapping[str, Any]]) -> list[PredictionRow]:
@@ -241,6 +274,9 @@ def prediction_columns(heads: Sequence[TaskHead], truth: bool = False) -> list[t
         columns.append((f"{prefix}prediction", {"task": head.name, "holds": decision}))
         columns += [(f"{prefix}{name}", {"task": head.name, "holds": "probability", "class": c, "class_index": i})
                     for i, (name, c) in enumerate(zip(class_columns(head), head.classes))]
+        if head.prediction_sets is not None:  # only for heads with sets: other layouts stay as they were
+            columns.append((f"{prefix}prediction_set", {"task": head.name, "holds": SET_DESCRIPTION + " ("
+                                                        + head.prediction_sets.describe() + ")"}))
     return columns
 
 
@@ -270,16 +306,19 @@ def write_column_guide(csv_path: str | Path, heads: Sequence[TaskHead], truth: b
 
 
 def prediction_cells(heads: Sequence[TaskHead], prediction: dict | None, proba: dict | None,
-                     truth: dict | None = None) -> list[str]:
+                     truth: dict | None = None, sets: dict | None = None) -> list[str]:
     """One row's cells in `prediction_header` order; prediction/proba None (an unreadable image) leaves them empty.
-    `truth`: {task: text} for evaluation ('' where the image has no label for the task)."""
+    `truth`: {task: text} for evaluation ('' where the image has no label for the task); `sets`: {task: the
+    prediction set as text} of the heads with sets."""
     cells = []
     for head in heads:
         cells += [truth[head.name]] if truth is not None else []
+        with_set = head.prediction_sets is not None
         if proba is None:
-            cells += [""] * (1 + len(head.classes))
+            cells += [""] * (1 + len(head.classes) + with_set)
             continue
         cells += [prediction[head.name], *(f"{v:.6f}" for v in proba[head.name])]
+        cells += [(sets or {}).get(head.name) or ""] if with_set else []
     return cells
 
 
@@ -295,7 +334,8 @@ def value_cells(heads: Sequence[TaskHead], prediction: Prediction | None) -> lis
     """One Prediction's cells in `prediction_header` order (None, an unreadable image: empty cells)."""
     if prediction is None:
         return prediction_cells(heads, None, None)
-    return prediction_cells(heads, prediction.texts(), prediction.proba())
+    return prediction_cells(heads, prediction.texts(), prediction.proba(),
+                            sets={task.task: task.set_text for task in prediction})
 
 
 class PredictionWriter:
@@ -312,15 +352,15 @@ class PredictionWriter:
         self._file = open(self.path, "w", newline="")
         self._writer = csv.writer(self._file)
         first = {"path": "the input file"} | ({"frame": FRAME_DESCRIPTION} if frames else {})
-        self._writer.writerow([*first, *prediction_header(heads), *self.columns, "error"])
-        write_column_guide(self.path, heads, first=first,
-                           last={**self.columns, "error": "why the file could not be read ('' when it was)"})
+        self._writer.writerow([*first, *prediction_header(heads), *GUARD_COLUMNS, *self.columns, "error"])
+        write_column_guide(self.path, heads, first=first, last={
+            **GUARD_COLUMNS, **self.columns, "error": "why the file could not be read ('' when it was)"})
 
     def write(self, row: PredictionRow) -> None:
         frame = [row.frame or ""] if self.frames else []
         extra = [row.extras.get(name, "") for name in self.columns]
-        self._writer.writerow([row.path, *frame, *value_cells(self.heads, row.prediction), *extra,
-                               row.error or ""])
+        self._writer.writerow([row.path, *frame, *value_cells(self.heads, row.prediction),
+                               *guard_cells(row.prediction), *extra, row.error or ""])
 
     def close(self) -> None:
         self._file.close()

@@ -49,12 +49,14 @@ def exported_predictor(source: str | Path, entry: BackendEntry, device: str, bat
     runtime, artifact = entry.load(path, threads, device)
     saved = run.saved_artifact() if run else None
     if saved and not same_decisions(artifact, ModelArtifact.load(saved, weights=False)):
-        raise MedclassError(f"{path}: exported before the run's thresholds, calibration or preprocessing changed "
-                            f"(e.g. by `medclass threshold`); export again with `medclass export {source} "
+        raise MedclassError(f"{path}: exported before the run's thresholds, calibration, preprocessing or input "
+                            f"guard changed (e.g. by `medclass threshold`); export again with `medclass export {source} "
                             f"--format {entry.name}`")
     return Predictor(artifact, batch_size=batch_size, backend=runtime)
 
 
 def same_decisions(exported: ModelArtifact, saved: ModelArtifact) -> bool:
-    """Whether an export still decides as the run's artefact does (its metadata may predate a retuning)."""
-    return (exported.heads, exported.preprocessing, exported.tta) == (saved.heads, saved.preprocessing, saved.tta)
+    """Whether an export still decides and assesses inputs as the run's artefact does (its metadata may predate a
+    retuning, or a guard refitted or added)."""
+    return (exported.heads, exported.preprocessing, exported.tta, exported.guard) == \
+        (saved.heads, saved.preprocessing, saved.tta, saved.guard)

@@ -33,7 +33,9 @@ def threshold_source(head: TaskHead) -> str:
 @dataclass(frozen=True)
 class TaskPrediction:
     """One task's answer for one image. `label`: the class decided, or for a multilabel task the findings present
-    (a tuple, maybe empty); `probabilities`: {class: probability} in the head's class order."""
+    (a tuple, maybe empty); `probabilities`: {class: probability} in the head's class order; `prediction_set`: the
+    classes of its conformal prediction set in class order (core/prediction_sets.py), None when the head has no
+    sets (multilabel heads, older artefacts)."""
 
     task: str
     kind: str
@@ -42,6 +44,7 @@ class TaskPrediction:
     threshold: float | Mapping[str, float] | None
     threshold_source: str
     calibrated: bool
+    prediction_set: tuple[str, ...] | None = None
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -59,11 +62,17 @@ class TaskPrediction:
 
     def to_dict(self) -> dict:
         """The server's JSON of this task: {label (a list of findings for multilabel), probabilities, threshold,
-        threshold_source, calibrated}."""
+        threshold_source, calibrated}, and prediction_set (a list) when the head has sets."""
         label = list(self.label) if isinstance(self.label, tuple) else self.label
         threshold = dict(self.threshold) if isinstance(self.threshold, Mapping) else self.threshold
-        return {"label": label, "probabilities": dict(self.probabilities), "threshold": threshold,
-                "threshold_source": self.threshold_source, "calibrated": self.calibrated}
+        answer = {"label": label, "probabilities": dict(self.probabilities), "threshold": threshold,
+                  "threshold_source": self.threshold_source, "calibrated": self.calibrated}
+        return answer | ({"prediction_set": list(self.prediction_set)} if self.prediction_set is not None else {})
+
+    @property
+    def set_text(self) -> str | None:
+        """The prediction set as one cell of text, its classes joined by '|'; None without sets."""
+        return None if self.prediction_set is None else FINDINGS_SEP.join(self.prediction_set)
 
 
 @dataclass(frozen=True)
@@ -94,22 +103,27 @@ class Prediction:
         return answer | ({"extras": dict(self.extras)} if self.extras else {})
 
 
-def task_prediction(head: TaskHead, decision, proba: Sequence[float]) -> TaskPrediction:
-    """One image's TaskPrediction from its decision (a class index, or the 0/1 row of findings) and probabilities."""
+def task_prediction(head: TaskHead, decision, proba: Sequence[float],
+                    prediction_set: tuple[str, ...] | None = None) -> TaskPrediction:
+    """One image's TaskPrediction from its decision (a class index, or the 0/1 row of findings), probabilities and
+    prediction set (None: made here from the probabilities when the head has sets)."""
     if head.kind == "multilabel":
         label = tuple(c for c, on in zip(head.classes, decision) if on)
     else:
         label = head.classes[int(decision)]
+    if prediction_set is None and head.prediction_sets is not None:
+        prediction_set = head.set_names(np.asarray(proba, dtype=np.float64)[None])[0]
     return TaskPrediction(head.name, head.kind, label, dict(zip(head.classes, (float(p) for p in proba))),
-                          threshold_of(head), threshold_source(head), head.temperature != 1.0)
+                          threshold_of(head), threshold_source(head), head.temperature != 1.0, prediction_set)
 
 
 def predictions_from_probabilities(heads: Sequence[TaskHead], proba: np.ndarray) -> list[Prediction]:
     """One Prediction per row of `proba` (images x outputs, every head side by side)."""
     by_task = per_task(heads, proba)
     decided = {h.name: h.decide(by_task[h.name]) for h in heads}
-    return [Prediction({h.name: task_prediction(h, decided[h.name][i], by_task[h.name][i]) for h in heads})
-            for i in range(len(proba))]
+    sets = {h.name: h.set_names(by_task[h.name]) or [None] * len(proba) for h in heads}  # a batch at a time
+    return [Prediction({h.name: task_prediction(h, decided[h.name][i], by_task[h.name][i], sets[h.name][i])
+                        for h in heads}) for i in range(len(proba))]
 
 
 def predictions_from_logits(heads: Sequence[TaskHead], logits: np.ndarray) -> list[Prediction]:

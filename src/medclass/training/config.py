@@ -15,6 +15,7 @@ import yaml
 
 from medclass.core.choices import HEADS, MLP_HIDDEN
 from medclass.core.errors import MedclassError, read_yaml
+from medclass.core.prediction_sets import check_requested_coverage
 from medclass.evaluation.rules import TEMPERATURE_RULES, ThresholdRule
 from medclass.training.augment_policy import MODALITIES, PRESETS
 from medclass.training.distributed import STRATEGIES
@@ -115,6 +116,10 @@ class TrainConfig:
         meanings={"no-sharpening": "the NLL minimum on validation, never below 1: the default",
                   "fitted": "the NLL minimum",
                   "out-of-fold": "kept only when it holds on validation folds it was not fitted on, else 1"})
+    # evaluation/conformal.py: prediction sets calibrated on validation after the temperature (0 = none)
+    coverage: float = option(0.9, "Single-label tasks: conformal prediction sets holding the true class for this "
+                                  "share of images (0: no sets; `medclass threshold --coverage` re-makes them).",
+                             check=check_requested_coverage)
     # After tuning (training/guard.py): the input guard, fitted on the training images' features, its threshold
     # chosen so that `guard_accept` of the validation images pass. The default detector: benchmarks/ood.py.
     guard: str = option(DEFAULT_DETECTOR, "Input guard against images unlike the training images: {choices}.",

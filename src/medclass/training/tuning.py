@@ -15,12 +15,13 @@ from medclass.training.speed import on_gpu
 
 
 def tune_on_validation(artifact: ModelArtifact, val_data: ImageDataset, config: TrainConfig) -> dict:
-    """Calibrate (--calibrate, by --temperature-rule) and choose the operating point (--operating-point) of
-    `artifact`'s heads on its predictions of `val_data`, which the Predictor makes exactly as it will after the
-    artefact is loaded (views, preprocessing, batches); returns the record for calibration.json."""
+    """Calibrate (--calibrate, by --temperature-rule), choose the operating point (--operating-point) and make the
+    prediction sets (--coverage) of `artifact`'s heads on its predictions of `val_data`, which the Predictor makes
+    exactly as it will after the artefact is loaded (views, preprocessing, batches); returns the record for
+    calibration.json."""
     predictor = Predictor(artifact, device="cuda" if on_gpu(config.accelerator) else "cpu")
     return tune_artifact(artifact, predict_split(predictor, val_data), config.operating_point, config.calibrate,
-                         temperature_rule=config.temperature_rule)
+                         temperature_rule=config.temperature_rule, coverage=config.coverage)
 
 
 def fit_run_guard(artifact: ModelArtifact, train_data: ImageDataset, val_data: ImageDataset,
