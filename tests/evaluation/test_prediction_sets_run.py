@@ -140,6 +140,8 @@ def test_threshold_coverage_remakes_the_sets_without_retraining(run):
     assert off.exit_code == 0 and ModelArtifact.load(run).heads[0].prediction_sets is None
     refused = runner.invoke(app, ["threshold", str(run), "--coverage", "1.5"])
     assert refused.exit_code == 2 and "--coverage must be a share strictly between 0 and 1" in refused.output
+    alone = runner.invoke(app, ["threshold", str(run), "--youden", "--mondrian"])
+    assert alone.exit_code == 2 and "give --coverage C with them" in alone.output
 
 
 def test_evaluate_writes_the_coverage_block_the_csv_column_and_the_report_section(run):

@@ -191,10 +191,40 @@ def test_served_predictions_land_in_postgres(evaluated_run, demo_data, pg_url):
         row = stored[answer["audit_id"]]
         assert row["model"] == "demo" and row["model_version"] == answer["model_version"]
         assert row["input_sha256"] == answer["input_sha256"] == hashlib.sha256(data).hexdigest()
-        assert row["outputs"] == {"tasks": answer["tasks"]}
+        assert row["outputs"] == {"tasks": answer["tasks"], "extras": answer["extras"]}
+        guard = answer["extras"]["input_guard"]  # the guard's verdict in its own columns too
+        assert row["guard_score"] == guard["score"] and row["in_distribution"] is guard["in_distribution"]
+        assert row["guard_reasons"] == guard["reasons"]
+        sets = {task: t["prediction_set"] for task, t in answer["tasks"].items() if "prediction_set" in t}
+        assert row["prediction_sets"] == (sets or None)
         assert row["client"] == "testclient" and row["latency_ms"] > 0
         assert row["time"].utcoffset() is not None  # timestamptz: an instant, not a wall-clock reading
     assert [row["id"] for row in AuditLog(pg_url, create=False).rows()] == sorted(stored)
+
+
+def test_an_old_postgres_log_is_migrated(pg_url):
+    """A log made before the guard columns: read as it is, then given them (nullable) when a server opens it."""
+    engine = create_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE predictions (id SERIAL PRIMARY KEY, time TIMESTAMPTZ, model VARCHAR, "
+                                "model_version VARCHAR(64), input_sha256 VARCHAR(64), outputs JSON, "
+                                "latency_ms DOUBLE PRECISION, client VARCHAR)"))
+        connection.execute(text("INSERT INTO predictions (time, model, model_version, input_sha256, outputs, "
+                                "latency_ms) VALUES (now(), 'demo', 'a', 'b', '{\"tasks\": {}}', 1.0)"))
+    engine.dispose()
+    old, = AuditLog(pg_url, create=False).rows()
+    assert old["outputs"] == {"tasks": {}} and old["guard_score"] is None
+    audit = AuditLog(pg_url)
+    outputs = {"tasks": {"label": {"label": "x", "prediction_set": ["x", "y"]}},
+               "extras": {"input_guard": {"score": 0.25, "in_distribution": False, "reasons": ["blank"]}}}
+    audit.record("demo", "a", "c", outputs, 2.0)
+    audit.dispose()
+    AuditLog(pg_url).dispose()  # a second server opening it finds nothing left to add
+    rows = _query(pg_url, "SELECT guard_score, in_distribution, guard_reasons, prediction_sets FROM predictions "
+                          "ORDER BY id")
+    assert rows == [{"guard_score": None, "in_distribution": None, "guard_reasons": None, "prediction_sets": None},
+                    {"guard_score": 0.25, "in_distribution": False, "guard_reasons": ["blank"],
+                     "prediction_sets": {"label": ["x", "y"]}}]
 
 
 def test_log_command_reads_postgres(pg_url, tmp_path):

@@ -94,3 +94,24 @@ def test_max_batch_must_be_positive(evaluated_run, audit_db):
 
     with pytest.raises(MedclassError, match="max_batch"):
         create_app({"demo": evaluated_run}, audit_url=audit_db, max_batch=0)
+
+
+def test_outputs_with_take_are_split_per_request():
+    """The server's work returns NetworkOutputs (logits, features, cheap-check findings): each request gets its own
+    images of all three."""
+    from medclass.inference.predictor import NetworkOutputs
+
+    def work(items: list[float]) -> NetworkOutputs:
+        time.sleep(0.02)
+        values = np.array(items, np.float32)
+        return NetworkOutputs(values.reshape(1, -1, 1), values.reshape(-1, 1) * 10, [[f"item {v:g}"] for v in items])
+
+    batcher = MicroBatcher(work, max_batch=8, lock=threading.Lock())
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda i: batcher([float(i), float(i) + 0.5]), range(6)))
+    finally:
+        batcher.close()
+    for i, part in enumerate(answers):
+        assert part.logits[0, :, 0].tolist() == [i, i + 0.5] and part.features[:, 0].tolist() == [10 * i, 10 * i + 5]
+        assert part.problems == [[f"item {i:g}"], [f"item {i + 0.5:g}"]]

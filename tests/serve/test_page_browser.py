@@ -42,14 +42,24 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromi
                                                                        "chromium (or set MEDCLASS_CHROMIUM)")
 
 
+try:  # prediction sets came with the conformal work: without them the page's set lines go untested
+    from medclass.core.prediction_sets import PredictionSets
+    from medclass.core.heads import TaskHead as _Head
+
+    HAS_SETS = hasattr(_Head, "__dataclass_fields__") and "prediction_sets" in _Head.__dataclass_fields__
+except ImportError:
+    HAS_SETS = False
+FOREIGN = "This image does not look like the images this model was trained on"
+
 LONG_CLASS = "immature granulocytes(myelocytes, metamyelocytes and promyelocytes)"  # BloodMNIST's
 DESCRIPTION = "Untrained test model: organ, malignancy and findings of 32 px X-ray-like images"
 
 
 def three_task_model(folder: Path) -> Path:
     """An untrained smallcnn answering organ (multiclass, calibrated to a flattening temperature, one class named
-    as long as BloodMNIST's), malignancy (binary, tuned threshold) and findings (multilabel, one threshold each):
-    every kind of task the page draws; with a description and a modality."""
+    as long as BloodMNIST's), malignancy (binary, tuned threshold; prediction sets whose quantile 0.5 leaves one
+    class in each set) and findings (multilabel, one threshold each): every kind of task the page draws; with a
+    description and a modality, and no input guard."""
     import torch
 
     from medclass.core.heads import TaskHead
@@ -57,8 +67,9 @@ def three_task_model(folder: Path) -> Path:
     from medclass.models import create_model
     from medclass.core.preprocessing import Preprocessing
 
+    sets = {"prediction_sets": PredictionSets(0.9, (0.5,), images=20)} if HAS_SETS else {}
     heads = [TaskHead("organ", "multiclass", ("Brain", "Breast", LONG_CLASS), temperature=16.7),
-             TaskHead("malignancy", "binary", ("benign", "malignant"), 1, 0.3, "val, youden"),
+             TaskHead("malignancy", "binary", ("benign", "malignant"), 1, 0.3, "val, youden", **sets),
              TaskHead("findings", "multilabel", ("Mass", "Nodule"), threshold=(0.2, 0.7))]
     torch.manual_seed(0)
     outputs = [head.outputs for head in heads]
@@ -312,3 +323,73 @@ def test_page_asks_for_the_api_key(evaluated_run, browser, tmp_path):
         page.click("#key-apply")
         page.wait_for_selector("#model:not([disabled])")
         assert page.eval_on_selector_all("#model option", "o => o.map(x => x.value)") == [evaluated_run.name]
+
+
+def shown_guard(page) -> dict:
+    return page.evaluate("""() => { const g = document.getElementById('guard');
+        return { visible: !g.hidden, text: g.innerText, ood: g.classList.contains('ood'), role: g.getAttribute('role'),
+                 flagged: document.getElementById('tasks').classList.contains('flagged'),
+                 fills: [...document.querySelectorAll('#tasks .fill')].map(f => getComputedStyle(f).backgroundColor),
+                 notes: document.querySelectorAll('#tasks .flag-note').length,
+                 sets: Object.fromEntries([...document.querySelectorAll('.task')].map(c => [c.dataset.task,
+                       c.querySelector('.prediction-set') && [c.querySelector('.prediction-set').dataset.predictionSet,
+                                                              c.querySelector('.prediction-set').innerText]])) }; }""")
+
+
+def predict_on_page(page, model: str, image: Path) -> dict:
+    page.select_option("#model", model)
+    page.set_input_files("#file", str(image))
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    return shown_guard(page)
+
+
+def test_page_warns_of_foreign_images_and_shows_prediction_sets(server, browser, png_path, tmp_path):
+    """A training-like phantom passes the guard quietly; a colour photo of noise is flagged with its reasons and
+    its bars greyed; a model without a guard says so; each task's prediction set is put in words."""
+    foreign = tmp_path / "holiday photo.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(foreign)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(server["url"] + "/")
+    page.wait_for_selector("#model:not([disabled])")
+    page.select_option("#model", "phantoms")
+    assert "Input guard: knn" in page.inner_text("#model-card")
+
+    calm = predict_on_page(page, "phantoms", png_path)
+    assert calm["visible"] and not calm["ood"] and not calm["flagged"] and calm["role"] is None
+    assert FOREIGN not in calm["text"] and "in distribution" in calm["text"] and not calm["notes"]
+    answer = page.evaluate("window.lastAnswer")
+    assert answer["extras"]["input_guard"]["in_distribution"] is True
+    page.screenshot(path=str(tmp_path / "page-in-distribution.png"), full_page=True)
+
+    flagged = predict_on_page(page, "phantoms", foreign)
+    assert flagged["ood"] and flagged["flagged"] and flagged["role"] == "alert"
+    assert FOREIGN in flagged["text"] and "colour picture" in flagged["text"]
+    assert page.is_visible("#guard .ood-title")
+    grey = page.evaluate("c => { const e = document.createElement('i'); e.style.color = c; document.body.append(e); "
+                         "const v = getComputedStyle(e).color; e.remove(); return v; }", "#b6bdc6")
+    assert set(flagged["fills"]) == {grey} and flagged["notes"] == 1  # greyed, and said so in words
+    assert len(page_answer(page)["label"][1]) == 3  # the probabilities are still shown
+    assert page.evaluate("window.lastAnswer")["extras"]["input_guard"]["in_distribution"] is False
+    page.screenshot(path=str(tmp_path / "page-foreign.png"), full_page=True)
+    print(f"screenshots: {tmp_path}/page-in-distribution.png, page-foreign.png")
+
+    unguarded = predict_on_page(page, "three_tasks", png_path)
+    assert "No input guard is fitted" in page.inner_text("#model-card")
+    assert not unguarded["ood"] and "No input guard is fitted" in unguarded["text"]
+    assert not problems, problems
+
+    if not HAS_SETS:
+        pytest.skip("TaskHead has no prediction_sets yet: the page's set lines are not checked")
+    answer = page.evaluate("window.lastAnswer")
+    chosen = answer["tasks"]["malignancy"]["prediction_set"]
+    assert len(chosen) == 1  # quantile 0.5: a binary set holds the more probable class alone
+    assert unguarded["sets"]["malignancy"] == [chosen[0], f"Prediction set (90% coverage): {chosen[0]}"]
+    assert unguarded["sets"]["organ"] is None and unguarded["sets"]["findings"] is None  # no sets: no line
+    many = predict_on_page(page, "phantoms", png_path)["sets"]["label"]  # too few calibration images: all three
+    names = page.evaluate("window.lastAnswer")["tasks"]["label"]["prediction_set"]
+    assert many[0] == "|".join(names) and len(names) > 1
+    assert many[1].startswith("Prediction set (90% coverage): " + ", ".join(names[:-1]) + f" or {names[-1]}")
+    assert many[1].endswith("the model cannot tell these apart for this image")

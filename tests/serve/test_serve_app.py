@@ -170,15 +170,15 @@ def test_inference_does_not_block_the_event_loop(evaluated_run, audit_db, png_pa
     import time
 
     predictor = load_predictor(evaluated_run)
-    forward = predictor.forward
+    forward = predictor.forward_outputs  # what the server's batch thread runs: logits and the guard's features
     started = threading.Event()
 
-    def slow_forward(batch):
+    def slow_forward(batch, problems):
         started.set()
         time.sleep(1.0)
-        return forward(batch)
+        return forward(batch, problems)
 
-    predictor.forward = slow_forward
+    predictor.forward_outputs = slow_forward
     with TestClient(create_app({"slow": predictor}, audit_url=audit_db)) as client:
         wait_ready(client)
         answers = []

@@ -111,6 +111,9 @@ def threshold(
     if len(rules) > 1 or (not rules and coverage is None):
         raise MedclassError("give one of --sensitivity S, --specificity S, --youden or --value T (or --coverage C "
                             "alone)")
+    if coverage is None and (set_score is not None or mondrian is not None):
+        raise MedclassError("--set-score, --mondrian and --marginal say how to make the prediction sets: give "
+                            "--coverage C with them")
     check_other_data(run_dir, data, run_data, reader_options, "the run's own validation split is used")
     chosen_on = None
     if data is not None:

@@ -149,7 +149,7 @@ def tuned_sets(head: TaskHead, logits: np.ndarray, y: np.ndarray, coverage: floa
         if stored is None:
             return head, None
         if not calibrated_now:
-            return head, stored.to_dict() | {"kept": "stored sets kept (no --coverage given)"}
+            return head, stored.to_dict() | {"kept": "stored sets kept (not made again this time)"}
         coverage, by_class, score = stored.coverage, stored.by_class if by_class is None else by_class, \
             score or stored.score
     return fit_sets(head, logits, y, coverage, rule=rule, groups=groups, by_class=by_class,

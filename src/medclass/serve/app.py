@@ -72,7 +72,15 @@ def upload_schema() -> dict:
                               "default": CAM_THRESHOLD,
                               "description": "CAM boxes: share of the heatmap's maximum a pixel needs to be inside."},
             "preview": {"type": "boolean", "description": "Also return the decoded image as base64 PNG (for DICOM, "
-                                                          "which browsers cannot show)."}}}}}}}
+                                                          "which browsers cannot show)."}}}}}},
+        "responses": {"200": {"description": ANSWER}}}
+
+
+ANSWER = ("Per task (`tasks`): label, probabilities, threshold, threshold_source, calibrated, and prediction_set "
+          "(its conformal set's classes) when the model has sets. `extras.input_guard`: whether this image looks like "
+          "the training images: fitted, in_distribution (true, false, or null when no guard is fitted and the cheap "
+          "checks found nothing), score, threshold, detector, reasons, message. Flagged answers keep their "
+          "probabilities, which then describe an image unlike any the model learnt from.")
 
 
 class HTTPProblem(Exception):
@@ -293,7 +301,7 @@ def answer(model: ServedModel, audit: AuditLog, data: bytes, image: Image.Image,
         raise HTTPProblem(500, f"model {model.name!r} gives no answer for this image: {exc}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     digest = hashlib.sha256(data).hexdigest()
-    logged = {"tasks": outputs["tasks"]}
+    logged = {key: outputs[key] for key in ("tasks", "extras") if key in outputs}  # the guard's verdict too
     if explain:  # what was explained and boxed, not the overlay picture
         logged |= {"explain": explain.method,
                    "explanation": {k: v for k, v in outputs["explanation"].items() if k != "overlay_png"}}

@@ -9,7 +9,11 @@ weights, wider matrix products), which is what throughput under load gains; on a
 The batch thread also preprocesses (resize, scale, normalise): PyTorch spreads even those small tensor operations
 over its intra-op threads, and from a request thread they would compete for the cores with the forward running
 beside them (oversubscription: on 2 cores a 1.5 ms preprocessing took 20 ms that way). Request threads only
-decode bytes into an image.
+decode bytes into an image (and run the input guard's cheap checks on it, plain Pillow and numpy work).
+
+What the work returns is split back per request along the images: a logits array (views, images, outputs) by its
+second axis, anything else (the Predictor's `NetworkOutputs`: logits, pooled features, cheap-check findings) by its
+`take(start, stop)`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,11 +29,12 @@ _STOP = object()
 
 
 class MicroBatcher:
-    """`work(items) -> (views, len(items), outputs)` logits, run on one thread for requests queued from many threads,
-    each request a list of items (images). `lock` is held around each call, so other users of the network (Grad-CAM's
-    hooks) never overlap it."""
+    """`work(items)` -> the (views, len(items), outputs) logits of the items, or a value whose `take(start, stop)`
+    gives the items [start, stop) of it (`NetworkOutputs`); run on one thread for requests queued from many
+    threads, each request a list of items (images). `lock` is held around each call, so other users of the network
+    (Grad-CAM's hooks) never overlap it."""
 
-    def __init__(self, work: Callable[[list], np.ndarray], max_batch: int, lock: threading.Lock,
+    def __init__(self, work: Callable[[list], Any], max_batch: int, lock: threading.Lock,
                  name: str = "model"):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1; got {max_batch}")
@@ -39,8 +44,8 @@ class MicroBatcher:
         self.thread = threading.Thread(target=self._run, name=f"medclass-batcher-{name}", daemon=True)
         self.thread.start()
 
-    def __call__(self, items: list) -> np.ndarray:
-        """The logits of `items` (their own rows of the shared forward); blocks until they are computed."""
+    def __call__(self, items: list):
+        """What the work gave for `items` (their own rows of the shared forward); blocks until it is computed."""
         future: Future = Future()
         self.queue.put((list(items), future))
         return future.result()
@@ -73,11 +78,19 @@ class MicroBatcher:
         sizes = [len(items) for items, _ in waiting]
         try:
             with self.lock:
-                logits = self.work([item for items, _ in waiting for item in items])
+                result = self.work([item for items, _ in waiting for item in items])
         except BaseException as exc:  # every waiting request gets the failure; the thread keeps serving
             for _, future in waiting:
                 future.set_exception(exc)
             return
         self.forwards, self.images = self.forwards + 1, self.images + sum(sizes)
-        for (_, future), part in zip(waiting, np.split(logits, np.cumsum(sizes)[:-1], axis=1)):
-            future.set_result(part)
+        stops = np.cumsum(sizes)
+        for (_, future), start, stop in zip(waiting, stops - sizes, stops):
+            future.set_result(rows(result, int(start), int(stop)))
+
+
+def rows(result, start: int, stop: int):
+    """The images [start, stop) of what one forward gave: an array's along axis 1, else `result.take`."""
+    if isinstance(result, np.ndarray):  # ndarray.take is numpy's fancy indexing, not this
+        return result[:, start:stop]
+    return result.take(start, stop)

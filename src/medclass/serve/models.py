@@ -2,7 +2,9 @@
 
 Answers are `Prediction` values (inference/prediction.py) made from the logits as `medclass predict` makes them, so
 the server's labels and probabilities are exactly those of the command line for the same file; the JSON is the
-value's own rendering (`Prediction.to_dict`).
+value's own rendering (`Prediction.to_dict`). Each answer carries the input guard's verdict in `extras.input_guard`
+(inference/guard.py), computed as `Predictor.predictions` computes it: the cheap checks on the decoded image, the
+detector on the pooled features of the same forward that gave the probabilities.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from medclass.explain.options import ExplainOptions
 from medclass.explain.predicted import explain as explain_images
 from medclass.core.heads import TaskHead, view_probabilities
 from medclass.inference.backends import BACKENDS
+from medclass.inference.guard import NOT_FITTED, InputGuard
 from medclass.inference.prediction import predictions_from_probabilities, threshold_of, threshold_source
-from medclass.inference.predictor import Predictor
+from medclass.inference.predictor import NetworkOutputs, Predictor, with_assessments
 from medclass.core.rundir import RunDir
 from medclass.serve.about import about, chance_warnings
 from medclass.serve.batching import MicroBatcher
@@ -43,9 +46,14 @@ class ServedModel:
     batcher: MicroBatcher = field(init=False, repr=False)
 
     def __post_init__(self):
+        self.batcher = MicroBatcher(self._forward, self.max_batch, self.lock, self.name)
+
+    def _forward(self, uploads: list[tuple[Image.Image, list[str]]]) -> NetworkOutputs:
+        """One forward over the waiting uploads, each (image, its cheap-check findings): the logits, and the pooled
+        features when the input guard reads them; the batcher gives each request its rows (`take`)."""
         predictor = self.predictor
-        self.batcher = MicroBatcher(lambda images: predictor.forward(predictor.preprocess(images)), self.max_batch,
-                                    self.lock, self.name)
+        batch = predictor.preprocess([image for image, _ in uploads])
+        return predictor.forward_outputs(batch, [found for _, found in uploads])
 
     @property
     def warnings(self) -> list[str]:
@@ -54,25 +62,29 @@ class ServedModel:
 
     def card(self) -> dict:
         """What /models says about this model: what it is for (description, data, modality, input, tasks), how it
-        decides, its test metrics, the explanations it offers and any warning."""
+        decides (per task: threshold, calibration, prediction sets), its input guard, its test metrics, the
+        explanations it offers and any warning."""
         artifact = self.predictor.artifact
         return {"name": self.name, "version": self.version, "architecture": artifact.model_name,
                 "backend": self.predictor.backend.name, **about(artifact, self.predictor.backend.name),
-                "tasks": [task_card(h) for h in self.predictor.heads], "test_metrics": self.test_metrics,
-                "warnings": self.warnings, "batching": self.batcher.stats()}
+                "tasks": [task_card(h) for h in self.predictor.heads], "input_guard": guard_card(self.predictor.guard),
+                "test_metrics": self.test_metrics, "warnings": self.warnings, "batching": self.batcher.stats()}
 
     def predict(self, image: Image.Image, explain: ExplainOptions | None = None) -> dict:
-        """{tasks: {task: {label, probabilities, threshold, threshold_source, calibrated}}, explanation?}; the
-        explanation: {method, task, class, probability, boxes: [{x0, y0, x1, y1, score, label}] in the image's own
-        pixels, best first, peak, polarity (Otsu), image_size: [width, height], overlay_png}."""
+        """{tasks: {task: {label, probabilities, threshold, threshold_source, calibrated, prediction_set?}},
+        extras: {input_guard: {fitted, in_distribution, score, threshold, detector, reasons, message}},
+        explanation?}; the explanation: {method, task, class, probability, boxes: [{x0, y0, x1, y1, score, label}]
+        in the image's own pixels, best first, peak, polarity (Otsu), image_size: [width, height], overlay_png}."""
         predictor = self.predictor
-        logits = self.batcher([image])  # preprocessed and run with the requests waiting beside it
-        proba = view_probabilities(predictor.heads, logits)
+        found, = predictor.input_problems([image])  # cheap Pillow work, here in the request's thread
+        outputs = self.batcher([(image, found)])  # preprocessed and run with the requests waiting beside it
+        proba = view_probabilities(predictor.heads, outputs.logits)
         explanation = None
-        if explain:
-            with self.lock:  # Grad-CAM's hooks live on the shared network; the probabilities are the ones just computed
+        with self.lock:  # the guard's detector and Grad-CAM's hooks are shared by every request of this model
+            guard = predictor.assess(outputs)
+            if explain:  # the probabilities explained are the ones just computed
                 explanation = explain_images(predictor, [image], explain, proba=proba)[0]
-        prediction, = predictions_from_probabilities(predictor.heads, proba)
+        prediction, = with_assessments(predictions_from_probabilities(predictor.heads, proba), guard)
         answer = prediction.to_dict()
         if explanation is not None:
             answer["explanation"] = explanation.to_dict() | {"image_size": list(image.size),
@@ -81,10 +93,23 @@ class ServedModel:
 
 
 def task_card(head: TaskHead) -> dict:
+    # getattr: artefacts loaded through an older TaskHead have no prediction sets at all
+    sets = getattr(head, "prediction_sets", None)
     return {"name": head.name, "kind": head.kind, "classes": list(head.classes), "positive_class": head.positive_class,
             "threshold": threshold_of(head), "threshold_source": threshold_source(head),
             "temperature": head.temperature, "calibrated": head.temperature != 1.0,
-            "decision": head.describe_decision()}
+            "decision": head.describe_decision(),
+            "prediction_sets": None if sets is None else sets.to_dict() | {"description": sets.describe()}}
+
+
+def guard_card(guard: InputGuard | None) -> dict:
+    """/models' account of the input guard: its detector, threshold and the share of validation images it accepts
+    (`accept` the target, `val_accepted` as measured), or that none is fitted."""
+    if guard is None:
+        return {"fitted": False, "message": NOT_FITTED}
+    return {"fitted": True, "detector": guard.detector, "description": guard.entry.description,
+            "threshold": float(guard.threshold), "accept": float(guard.accept),
+            "val_accepted": guard.record.get("val_accepted"), "colour_trained": guard.stats.colour_trained}
 
 
 def overlay_png(image: Image.Image, explanation) -> str:

@@ -100,7 +100,8 @@ function showModel() {
   showExplainChoices(model);
   for (const task of model.tasks) {
     const calibration = task.calibrated ? `calibrated (temperature ${task.temperature.toFixed(3)})` : "not calibrated";
-    card.append(el("p", { text: `${task.name} (${task.kind}): ${task.decision}; ${calibration}` }));
+    const sets = task.prediction_sets ? `; prediction sets (${task.prediction_sets.description})` : "";
+    card.append(el("p", { text: `${task.name} (${task.kind}): ${task.decision}; ${calibration}${sets}` }));
     const metrics = model.test_metrics && model.test_metrics[task.name];
     if (!metrics) continue;
     const level = metrics.ci_level ? `${Math.round(metrics.ci_level * 100)}% CI` : "CI";
@@ -117,7 +118,18 @@ function showModel() {
   if (!model.test_metrics) {
     card.append(el("p", { text: "No test-set evaluation recorded for this model (`medclass evaluate` makes one)." }));
   }
+  card.append(el("p", { class: "guard-about", text: guardAbout(model.input_guard) }));
   updateButton();
+}
+
+// What the model card says of the input guard, which checks whether an upload resembles the training images.
+function guardAbout(guard) {
+  if (!guard || !guard.fitted) return "No input guard is fitted for this model: only the cheap checks (blank " +
+    "image, colour photo, odd shape) look at uploads.";
+  const measured = guard.val_accepted === null || guard.val_accepted === undefined ? "" :
+    ` (${(100 * guard.val_accepted).toFixed(1)}% measured)`;
+  return `Input guard: ${guard.detector} (${guard.description}), threshold ${guard.threshold.toPrecision(4)}, ` +
+    `accepting ${Math.round(100 * guard.accept)}% of the validation images${measured}.`;
 }
 
 function setFile(file) {
@@ -203,12 +215,59 @@ function showAnswer(model, answer) {
     $("overlay").src = `data:image/png;base64,${explanation.overlay_png}`;
     $("overlay-caption").textContent = explanationCaption(explanation);
   }
+  const guard = (answer.extras || {}).input_guard;
+  const flagged = showGuard(guard);
   const cards = model.tasks.map((task) => taskCard(task, answer.tasks[task.name]));
+  // said in words on every card, not by the grey alone
+  if (flagged) for (const card of cards) card.append(el("p", { class: "flag-note", text: "Greyed: the " +
+    "probabilities of an image unlike the training images (see the warning above)." }));
   $("tasks").replaceChildren(...cards);
+  $("tasks").classList.toggle("flagged", flagged);
   $("meta").textContent = `model ${answer.model} (version ${answer.model_version.slice(0, 12)}) · image sha256 ` +
     `${answer.input_sha256} · ${answer.latency_ms.toFixed(0)} ms · audit record ${answer.audit_id}`;
   $("result").hidden = false;
   $("result").dataset.auditId = answer.audit_id;
+}
+
+const FOREIGN = "This image does not look like the images this model was trained on";
+
+// The input guard's verdict above the answers: a flagged upload prominently, with its reasons (the probabilities
+// below stay, marked); no guard fitted, quietly; in distribution, a quiet line. Returns whether it was flagged.
+function showGuard(guard) {
+  const box = $("guard");
+  box.replaceChildren();
+  box.hidden = !guard;
+  if (!guard) return false;
+  const flagged = guard.in_distribution === false;
+  box.className = flagged ? "guard ood" : "guard quiet";
+  box.dataset.inDistribution = String(guard.in_distribution);
+  if (flagged) {
+    box.setAttribute("role", "alert");
+    box.append(el("p", { class: "ood-title", text: FOREIGN }),
+      el("ul", {}, ...guard.reasons.map((reason) => el("li", { text: reason }))),
+      el("p", { text: "The probabilities below are still shown, greyed: they describe an image unlike any the " +
+                      "model learnt from, and should not be relied on." }));
+    if (!guard.fitted) box.append(el("p", { class: "rule", text: "No input guard is fitted for this model; " +
+                                                                 "the cheap checks found this." }));
+    return true;
+  }
+  box.removeAttribute("role");
+  box.append(el("p", { text: guard.fitted ? `Input guard: in distribution (${guard.detector} score ` +
+    `${guard.score.toPrecision(4)} ≤ threshold ${guard.threshold.toPrecision(4)})` :
+    "No input guard is fitted for this model: nothing checked that this image resembles its training images." }));
+  return false;
+}
+
+// A task's conformal prediction set in words: one class is the answer; several, the ones the model cannot tell
+// apart for this image; none (an empty LAC set), no class plausible enough.
+function predictionSet(task, classes) {
+  const coverage = task.prediction_sets ? `${Math.round(100 * task.prediction_sets.coverage)}% coverage` : "coverage";
+  const names = classes.length > 1 ? `${classes.slice(0, -1).join(", ")} or ${classes[classes.length - 1]}` :
+    classes[0];
+  const text = classes.length === 0 ? "empty: no class is plausible enough for this image" :
+    classes.length === 1 ? names : `${names} — the model cannot tell these apart for this image`;
+  return el("p", { class: "prediction-set", "data-prediction-set": classes.join("|"),
+                   text: `Prediction set (${coverage}): ${text}` });
 }
 
 function taskCard(task, result) {
@@ -222,6 +281,7 @@ function taskCard(task, result) {
   // data-label: the label as `medclass predict` writes it (findings joined by "|"), for scripts and tests
   const card = el("div", { class: "task", "data-task": task.name }, el("h2", { text: task.name }),
     el("p", { class: "label", text: label, "data-label": chosen.join("|") }), el("p", { class: "rule", text: rule }));
+  if (Array.isArray(result.prediction_set)) card.append(predictionSet(task, result.prediction_set));
   for (const name of task.classes) {
     const p = result.probabilities[name];
     const bar = el("div", { class: "bar" }, el("div", { class: "fill", style: { width: `${(100 * p).toFixed(2)}%` } }));
