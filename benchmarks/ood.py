@@ -31,15 +31,14 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from common import data_roots, find_npz, out_dir
-from medclass.core.architectures import main_classifier
 from medclass.core.rundir import RunDir
 from medclass.data import open_dataset
 from medclass.data.run_data import run_dataset
 from medclass.evaluation import evaluate_run
-from medclass.inference.detectors import DEFAULT_DETECTOR, DETECTORS, Classifier, score_with
+from medclass.inference.detectors import DEFAULT_DETECTOR, DETECTORS, score_with
 from medclass.inference.predictor import Predictor
 from medclass.training import TrainConfig, train
-from medclass.training.guard import MAX_FIT_IMAGES, Sampled, main_labels, network_features, sample_indices
+from medclass.training.guard import Sampled, network_features, training_features
 
 DETECTOR_ORDER = ("msp", "energy", "mahalanobis", "vim", "knn")
 # shown beside them, never chosen: a registered detector rebuilt with other parameters (KNN_K is 50 whatever the bank)
@@ -217,15 +216,10 @@ def measure(name: str, run: Path, sources: list[str], per_source: int) -> dict:
     """Every detector's scores of the model's test split and of each source; the fit as training/guard.py's."""
     predictor = Predictor(RunDir(run).artifact())
     train_data, val_data, test_data = (run_dataset(RunDir(run), split) for split in ("train", "val", "test"))
-    chosen = sample_indices(len(train_data), MAX_FIT_IMAGES)
-    features, _ = network_features(predictor, Sampled(train_data, chosen))
-    labels = main_labels(train_data, predictor, chosen)
-    labelled = labels >= 0
-    weights = main_classifier(predictor.backend.model, predictor.heads[0].outputs)
-    classifier = Classifier(*weights) if weights else None
+    features, labels, classifier = training_features(predictor, train_data)
     sets = {"val": network_features(predictor, Sampled(val_data, np.arange(len(val_data)))),
             "test": network_features(predictor, Sampled(test_data, np.arange(len(test_data))))}
-    counts = {"train": int(labelled.sum()), "val": len(val_data), "test": len(test_data)}
+    counts = {"train": len(labels), "val": len(val_data), "test": len(test_data)}
     for source in sources:
         rng = np.random.default_rng(sum(map(ord, source)))  # seeded per source
         images = SOURCES[source][2](SYNTHETIC if source in GENERATED else per_source, rng)
@@ -235,7 +229,7 @@ def measure(name: str, run: Path, sources: list[str], per_source: int) -> dict:
     for detector in DETECTOR_ORDER:
         entry = DETECTORS.get(detector)
         try:
-            tensors, params = entry.fit(torch.from_numpy(features[labelled]), torch.from_numpy(labels[labelled]),
+            tensors, params = entry.fit(torch.from_numpy(features), torch.from_numpy(labels),
                                         classifier)
             built = entry.build(tensors, params)
             scores[detector] = {key: score_with(entry, built, f, lg) for key, (f, lg) in sets.items()}
@@ -246,7 +240,7 @@ def measure(name: str, run: Path, sources: list[str], per_source: int) -> dict:
         except Exception as error:  # reported as measured, never patched
             fit_notes[detector] = f"{type(error).__name__}: {error}"
     return {"name": name, "scores": scores, "counts": counts, "notes": fit_notes,
-            "covariance": covariance_condition(features[labelled], labels[labelled]),
+            "covariance": covariance_condition(features, labels),
             "dim": int(features.shape[1]), "classes": len(predictor.heads[0].classes)}
 
 

@@ -68,21 +68,27 @@ def main_labels(dataset: ImageDataset, predictor: Predictor, indices: np.ndarray
     return encode_targets([head], samples, [task], dataset.name)[:, 0].astype(np.int64)
 
 
-def guard_for(artifact: ModelArtifact, train_data: ImageDataset, val_data: ImageDataset, detector: str,
-              accept: float, device: str = "cpu") -> InputGuard:
-    """The input guard of `artifact`'s network, fitted on `train_data` and thresholded on `val_data`."""
-    predictor = Predictor(artifact, device=device)
+def training_features(predictor: Predictor, train_data: ImageDataset):
+    """What a detector is fitted on: the pooled features and main-task labels of the (sampled) labelled training
+    images, and the main task's linear classifier (detectors.Classifier, or None for an MLP head)."""
     chosen = sample_indices(len(train_data), MAX_FIT_IMAGES)
     features, _ = network_features(predictor, Sampled(train_data, chosen))
     labels = main_labels(train_data, predictor, chosen)
     labelled = labels >= 0
     weights = main_classifier(predictor.backend.model, predictor.heads[0].outputs)
-    classifier = Classifier(*weights) if weights else None
+    return features[labelled], labels[labelled], Classifier(*weights) if weights else None
+
+
+def guard_for(artifact: ModelArtifact, train_data: ImageDataset, val_data: ImageDataset, detector: str,
+              accept: float, device: str = "cpu") -> InputGuard:
+    """The input guard of `artifact`'s network, fitted on `train_data` and thresholded on `val_data`."""
+    predictor = Predictor(artifact, device=device)
+    features, labels, classifier = training_features(predictor, train_data)
     val = Sampled(val_data, sample_indices(len(val_data), MAX_FIT_IMAGES))
     val_features, val_logits = network_features(predictor, val)
     stats_images = Sampled(train_data, sample_indices(len(train_data), STATS_IMAGES))
     stats = ImageStats.measure(stats_images[0:len(stats_images)])
-    return fit_guard(detector, torch.from_numpy(features[labelled]), torch.from_numpy(labels[labelled]), classifier,
+    return fit_guard(detector, torch.from_numpy(features), torch.from_numpy(labels), classifier,
                      lambda guard: guard.scores(val_features, val_logits), stats, accept)
 
 
